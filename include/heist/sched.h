@@ -1,0 +1,116 @@
+/*
+ * heist/sched.h - the scheduler: worker threads, their lifecycle, statistics.
+ *
+ * A heist_sched owns N worker threads. Each worker owns a work-stealing deque;
+ * idle workers steal from a random victim, and sleep when there is nothing to
+ * steal (an idle scheduler burns no CPU). Threads that are not workers hand
+ * work to the scheduler with heist_run().
+ *
+ * Errors: functions that can fail return 0 or a positive errno value, like
+ * pthreads. No function here crashes on bad input.
+ */
+#ifndef HEIST_SCHED_H
+#define HEIST_SCHED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A task body: takes the argument given at fork/run time, returns a result. */
+typedef void *(*heist_fn)(void *arg);
+
+/* An opaque scheduler. */
+typedef struct heist_sched heist_sched;
+
+/* The most workers a scheduler accepts; more is EINVAL. */
+#define HEIST_MAX_WORKERS 1024u
+
+/*
+ * Scheduler configuration. Zero in any field means "the default", so
+ * `heist_config cfg = {0};` is always valid, and fields added later keep that
+ * meaning.
+ */
+typedef struct heist_config {
+    unsigned workers;   /* 0: $HEIST_WORKERS if set, else the online CPUs.
+                           1..HEIST_MAX_WORKERS, else EINVAL. */
+    size_t stack_size;  /* fiber stack bytes; 0: $HEIST_STACK_SIZE, else a
+                           default. Reserved for suspension (fibers). */
+} heist_config;
+
+/*
+ * Counters of one worker, or summed over all workers. Read while the
+ * scheduler runs, each counter is exact but the set is not one snapshot.
+ */
+typedef struct heist_counters {
+    uint64_t tasks;         /* tasks the worker's loop ran: stolen, injected */
+    uint64_t forks;         /* heist_fork() calls made on this worker */
+    uint64_t inlined;       /* forks joined by running them inline (not stolen) */
+    uint64_t steals;        /* successful steals from another worker */
+    uint64_t failed_steals; /* steal attempts that found nothing or lost a race */
+    uint64_t parks;         /* times the worker went to sleep for lack of work */
+} heist_counters;
+
+typedef struct heist_stats {
+    unsigned workers;       /* number of workers */
+    heist_counters total;   /* sum over the workers */
+} heist_stats;
+
+/*
+ * Creates a scheduler and starts its workers.
+ * cfg may be NULL (all defaults). On success *out holds the scheduler.
+ * Errors: EINVAL (out is NULL; workers or $HEIST_WORKERS out of range or not
+ * a number; stack_size or $HEIST_STACK_SIZE absurd), ENOMEM, EAGAIN (the
+ * system could not start a thread). On error *out is left unchanged and
+ * nothing leaks.
+ * Any thread may call it, workers of another scheduler included.
+ */
+int heist_sched_new(const heist_config *cfg, heist_sched **out);
+
+/*
+ * Waits until every task submitted to s has finished, stops and joins the
+ * workers, and frees s.
+ * Errors: EINVAL (s is NULL), EDEADLK (called from a worker of s: it would
+ * wait for itself; s is left running).
+ * Call it once, from a thread that is not one of s's workers, after every
+ * heist_run() on s has returned.
+ */
+int heist_sched_free(heist_sched *s);
+
+/*
+ * Runs main(arg) as a task on s and blocks the calling thread until it
+ * returns; then stores its return value in *result (result may be NULL).
+ * Several threads may call heist_run on the same scheduler at once.
+ * Errors: EINVAL (s or main is NULL), ENOMEM, EDEADLK (called from a worker of
+ * s: blocking it could starve the scheduler; use heist_fork/heist_join there).
+ */
+int heist_run(heist_sched *s, heist_fn main, void *arg, void **result);
+
+/* The scheduler whose worker is calling, or NULL on any other thread. */
+heist_sched *heist_current(void);
+
+/*
+ * The worker index (0..workers-1) of the calling thread in its scheduler, or
+ * -1 on a thread that is not a worker.
+ */
+int heist_worker_index(void);
+
+/*
+ * Fills *out with the number of workers and the counters summed over them.
+ * Errors: EINVAL (s or out is NULL).
+ */
+int heist_sched_stats(heist_sched *s, heist_stats *out);
+
+/*
+ * Fills *out with the counters of worker i.
+ * Errors: EINVAL (s or out is NULL, or i >= the number of workers).
+ */
+int heist_sched_worker_stats(heist_sched *s, unsigned i, heist_counters *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HEIST_SCHED_H */
