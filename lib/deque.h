@@ -1,0 +1,98 @@
+/*
+ * deque.h - the per-worker work-stealing deque (internal).
+ *
+ * A split deque after Lace (T. van Dijk and J. van de Pol, "Lace: non-blocking
+ * split deque for work-stealing", Euro-Par 2014 workshops; the split idea is
+ * from Dinan et al., "Scalable work stealing", SC 2009). See deque.c for the
+ * algorithm and its invariants.
+ *
+ * Items are non-NULL pointers. One thread, the owner, calls push and pop;
+ * any number of other threads (thieves) call steal concurrently. Owner order
+ * is LIFO (pop returns the newest item), thief order is FIFO (steal returns
+ * the oldest).
+ *
+ * Memory: the ring grows when full; thieves may still read an old ring, so
+ * old rings are freed after a liburcu QSBR grace period. Every thread that
+ * calls steal must therefore be a registered QSBR reader that is online while
+ * it steals (heist__rcu_register() and heist__rcu_online(), rcu.h), and must
+ * report quiescent states (heist__rcu_quiescent()) from time to time, or
+ * retired rings are never freed. The owner must be registered too (growth
+ * retires rings with call_rcu).
+ */
+#ifndef HEIST_DEQUE_H
+#define HEIST_DEQUE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct heist__ring; /* deque.c */
+
+/* Fields are grouped by writer so that thieves and owner do not share a
+ * cache line needlessly. */
+struct heist__deque {
+    /* Shared: written by thieves (CAS) and by the owner (CAS/store). The low
+     * 32 bits are `tail` (next slot to steal), the high 32 bits `split` (one
+     * past the last public slot). */
+    _Alignas(64) _Atomic uint64_t ts;
+    /* Set by a thief that found no public item (asks the owner to share);
+     * cleared by the owner. */
+    atomic_bool splitreq;
+    /* Set by the owner when every public item was stolen and it has no
+     * private item; tells thieves not to ask. */
+    atomic_bool allstolen;
+    /* The current ring; replaced (release) by the owner when it grows. */
+    _Atomic(struct heist__ring *) ring;
+
+    /* Owner-private. */
+    _Alignas(64) uint32_t head;  /* one past the newest item */
+    uint32_t o_split;            /* owner's copy of split */
+    bool o_allstolen;            /* owner's copy of allstolen */
+    struct heist__ring *o_ring;  /* owner's copy of ring */
+};
+
+/* Result of heist__deque_steal when it returns NULL. */
+enum heist__steal_status {
+    HEIST__STEAL_OK = 0,
+    HEIST__STEAL_EMPTY = 1, /* nothing public (the owner was asked to share) */
+    HEIST__STEAL_LOST = 2,  /* lost a race with another thief or the owner */
+};
+
+/* Initializes an empty deque with room for 2^log2cap items (grows later).
+ * Returns 0, EINVAL (log2cap not in 1..30) or ENOMEM. Not thread-safe. */
+int heist__deque_init(struct heist__deque *dq, unsigned log2cap);
+
+/* Frees the ring. Call only when no thread can steal any more (after every
+ * thief has been joined or quiesced) and after heist__rcu_barrier() if the
+ * deque ever grew. */
+void heist__deque_destroy(struct heist__deque *dq);
+
+/* Owner only. Pushes item (not NULL). Returns 0, or ENOMEM if the deque was
+ * full and could not grow (the item is then not pushed). Sets *published to
+ * true when the push made items visible to thieves (the caller then wakes a
+ * sleeping worker), else leaves it unchanged. */
+int heist__deque_push(struct heist__deque *dq, void *item, bool *published);
+
+/* Owner only. Pops the newest item, or returns NULL when every item pushed
+ * and not popped has been stolen. */
+void *heist__deque_pop(struct heist__deque *dq);
+
+/* Owner only. Like pop, but only if the newest item is `item`: returns true
+ * and removes it, or returns false and removes nothing when the newest item
+ * is another one, or when `item` was stolen (then *stolen is set to true and
+ * the slot is released, as pop would). */
+bool heist__deque_pop_if(struct heist__deque *dq, void *item, bool *stolen);
+
+/* Any thread but the owner. Steals the oldest public item, or returns NULL
+ * and sets *status (may be NULL) to EMPTY or LOST. */
+void *heist__deque_steal(struct heist__deque *dq,
+                         enum heist__steal_status *status);
+
+/* Owner only: number of items pushed and neither popped nor known stolen. */
+uint32_t heist__deque_size_owner(const struct heist__deque *dq);
+
+/* Any thread: a hint that there is something to steal. */
+bool heist__deque_has_public(const struct heist__deque *dq);
+
+#endif /* HEIST_DEQUE_H */

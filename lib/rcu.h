@@ -1,0 +1,39 @@
+/*
+ * rcu.h - liburcu QSBR, wrapped with ThreadSanitizer annotations (internal).
+ *
+ * liburcu 0.13 synchronizes with inline assembly and volatile accesses that
+ * ThreadSanitizer cannot see. Each wrapper below tells TSan about the
+ * happens-before edge the real operation creates: every quiescent state (and
+ * going offline, and unregistering) releases a shared sync object, and a
+ * callback that runs after a grace period acquires it, so memory freed by
+ * such a callback is ordered after every reader's last access to it.
+ * Outside TSan builds the annotations compile to nothing.
+ *
+ * QSBR rules: a registered thread is a reader whenever it is online; it must
+ * report quiescent states regularly and go offline before it blocks, or grace
+ * periods never end. Never hold an RCU-protected pointer across a quiescent
+ * state, going offline, or a fiber switch.
+ */
+#ifndef HEIST_RCU_H
+#define HEIST_RCU_H
+
+#include <stddef.h>
+
+/* Registers the calling thread as a QSBR reader (online). */
+void heist__rcu_register(void);
+/* Unregisters it (it must be online). */
+void heist__rcu_unregister(void);
+/* Reports a quiescent state: the thread holds no RCU-protected pointer. */
+void heist__rcu_quiescent(void);
+/* Goes offline (before blocking) / comes back online. */
+void heist__rcu_offline(void);
+void heist__rcu_online(void);
+/* Frees p (with free()) after a grace period; the caller must be registered.
+ * p must point to storage of at least heist__rcu_head_size bytes reserved at
+ * offset 0 for liburcu's callback head (struct rcu_head). */
+void heist__rcu_free_deferred(void *p);
+/* Waits until every heist__rcu_free_deferred so far has run. The caller must
+ * not be an online reader. */
+void heist__rcu_barrier(void);
+
+#endif /* HEIST_RCU_H */
