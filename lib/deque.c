@@ -1,0 +1,291 @@
+/*
+ * deque.c - the split work-stealing deque.
+ *
+ * The algorithm is Lace's (T. van Dijk and J. van de Pol, "Lace:
+ * non-blocking split deque for work-stealing", Euro-Par 2014 workshops),
+ * which splits a Chase-Lev style deque (D. Chase and Y. Lev, SPAA 2005) in
+ * two so that the owner works on its private part with plain loads and
+ * stores, without the store-load fence that every Chase-Lev `take` pays.
+ *
+ * Positions (not wrapped: the ring is a growable array indexed by position):
+ *
+ *     0 ... tail ........ split ........ head ... capacity
+ *           |  public     |  private     |
+ *     [0, tail)      stolen (or popped, below a stolen item)
+ *     [tail, split)  public: thieves may take them, oldest first
+ *     [split, head)  private: only the owner sees them
+ *
+ * `tail` and `split` share one 64-bit word `ts`, so a thief claims the item
+ * at `tail` with one CAS that also checks `split` did not move, and the
+ * owner moves `split` with a CAS that also checks `tail`. Only thieves move
+ * `tail` up (except when the owner restarts an empty deque); only the owner
+ * moves `split`.
+ *
+ * Owner:
+ *  - push writes the slot at `head` and bumps `head`: private, no fence.
+ *    If every public item has been stolen (`o_allstolen`), the new item is
+ *    made public at once (ts = {head, head+1}), so idle workers find work
+ *    without asking. If a thief asked for work (`splitreq`), half of the
+ *    private part is made public (split moves up).
+ *  - pop takes the newest item. When it is private (head > split) that is a
+ *    plain decrement. Otherwise the owner shrinks the public part by half
+ *    with a CAS (split moves down) and takes the item if it became private;
+ *    if the public part was empty, every remaining item was stolen.
+ * Thief: reads ts; if tail < split it CASes tail+1 and then reads the slot;
+ *    else it raises `splitreq` (unless `allstolen` says there is nothing).
+ *
+ * Invariants:
+ *  I1 tail <= split, and !o_allstolen implies split == o_split <= head.
+ *  I2 every slot in [tail, split) was written before ts took that value
+ *     (the owner's release/seq_cst write of ts publishes it).
+ *  I3 the owner never rewrites a slot at a position a thief has claimed
+ *     until that thief has read it: positions below tail are claimed, and
+ *     the owner reuses one only after popping it (pop returns "stolen") and
+ *     after the stolen item has told it so (heist_join waits for the frame's
+ *     `thief` field, written by the thief after reading the slot).
+ * ABA on ts is benign: whenever ts == {t, s} with t < s the slot at t holds
+ * an unclaimed public item (I2), whichever epoch a stale thief read it in.
+ *
+ * Growth: when head reaches the capacity the owner copies the live slots to
+ * a ring twice as large and publishes it (release); a thief that still reads
+ * the old ring finds the same pointer there, because claimed slots are never
+ * rewritten (I3). Old rings are freed after a QSBR grace period (rcu.h).
+ */
+#include "internal.h"
+#include "rcu.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct heist__ring {
+    void *rcu[2];          /* room for liburcu's struct rcu_head (rcu.c) */
+    uint32_t capacity;
+    _Atomic(void *) slot[]; /* relaxed: a slow thief may read a slot the
+                               owner writes; ordering comes from ts */
+};
+
+#define TS(t, s) (((uint64_t)(s) << 32) | (uint32_t)(t))
+#define TS_TAIL(v) ((uint32_t)(v))
+#define TS_SPLIT(v) ((uint32_t)((v) >> 32))
+
+static struct heist__ring *ring_new(uint32_t capacity)
+{
+    struct heist__ring *r =
+        malloc(sizeof(*r) + (size_t)capacity * sizeof(r->slot[0]));
+    if (!r)
+        return NULL;
+    r->capacity = capacity;
+    for (uint32_t i = 0; i < capacity; i++)
+        atomic_init(&r->slot[i], NULL);
+    return r;
+}
+
+int heist__deque_init(struct heist__deque *dq, unsigned log2cap)
+{
+    if (log2cap < 1 || log2cap > 30)
+        return EINVAL;
+    struct heist__ring *r = ring_new(1u << log2cap);
+    if (!r)
+        return ENOMEM;
+    atomic_init(&dq->ts, TS(0, 0));
+    atomic_init(&dq->splitreq, false);
+    atomic_init(&dq->allstolen, true);
+    atomic_init(&dq->ring, r);
+    dq->head = 0;
+    dq->o_split = 0;
+    dq->o_allstolen = true;
+    dq->o_ring = r;
+    return 0;
+}
+
+void heist__deque_destroy(struct heist__deque *dq)
+{
+    free(dq->o_ring);
+    dq->o_ring = NULL;
+    atomic_store_explicit(&dq->ring, NULL, memory_order_relaxed);
+}
+
+/* Owner: doubles the ring. Returns 0 or ENOMEM. */
+static int grow(struct heist__deque *dq)
+{
+    struct heist__ring *old = dq->o_ring;
+    if (old->capacity >= (1u << 31))
+        return ENOMEM;
+    struct heist__ring *r = ring_new(old->capacity * 2);
+    if (!r)
+        return ENOMEM;
+    for (uint32_t i = 0; i < dq->head; i++) {
+        /* Only the owner writes slots: relaxed reads see its own writes. */
+        void *p = atomic_load_explicit(&old->slot[i], memory_order_relaxed);
+        atomic_store_explicit(&r->slot[i], p, memory_order_relaxed);
+    }
+    /* Release: pairs with the acquire load of `ring` in steal, so a thief
+     * that sees the new ring sees the copied slots. */
+    atomic_store_explicit(&dq->ring, r, memory_order_release);
+    dq->o_ring = r;
+    heist__rcu_free_deferred(old);
+    return 0;
+}
+
+int heist__deque_push(struct heist__deque *dq, void *item, bool *published)
+{
+    uint32_t h = dq->head;
+    if (heist__unlikely(h == dq->o_ring->capacity)) {
+        int err = grow(dq);
+        if (err)
+            return err;
+    }
+    /* Relaxed: the slot becomes visible to thieves only through a later
+     * release (seq_cst) write of ts, below or in a later push/pop (I2). */
+    atomic_store_explicit(&dq->o_ring->slot[h], item, memory_order_relaxed);
+    dq->head = h + 1;
+
+    if (heist__unlikely(dq->o_allstolen)) {
+        /* Every earlier item is gone: publish this one alone. A plain store
+         * is safe: while tail == split no thief CASes ts successfully (a
+         * stale thief's expected value has tail < split, and ts has held
+         * tail == split since). seq_cst: release for I2 (pairs with the
+         * thief's CAS), and it orders before the sleepers load in the wake
+         * protocol (park.c). */
+        atomic_store_explicit(&dq->ts, TS(h, h + 1), memory_order_seq_cst);
+        /* Relaxed: a hint for thieves; a stale value costs one spurious
+         * splitreq at most. */
+        atomic_store_explicit(&dq->allstolen, false, memory_order_relaxed);
+        dq->o_allstolen = false;
+        dq->o_split = h + 1;
+        *published = true;
+    } else if (heist__unlikely(atomic_load_explicit(
+                   &dq->splitreq, memory_order_relaxed))) {
+        /* A thief asked for work (relaxed store in steal; only a hint, so
+         * relaxed both sides). Clear first so a request raised after our
+         * CAS stays pending. */
+        atomic_store_explicit(&dq->splitreq, false, memory_order_relaxed);
+        uint32_t ns = (dq->o_split + dq->head + 1) / 2;
+        uint64_t v = atomic_load_explicit(&dq->ts, memory_order_relaxed);
+        /* seq_cst CAS: release for I2 (pairs with the thief's acquire CAS)
+         * and the store-load point of the wake protocol. Only tail changes
+         * under us; retry until split is moved. */
+        while (!atomic_compare_exchange_weak_explicit(
+            &dq->ts, &v, TS(TS_TAIL(v), ns), memory_order_seq_cst,
+            memory_order_relaxed))
+            ;
+        dq->o_split = ns;
+        *published = true;
+    }
+    return 0;
+}
+
+/* Owner, head == o_split, !o_allstolen: moves split down to take back half
+ * of the public part. Returns false if the public part was empty (every
+ * item at or below head is then stolen; o_allstolen is set). */
+static bool shrink(struct heist__deque *dq)
+{
+    uint64_t v = atomic_load_explicit(&dq->ts, memory_order_relaxed);
+    for (;;) {
+        uint32_t t = TS_TAIL(v), s = TS_SPLIT(v);
+        if (t == s) {
+            /* Relaxed: a hint for thieves (stops their split requests). */
+            atomic_store_explicit(&dq->allstolen, true, memory_order_relaxed);
+            dq->o_allstolen = true;
+            return false;
+        }
+        uint32_t ns = t + (s - t) / 2; /* t <= ns < s: slot s-1 private */
+        /* seq_cst CAS: it fails if a thief claimed an item since we read
+         * ts (thieves CAS ts too), so no thief can hold a slot >= ns. */
+        if (atomic_compare_exchange_weak_explicit(&dq->ts, &v, TS(t, ns),
+                                                  memory_order_seq_cst,
+                                                  memory_order_relaxed)) {
+            dq->o_split = ns;
+            return true;
+        }
+    }
+}
+
+void *heist__deque_pop(struct heist__deque *dq)
+{
+    uint32_t h = dq->head;
+    if (h == 0)
+        return NULL;
+    if (heist__likely(h > dq->o_split) ||
+        (!dq->o_allstolen && shrink(dq))) {
+        dq->head = h - 1;
+        return atomic_load_explicit(&dq->o_ring->slot[h - 1],
+                                    memory_order_relaxed);
+    }
+    /* The newest item was stolen; so was everything below it. */
+    return NULL;
+}
+
+bool heist__deque_pop_if(struct heist__deque *dq, void *item, bool *stolen)
+{
+    uint32_t h = dq->head;
+    *stolen = false;
+    if (heist__unlikely(h == 0))
+        return false;
+    /* Relaxed: the owner reads its own write. */
+    void *newest =
+        atomic_load_explicit(&dq->o_ring->slot[h - 1], memory_order_relaxed);
+    if (heist__unlikely(newest != item))
+        return false;
+    if (heist__likely(h > dq->o_split) ||
+        (!dq->o_allstolen && shrink(dq))) {
+        dq->head = h - 1;
+        return true;
+    }
+    dq->head = h - 1;
+    *stolen = true;
+    return false;
+}
+
+void *heist__deque_steal(struct heist__deque *dq,
+                         enum heist__steal_status *status)
+{
+    /* Acquire: pairs with the owner's seq_cst store/CAS of ts that
+     * published [tail, split) (I2); the CAS below re-validates it. */
+    uint64_t v = atomic_load_explicit(&dq->ts, memory_order_acquire);
+    uint32_t t = TS_TAIL(v), s = TS_SPLIT(v);
+    if (t >= s) {
+        /* Relaxed: splitreq and allstolen are hints (see push). */
+        if (!atomic_load_explicit(&dq->allstolen, memory_order_relaxed) &&
+            !atomic_load_explicit(&dq->splitreq, memory_order_relaxed))
+            atomic_store_explicit(&dq->splitreq, true, memory_order_relaxed);
+        if (status)
+            *status = HEIST__STEAL_EMPTY;
+        return NULL;
+    }
+    /* seq_cst CAS: acquire pairs with the owner's publishing write (the
+     * slot and the item it points to are visible after it); it is ordered
+     * against the owner's shrink CAS, so an item is taken by one side. */
+    if (!atomic_compare_exchange_strong_explicit(&dq->ts, &v, TS(t + 1, s),
+                                                 memory_order_seq_cst,
+                                                 memory_order_relaxed)) {
+        if (status)
+            *status = HEIST__STEAL_LOST;
+        return NULL;
+    }
+    /* Acquire: pairs with the release store in grow(); the ring we get
+     * holds slot t (the old one too: I3). */
+    struct heist__ring *r = atomic_load_explicit(&dq->ring,
+                                                 memory_order_acquire);
+    void *item = atomic_load_explicit(&r->slot[t], memory_order_relaxed);
+    if (status)
+        *status = HEIST__STEAL_OK;
+    return item;
+}
+
+uint32_t heist__deque_size_owner(const struct heist__deque *dq)
+{
+    if (dq->o_allstolen)
+        return 0;
+    uint64_t v = atomic_load_explicit(&dq->ts, memory_order_relaxed);
+    return dq->head - TS_TAIL(v);
+}
+
+bool heist__deque_has_public(const struct heist__deque *dq)
+{
+    /* seq_cst: the re-check of a worker about to sleep (park.c) must not
+     * miss an item published before the publisher read `sleepers`. */
+    uint64_t v = atomic_load_explicit(&dq->ts, memory_order_seq_cst);
+    return TS_TAIL(v) < TS_SPLIT(v);
+}

@@ -1,0 +1,70 @@
+/*
+ * rcu.c - liburcu QSBR with ThreadSanitizer annotations. See rcu.h.
+ *
+ * We call liburcu's library functions, never its _LGPL_SOURCE inline
+ * versions: the inline ones would put liburcu's volatile accesses into our
+ * instrumented code, where TSan would report them as races. Inside the
+ * library they are invisible, and the annotations below tell TSan about the
+ * ordering they provide.
+ */
+#include "internal.h"
+#include "rcu.h"
+
+#include <stdlib.h>
+#include <urcu-qsbr.h>
+
+/* The object TSan sees as released at every quiescent state and acquired by
+ * every callback that runs after a grace period. */
+static char rcu_hb;
+
+_Static_assert(sizeof(struct rcu_head) <= 2 * sizeof(void *),
+               "struct rcu_head does not fit the room the ring reserves");
+
+void heist__rcu_register(void)
+{
+    rcu_register_thread();
+}
+
+void heist__rcu_unregister(void)
+{
+    heist__tsan_release(&rcu_hb);
+    rcu_unregister_thread();
+}
+
+void heist__rcu_quiescent(void)
+{
+    /* Every access this thread made to RCU-protected memory happens before
+     * any callback that runs after the next grace period. */
+    heist__tsan_release(&rcu_hb);
+    rcu_quiescent_state();
+}
+
+void heist__rcu_offline(void)
+{
+    heist__tsan_release(&rcu_hb);
+    rcu_thread_offline();
+}
+
+void heist__rcu_online(void)
+{
+    rcu_thread_online();
+}
+
+static void free_cb(struct rcu_head *head)
+{
+    /* Pairs with the releases above: a grace period has passed, so every
+     * reader reported a quiescent state (or went offline) since the object
+     * was retired. */
+    heist__tsan_acquire(&rcu_hb);
+    free(head);
+}
+
+void heist__rcu_free_deferred(void *p)
+{
+    call_rcu((struct rcu_head *)p, free_cb);
+}
+
+void heist__rcu_barrier(void)
+{
+    rcu_barrier();
+}

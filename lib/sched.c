@@ -1,0 +1,304 @@
+/*
+ * sched.c - the scheduler's lifecycle, heist_run, statistics.
+ *
+ * heist_sched_new allocates the workers (each on its own cache lines),
+ * their deques, and starts one pthread per worker. heist_run wraps main in a
+ * job that lives on the caller's stack (no allocation), pushes it on the
+ * injection queue (liburcu wfcqueue: wait-free for any number of producer
+ * threads), wakes a worker, and sleeps on a futex until the job is done.
+ * heist_sched_free waits until no heist_run is in progress, tells the
+ * workers to stop, wakes them all and joins them.
+ */
+#include "internal.h"
+#include "rcu.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum {
+    DEQUE_LOG2CAP = 12,                   /* 4096 slots; grows */
+    WORKER_STACK = 8 << 20,               /* 8 MiB */
+};
+#define STACK_SIZE_MAX ((size_t)1 << 32)  /* 4 GiB: beyond is a mistake */
+
+/* Parses a positive decimal number from the environment: returns 0 if
+ * unset, 1 with *out set if valid, -1 if set but not a valid number. */
+static int env_number(const char *name, unsigned long long max,
+                      unsigned long long *out)
+{
+    const char *v = getenv(name);
+    if (!v)
+        return 0;
+    if (!*v || !isdigit((unsigned char)*v))
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || *end || n == 0 || n > max)
+        return -1;
+    *out = n;
+    return 1;
+}
+
+static int resolve_config(const heist_config *cfg, unsigned *workers,
+                          size_t *stack_size)
+{
+    unsigned long long n = cfg ? cfg->workers : 0;
+    if (n > HEIST_MAX_WORKERS)
+        return EINVAL;
+    if (n == 0) {
+        int r = env_number("HEIST_WORKERS", HEIST_MAX_WORKERS, &n);
+        if (r < 0)
+            return EINVAL;
+        if (r == 0) {
+            long c = sysconf(_SC_NPROCESSORS_ONLN);
+            n = c < 1 ? 1 : (c > (long)HEIST_MAX_WORKERS ? HEIST_MAX_WORKERS
+                                                          : (unsigned long)c);
+        }
+    }
+    unsigned long long ss = cfg ? cfg->stack_size : 0;
+    if (ss == 0) {
+        int r = env_number("HEIST_STACK_SIZE", STACK_SIZE_MAX, &ss);
+        if (r < 0)
+            return EINVAL;
+    }
+    if (ss > STACK_SIZE_MAX || (ss != 0 && ss < 16384))
+        return EINVAL;
+    *workers = (unsigned)n;
+    *stack_size = (size_t)ss;
+    return 0;
+}
+
+static void free_workers(struct heist_sched *s, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        heist__deque_destroy(&s->workers[i]->dq);
+        free(s->workers[i]);
+    }
+    free(s->workers);
+}
+
+/* Stops and joins the first n started workers. */
+static void stop_workers(struct heist_sched *s, unsigned n)
+{
+    /* seq_cst: pairs with the loads in the worker loop and in the re-check
+     * before parking (park.c: the store is the "publish"). */
+    atomic_store_explicit(&s->stopping, true, memory_order_seq_cst);
+    heist__park_wake_all(&s->park);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(s->workers[i]->thread, NULL);
+}
+
+int heist_sched_new(const heist_config *cfg, heist_sched **out)
+{
+    if (!out)
+        return EINVAL;
+    unsigned n;
+    size_t stack_size;
+    int err = resolve_config(cfg, &n, &stack_size);
+    if (err)
+        return err;
+
+    struct heist_sched *s = calloc(1, sizeof(*s));
+    if (!s)
+        return ENOMEM;
+    s->nworkers = n;
+    s->stack_size = stack_size;
+    cds_wfcq_init(&s->inj_head, &s->inj_tail);
+    s->workers = calloc(n, sizeof(*s->workers));
+    if (!s->workers) {
+        free(s);
+        return ENOMEM;
+    }
+    unsigned made = 0;
+    for (; made < n; made++) {
+        struct heist__worker *w = aligned_alloc(HEIST_CACHELINE, sizeof(*w));
+        if (!w)
+            break;
+        memset(w, 0, sizeof(*w));
+        if (heist__deque_init(&w->dq, DEQUE_LOG2CAP)) {
+            free(w);
+            break;
+        }
+        w->sched = s;
+        w->index = made;
+        w->rng = 0x9E3779B97F4A7C15ULL * (made + 1);
+        s->workers[made] = w;
+    }
+    if (made < n) {
+        free_workers(s, made);
+        cds_wfcq_destroy(&s->inj_head, &s->inj_tail);
+        free(s);
+        return ENOMEM;
+    }
+
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr)) {
+        free_workers(s, n);
+        free(s);
+        return ENOMEM;
+    }
+    size_t tstack = stack_size > WORKER_STACK ? stack_size : WORKER_STACK;
+    pthread_attr_setstacksize(&attr, tstack);
+    unsigned started = 0;
+    for (; started < n; started++) {
+        err = pthread_create(&s->workers[started]->thread, &attr,
+                             heist__worker_main, s->workers[started]);
+        if (err)
+            break;
+    }
+    pthread_attr_destroy(&attr);
+    if (started < n) {
+        stop_workers(s, started);
+        free_workers(s, n);
+        cds_wfcq_destroy(&s->inj_head, &s->inj_tail);
+        free(s);
+        return err == EAGAIN ? EAGAIN : ENOMEM;
+    }
+    *out = s;
+    return 0;
+}
+
+static bool on_worker_of(struct heist_sched *s)
+{
+    struct heist__worker *w = heist__self;
+    return w && w->sched == s;
+}
+
+int heist_sched_free(heist_sched *s)
+{
+    if (!s)
+        return EINVAL;
+    if (on_worker_of(s))
+        return EDEADLK;
+    /* Wait for heist_run calls still in progress (acquire: pairs with the
+     * release decrement in heist_run; their jobs are then finished). */
+    for (;;) {
+        uint32_t q = atomic_load_explicit(&s->quiet, memory_order_seq_cst);
+        if (atomic_load_explicit(&s->runs, memory_order_seq_cst) == 0)
+            break;
+        heist__futex_wait(&s->quiet, q);
+    }
+    stop_workers(s, s->nworkers);
+    /* Rings retired by deque growth are freed by call_rcu callbacks; wait
+     * for them before the deques go. */
+    heist__rcu_barrier();
+    free_workers(s, s->nworkers);
+    cds_wfcq_destroy(&s->inj_head, &s->inj_tail);
+    free(s);
+    return 0;
+}
+
+void heist__job_run(struct heist__worker *w, struct heist__job *j)
+{
+    uint32_t depth = w->dq.head;
+    void *r = j->fn(j->arg);
+    if (heist__unlikely(w->dq.head != depth))
+        heist__fatal("heist_run's main returned with %u heist_fork() not "
+                     "joined",
+                     (unsigned)(w->dq.head - depth));
+    j->result = r;
+    /* Release: pairs with the acquire load in heist_run (the result is
+     * visible after it). After the exchange the job's storage may be gone:
+     * the futex wake below only names its address, which the kernel
+     * tolerates (a spurious wake-up, or EFAULT if unmapped). */
+    if (atomic_exchange_explicit(&j->done, 1, memory_order_acq_rel) == 2)
+        heist__futex_wake(&j->done, 1);
+}
+
+int heist_run(heist_sched *s, heist_fn main, void *arg, void **result)
+{
+    if (!s || !main)
+        return EINVAL;
+    if (on_worker_of(s))
+        return EDEADLK;
+    struct heist__job j;
+    cds_wfcq_node_init(&j.node);
+    j.fn = main;
+    j.arg = arg;
+    j.result = NULL;
+    atomic_init(&j.done, 0);
+    /* Relaxed: heist_sched_free may not run concurrently with us (the
+     * contract); the count is read there after we return. */
+    atomic_fetch_add_explicit(&s->runs, 1, memory_order_relaxed);
+    /* liburcu orders the enqueue before the dequeue (invisibly to TSan):
+     * pairs with the acquire in run_injected (worker.c). */
+    heist__tsan_release(&j);
+    cds_wfcq_enqueue(&s->inj_head, &s->inj_tail, &j.node);
+    /* seq_cst: the publish of the wake protocol (park.c). */
+    atomic_fetch_add_explicit(&s->inj_pending, 1, memory_order_seq_cst);
+    heist__wake_one(s);
+
+    uint32_t d = 0;
+    /* Announce the sleeper (2) unless done already. acquire: pairs with
+     * the worker's acq_rel exchange. */
+    if (atomic_compare_exchange_strong_explicit(&j.done, &d, 2,
+                                                memory_order_acquire,
+                                                memory_order_acquire)) {
+        while (atomic_load_explicit(&j.done, memory_order_acquire) == 2)
+            heist__futex_wait(&j.done, 2);
+    }
+    if (result)
+        *result = j.result;
+    /* seq_cst: pairs with the loads in heist_sched_free's wait. */
+    if (atomic_fetch_sub_explicit(&s->runs, 1, memory_order_seq_cst) == 1) {
+        atomic_fetch_add_explicit(&s->quiet, 1, memory_order_seq_cst);
+        heist__futex_wake(&s->quiet, INT_MAX);
+    }
+    return 0;
+}
+
+heist_sched *heist_current(void)
+{
+    struct heist__worker *w = heist__self;
+    return w ? w->sched : NULL;
+}
+
+int heist_worker_index(void)
+{
+    struct heist__worker *w = heist__self;
+    return w ? (int)w->index : -1;
+}
+
+static void read_counters(const struct heist__counters *c, heist_counters *o)
+{
+    /* Relaxed: statistics; each counter is written by its owner only. */
+    o->tasks = atomic_load_explicit(&c->tasks, memory_order_relaxed);
+    o->forks = atomic_load_explicit(&c->forks, memory_order_relaxed);
+    o->inlined = atomic_load_explicit(&c->inlined, memory_order_relaxed);
+    o->steals = atomic_load_explicit(&c->steals, memory_order_relaxed);
+    o->failed_steals =
+        atomic_load_explicit(&c->failed_steals, memory_order_relaxed);
+    o->parks = atomic_load_explicit(&c->parks, memory_order_relaxed);
+}
+
+int heist_sched_worker_stats(heist_sched *s, unsigned i, heist_counters *out)
+{
+    if (!s || !out || i >= s->nworkers)
+        return EINVAL;
+    read_counters(&s->workers[i]->ctr, out);
+    return 0;
+}
+
+int heist_sched_stats(heist_sched *s, heist_stats *out)
+{
+    if (!s || !out)
+        return EINVAL;
+    memset(out, 0, sizeof(*out));
+    out->workers = s->nworkers;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        heist_counters c;
+        read_counters(&s->workers[i]->ctr, &c);
+        out->total.tasks += c.tasks;
+        out->total.forks += c.forks;
+        out->total.inlined += c.inlined;
+        out->total.steals += c.steals;
+        out->total.failed_steals += c.failed_steals;
+        out->total.parks += c.parks;
+    }
+    return 0;
+}
