@@ -1,0 +1,83 @@
+/*
+ * bench/harness.h - the shared driver of every benchmark program.
+ *
+ * Each program is one workload in one implementation (serial, heist, omp,
+ * tbb). It parses the same command line:
+ *
+ *     PROGRAM [-w WORKERS] [-r REPS] [-W WARMUP] [PARAM]
+ *
+ * creates its runtime once (scheduler, OpenMP team, TBB arena), runs the
+ * workload WARMUP times untimed, then REPS times timed in the same process,
+ * checks every result, and prints one CSV row on stdout:
+ *
+ *     workload,param,impl,workers,median_ms,min_ms,runs
+ *
+ * A wrong result prints "FAIL: ..." on stderr and exits with status 1.
+ */
+#ifndef HEIST_BENCH_HARNESS_H
+#define HEIST_BENCH_HARNESS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bench_args {
+    const char *workload; /* "fib", "nqueens", ... */
+    const char *impl;     /* "serial", "heist", "omp", "tbb" */
+    long param;           /* the problem size */
+    unsigned workers;     /* -w, default 1 */
+    unsigned reps;        /* -r, default 5 */
+    unsigned warmup;      /* -W, default 1 */
+} bench_args;
+
+/*
+ * Fills *a from the command line; param_default is used when PARAM is not
+ * given. Exits with status 2 on a malformed command line.
+ */
+void bench_parse(bench_args *a, const char *workload, const char *impl,
+                 long param_default, int argc, char **argv);
+
+/* One run of the workload; returns its result. */
+typedef long long (*bench_body)(void *ctx, long param);
+
+/*
+ * Runs body warmup + reps times, checks each result against expected
+ * (exits 1 on a mismatch), and prints the CSV row.
+ */
+void bench_time(const bench_args *a, bench_body body, void *ctx,
+                long long expected);
+
+/*
+ * Prints the CSV row of samples measured by the caller (values in ms;
+ * samples is sorted in place).
+ */
+void bench_report(const bench_args *a, double *samples, unsigned n);
+
+/*
+ * The idle-CPU measurement: for each of warmup + reps windows, calls
+ * tiny(ctx) (one tiny piece of parallel work), then sleeps PARAM ms and
+ * measures the process CPU time (user + system, all threads) spent during
+ * the sleep. Samples are CPU ms per idle second; tiny returns a value that
+ * must equal expected.
+ */
+void bench_idle(const bench_args *a, bench_body tiny, void *ctx,
+                long long expected);
+
+/* Prints "FAIL: <what>" on stderr and exits with status 1. */
+void bench_fail(const bench_args *a, const char *what);
+
+/* Monotonic clock in ms. */
+double bench_now_ms(void);
+
+/* Expected results, computed independently of the timed code. */
+long long bench_fib_expected(long n);      /* iterative */
+long long bench_nqueens_expected(long n);  /* known table, n <= 15 */
+long long bench_skynet_expected(long leaves);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HEIST_BENCH_HARNESS_H */

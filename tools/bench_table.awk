@@ -1,0 +1,134 @@
+#!/usr/bin/awk -f
+# tools/bench_table.awk - turns the CSV of bench/run.sh into Markdown tables.
+#
+#   awk -F, -f tools/bench_table.awk bench.csv
+#
+# Table 1: times, one row per workload, size and worker count; each cell is
+# "median (min)" in ms, all from the same suite run. Table 2: derived ratios
+# (T1/Ts, the 2-worker speedup T1/T2, oversubscription T8/T2) and the idle
+# CPU. The Lace column holds figures measured while planning heist, on the
+# same machine but not in this run: they are labelled as such.
+
+function num(x) { return x + 0 }
+
+function fmt(ms) {
+  if (ms == "") return ""
+  ms = num(ms)
+  if (ms < 10) return sprintf("%.2f", ms)
+  if (ms < 100) return sprintf("%.1f", ms)
+  return sprintf("%.0f", ms)
+}
+
+function cell(k) {
+  if (!(k in status)) return "-"
+  if (status[k] != "ok") return status[k]
+  return fmt(med[k]) " (" fmt(mn[k]) ")"
+}
+
+function ratio(a, b) {
+  if (a == "" || b == "" || num(b) <= 0) return "-"
+  return sprintf("%.2f", num(a) / num(b)) "x"
+}
+
+function okmed(k) { return (k in status && status[k] == "ok") ? med[k] : "" }
+
+function name(w, p) {
+  if (w == "skynet") return "skynet(" p " leaves)"
+  return w "(" p ")"
+}
+
+BEGIN {
+  # Planning figures (medians, ms) of Lace, not re-measured: workload,param,
+  # workers -> ms; and the serial time they were compared with.
+  lace["fib,35,1"] = 69; lace_serial["fib,35"] = 29
+  lace["skynet,1000000,2"] = 11
+  np = split("heist omp tbb", pl, " ")
+  title["heist"] = "heist"; title["omp"] = "OpenMP (libgomp)"
+  title["tbb"] = "oneTBB"
+}
+
+NR == 1 { next }  # header
+
+{
+  w = $1; p = $2; impl = $3; wk = $4
+  k = w "," p "," impl "," wk
+  med[k] = $5; mn[k] = $6; status[k] = $10
+  if (w == "idle") {
+    if (!((w "," p) in seen_idle)) { seen_idle[w "," p] = 1; idle[++nidle] = w "," p }
+    idle_workers[w "," p] = wk
+    next
+  }
+  if (impl == "serial") next
+  rk = w "," p "," wk
+  if (!(rk in seen)) { seen[rk] = 1; rows[++nrows] = rk }
+  wp = w "," p
+  if (!(wp in seen_wp)) { seen_wp[wp] = 1; wps[++nwp] = wp }
+  has[wp "," wk] = 1
+}
+
+END {
+  print "Times in ms: median (min) of the timed repeats, in-process, all in this run."
+  print ""
+  print "| workload | workers | serial | heist | OpenMP (libgomp) | oneTBB | heist/serial | OpenMP/heist | oneTBB/heist | Lace (planning, not re-measured) |"
+  print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for (i = 1; i <= nrows; i++) {
+    split(rows[i], r, ",")
+    w = r[1]; p = r[2]; wk = r[3]
+    sk = w "," p ",serial,1"
+    hk = w "," p ",heist," wk
+    ok_ = w "," p ",omp," wk
+    tk = w "," p ",tbb," wk
+    lk = w "," p "," wk
+    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name(w, p), wk,
+      cell(sk), cell(hk), cell(ok_), cell(tk),
+      ratio(okmed(hk), okmed(sk)), ratio(okmed(ok_), okmed(hk)),
+      ratio(okmed(tk), okmed(hk)), (lk in lace) ? lace[lk] : "-"
+  }
+
+  print ""
+  print "Derived from the medians above (lower is better, except speedup)."
+  print ""
+  print "| metric | heist | OpenMP (libgomp) | oneTBB | Lace (planning, not re-measured) |"
+  print "|---|---:|---:|---:|---:|"
+  for (i = 1; i <= nwp; i++) {
+    wp = wps[i]
+    split(wp, r, ","); w = r[1]; p = r[2]
+    sk = wp ",serial,1"
+    if ((wp ",1") in has && (sk in status)) {
+      line = "| " name(w, p) " T1/Ts (1 worker / serial) |"
+      for (j = 1; j <= np; j++) {
+        impl = pl[j]
+        line = line " " ratio(okmed(wp "," impl ",1"), okmed(sk)) " |"
+      }
+      lk = wp ",1"
+      line = line " " ((lk in lace && wp in lace_serial) ? sprintf("%.2fx", lace[lk] / lace_serial[wp]) : "-") " |"
+      print line
+    }
+    if ((wp ",1") in has && (wp ",2") in has) {
+      line = "| " name(w, p) " speedup T1/T2 (2 cores) |"
+      for (j = 1; j <= np; j++) {
+        impl = pl[j]
+        line = line " " ratio(okmed(wp "," impl ",1"), okmed(wp "," impl ",2")) " |"
+      }
+      print line " - |"
+    }
+    if ((wp ",8") in has && (wp ",2") in has) {
+      line = "| " name(w, p) " oversubscribed T8/T2 (8 vs 2 workers, 2 cores) |"
+      for (j = 1; j <= np; j++) {
+        impl = pl[j]
+        line = line " " ratio(okmed(wp "," impl ",8"), okmed(wp "," impl ",2")) " |"
+      }
+      print line " - |"
+    }
+  }
+  for (i = 1; i <= nidle; i++) {
+    wp = idle[i]; split(wp, r, ","); wk = idle_workers[wp]
+    line = "| idle CPU, ms per idle second (" wk " workers, " r[2] " ms windows) |"
+    for (j = 1; j <= np; j++) {
+      impl = pl[j]
+      k = wp "," impl "," wk
+      line = line " " ((k in status && status[k] == "ok") ? sprintf("%.2f", num(med[k])) : cell(k)) " |"
+    }
+    print line " - |"
+  }
+}
