@@ -96,6 +96,8 @@ int heist__deque_init(struct heist__deque *dq, unsigned log2cap)
     dq->o_split = 0;
     dq->o_allstolen = true;
     dq->o_ring = r;
+    dq->o_slot = r->slot;
+    dq->o_cap = r->capacity;
     return 0;
 }
 
@@ -124,14 +126,17 @@ static int grow(struct heist__deque *dq)
      * that sees the new ring sees the copied slots. */
     atomic_store_explicit(&dq->ring, r, memory_order_release);
     dq->o_ring = r;
+    dq->o_slot = r->slot;
+    dq->o_cap = r->capacity;
     heist__rcu_free_deferred(old);
     return 0;
 }
 
-int heist__deque_push(struct heist__deque *dq, void *item, bool *published)
+int heist__deque_push_slow(struct heist__deque *dq, void *item,
+                           bool *published)
 {
     uint32_t h = dq->head;
-    if (heist__unlikely(h == dq->o_ring->capacity)) {
+    if (heist__unlikely(h == dq->o_cap)) {
         int err = grow(dq);
         if (err)
             return err;
@@ -217,7 +222,8 @@ void *heist__deque_pop(struct heist__deque *dq)
     return NULL;
 }
 
-bool heist__deque_pop_if(struct heist__deque *dq, void *item, bool *stolen)
+bool heist__deque_pop_if_slow(struct heist__deque *dq, void *item,
+                              bool *stolen)
 {
     uint32_t h = dq->head;
     *stolen = false;

@@ -48,7 +48,9 @@ struct heist__deque {
     /* Owner-private. */
     _Alignas(64) uint32_t head;  /* one past the newest item */
     uint32_t o_split;            /* owner's copy of split */
+    uint32_t o_cap;              /* o_ring's capacity */
     bool o_allstolen;            /* owner's copy of allstolen */
+    _Atomic(void *) *o_slot;     /* o_ring's slots */
     struct heist__ring *o_ring;  /* owner's copy of ring */
 };
 
@@ -72,7 +74,24 @@ void heist__deque_destroy(struct heist__deque *dq);
  * full and could not grow (the item is then not pushed). Sets *published to
  * true when the push made items visible to thieves (the caller then wakes a
  * sleeping worker), else leaves it unchanged. */
-int heist__deque_push(struct heist__deque *dq, void *item, bool *published);
+int heist__deque_push_slow(struct heist__deque *dq, void *item,
+                           bool *published);
+static inline int heist__deque_push(struct heist__deque *dq, void *item,
+                                    bool *published)
+{
+    uint32_t h = dq->head;
+    /* Fast path: room, and nothing to publish (no thief asked: relaxed,
+     * a hint; see deque.c). The slot stays private: no fence. */
+    if (__builtin_expect(h < dq->o_cap && !dq->o_allstolen &&
+                             !atomic_load_explicit(&dq->splitreq,
+                                                   memory_order_relaxed),
+                         1)) {
+        atomic_store_explicit(&dq->o_slot[h], item, memory_order_relaxed);
+        dq->head = h + 1;
+        return 0;
+    }
+    return heist__deque_push_slow(dq, item, published);
+}
 
 /* Owner only. Pops the newest item, or returns NULL when every item pushed
  * and not popped has been stolen. */
@@ -82,7 +101,24 @@ void *heist__deque_pop(struct heist__deque *dq);
  * and removes it, or returns false and removes nothing when the newest item
  * is another one, or when `item` was stolen (then *stolen is set to true and
  * the slot is released, as pop would). */
-bool heist__deque_pop_if(struct heist__deque *dq, void *item, bool *stolen);
+bool heist__deque_pop_if_slow(struct heist__deque *dq, void *item,
+                              bool *stolen);
+static inline bool heist__deque_pop_if(struct heist__deque *dq, void *item,
+                                       bool *stolen)
+{
+    uint32_t h = dq->head;
+    /* Fast path: the newest item is private and is `item`. */
+    if (__builtin_expect(h > dq->o_split &&
+                             atomic_load_explicit(&dq->o_slot[h - 1],
+                                                  memory_order_relaxed) ==
+                                 item,
+                         1)) {
+        dq->head = h - 1;
+        *stolen = false;
+        return true;
+    }
+    return heist__deque_pop_if_slow(dq, item, stolen);
+}
 
 /* Any thread but the owner. Steals the oldest public item, or returns NULL
  * and sets *status (may be NULL) to EMPTY or LOST. */

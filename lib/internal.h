@@ -116,9 +116,12 @@ void heist__job_run(struct heist__worker *w, struct heist__job *j);
 
 /* ---- workers and the scheduler ---------------------------------------- */
 /* Counters: written by the owning worker only (relaxed load + store, no
- * RMW needed), read by any thread (relaxed) for statistics. */
+ * RMW needed), read by any thread (relaxed) for statistics. Forks are
+ * counted when joined (inlined + joined_stolen): the fork path stays free
+ * of counters. */
 struct heist__counters {
-    _Atomic uint64_t tasks, forks, inlined, steals, failed_steals, parks;
+    _Atomic uint64_t tasks, inlined, joined_stolen, steals, failed_steals,
+        parks;
 };
 
 static inline void heist__count(_Atomic uint64_t *c)

@@ -268,8 +268,9 @@ static void read_counters(const struct heist__counters *c, heist_counters *o)
 {
     /* Relaxed: statistics; each counter is written by its owner only. */
     o->tasks = atomic_load_explicit(&c->tasks, memory_order_relaxed);
-    o->forks = atomic_load_explicit(&c->forks, memory_order_relaxed);
     o->inlined = atomic_load_explicit(&c->inlined, memory_order_relaxed);
+    o->forks = o->inlined +
+               atomic_load_explicit(&c->joined_stolen, memory_order_relaxed);
     o->steals = atomic_load_explicit(&c->steals, memory_order_relaxed);
     o->failed_steals =
         atomic_load_explicit(&c->failed_steals, memory_order_relaxed);

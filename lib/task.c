@@ -61,9 +61,10 @@ _Noreturn void heist__fatal(const char *fmt, ...)
     abort();
 }
 
-void heist_fork(heist_task *t, heist_fn fn, void *arg)
+/* Everything heist_fork does beyond the fast path below. */
+static __attribute__((noinline)) void fork_slow(struct heist__frame *f,
+                                                heist_fn fn, void *arg)
 {
-    struct heist__frame *f = (struct heist__frame *)t;
     if (heist__unlikely(!f))
         return; /* heist_join(NULL) reports EINVAL */
     f->fn = fn;
@@ -79,7 +80,6 @@ void heist_fork(heist_task *t, heist_fn fn, void *arg)
         atomic_store_explicit(&f->thief, NULL, memory_order_relaxed);
         atomic_store_explicit(&f->state, F_FORKED, memory_order_relaxed);
         bool published = false;
-        heist__count(&w->ctr.forks);
         if (heist__likely(heist__deque_push(&w->dq, f, &published) == 0)) {
             if (heist__unlikely(published))
                 heist__wake_one(w->sched);
@@ -89,6 +89,31 @@ void heist_fork(heist_task *t, heist_fn fn, void *arg)
     }
     f->result = fn(arg);
     atomic_store_explicit(&f->state, F_INLINE_DONE, memory_order_relaxed);
+}
+
+void heist_fork(heist_task *t, heist_fn fn, void *arg)
+{
+    struct heist__frame *f = (struct heist__frame *)t;
+    struct heist__worker *w = heist__self;
+    struct heist__deque *dq;
+    /* Fast path: on a worker, the deque has room and nothing to publish
+     * (see heist__deque_push); the frame stays private: plain stores. */
+    if (heist__likely(w && (dq = &w->dq, f && fn) && dq->head < dq->o_cap &&
+                      !dq->o_allstolen &&
+                      !atomic_load_explicit(&dq->splitreq,
+                                            memory_order_relaxed))) {
+        uint32_t h = dq->head;
+        f->fn = fn;
+        f->arg = arg;
+        /* Relaxed: published to thieves (if ever) by a later release
+         * write of the deque's ts (deque.c I2). */
+        atomic_store_explicit(&f->thief, NULL, memory_order_relaxed);
+        atomic_store_explicit(&f->state, F_FORKED, memory_order_relaxed);
+        atomic_store_explicit(&dq->o_slot[h], f, memory_order_relaxed);
+        dq->head = h + 1;
+        return;
+    }
+    fork_slow(f, fn, arg);
 }
 
 /* The owner waits for a frame a thief took (see the top of the file). */
@@ -117,9 +142,10 @@ static void wait_stolen(struct heist__worker *w, struct heist__frame *f)
     }
 }
 
-int heist_join(heist_task *t, void **result)
+/* Everything heist_join does beyond the fast path below. */
+static __attribute__((noinline)) int join_slow(struct heist__frame *f,
+                                               void **result)
 {
-    struct heist__frame *f = (struct heist__frame *)t;
     if (heist__unlikely(!f))
         return EINVAL;
     /* Acquire: if a thief already finished the frame, pairs with its
@@ -131,11 +157,12 @@ int heist_join(heist_task *t, void **result)
         bool stolen;
         if (heist__unlikely(!w))
             return EINVAL; /* forked on a worker, joined elsewhere */
-        if (heist__likely(heist__deque_pop_if(&w->dq, f, &stolen))) {
+        if (heist__deque_pop_if(&w->dq, f, &stolen)) {
             r = f->fn(f->arg);
             heist__count(&w->ctr.inlined);
         } else if (stolen) {
             wait_stolen(w, f);
+            heist__count(&w->ctr.joined_stolen);
             r = f->result;
         } else {
             return EINVAL; /* not this worker's newest fork */
@@ -153,6 +180,30 @@ int heist_join(heist_task *t, void **result)
     if (result)
         *result = r;
     return 0;
+}
+
+int heist_join(heist_task *t, void **result)
+{
+    struct heist__frame *f = (struct heist__frame *)t;
+    struct heist__worker *w = heist__self;
+    struct heist__deque *dq;
+    /* Fast path: f is this worker's newest fork and still private (only a
+     * forked, unjoined frame can be there), so no thief can take it: pop
+     * and run it inline, with plain loads and stores. */
+    if (heist__likely(w && (dq = &w->dq, dq->head > dq->o_split) &&
+                      atomic_load_explicit(&dq->o_slot[dq->head - 1],
+                                           memory_order_relaxed) == f &&
+                      f)) {
+        dq->head--;
+        void *r = f->fn(f->arg);
+        heist__count(&w->ctr.inlined);
+        /* Relaxed: no other thread ever saw this frame. */
+        atomic_store_explicit(&f->state, F_JOINED, memory_order_relaxed);
+        if (result)
+            *result = r;
+        return 0;
+    }
+    return join_slow(f, result);
 }
 
 void heist__frame_run_stolen(struct heist__worker *w, struct heist__frame *f)

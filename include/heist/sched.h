@@ -46,8 +46,9 @@ typedef struct heist_config {
  */
 typedef struct heist_counters {
     uint64_t tasks;         /* tasks the worker's loop ran: stolen, injected */
-    uint64_t forks;         /* heist_fork() calls made on this worker */
-    uint64_t inlined;       /* forks joined by running them inline (not stolen) */
+    uint64_t forks;         /* forks joined on this worker (a fork is counted
+                               when its heist_join returns) */
+    uint64_t inlined;       /* of those, the ones not stolen: run inline */
     uint64_t steals;        /* successful steals from another worker */
     uint64_t failed_steals; /* steal attempts that found nothing or lost a race */
     uint64_t parks;         /* times the worker went to sleep for lack of work */
