@@ -59,7 +59,8 @@
 #include <string.h>
 
 struct heist__ring {
-    void *rcu[2];          /* room for liburcu's struct rcu_head (rcu.c) */
+    struct heist__rcu_node rcu; /* first: freed after a grace period */
+    struct heist__deque *dq; /* whose rings_pending to decrement when freed */
     uint32_t capacity;
     _Atomic(void *) slot[]; /* relaxed: a slow thief may read a slot the
                                owner writes; ordering comes from ts */
@@ -92,6 +93,7 @@ int heist__deque_init(struct heist__deque *dq, unsigned log2cap)
     atomic_init(&dq->splitreq, false);
     atomic_init(&dq->allstolen, true);
     atomic_init(&dq->ring, r);
+    atomic_init(&dq->rings_pending, 0);
     dq->head = 0;
     dq->o_split = 0;
     dq->o_allstolen = true;
@@ -101,8 +103,27 @@ int heist__deque_init(struct heist__deque *dq, unsigned log2cap)
     return 0;
 }
 
+/* Runs after a grace period (rcu.c): no thief can still read the ring. */
+static void ring_free(struct heist__rcu_node *n)
+{
+    struct heist__ring *r = (struct heist__ring *)n;
+    struct heist__deque *dq = r->dq;
+    free(r);
+    /* Release: pairs with the acquire load in heist__deque_destroy, which
+     * frees dq after it sees zero. The futex wake names dq's address only
+     * (the kernel tolerates a stale one). */
+    if (atomic_fetch_sub_explicit(&dq->rings_pending, 1,
+                                  memory_order_release) == 1)
+        heist__futex_wake(&dq->rings_pending, 1);
+}
+
 void heist__deque_destroy(struct heist__deque *dq)
 {
+    uint32_t n;
+    /* Acquire: pairs with the release decrement in ring_free. */
+    while ((n = atomic_load_explicit(&dq->rings_pending,
+                                     memory_order_acquire)) != 0)
+        heist__futex_wait(&dq->rings_pending, n);
     free(dq->o_ring);
     dq->o_ring = NULL;
     atomic_store_explicit(&dq->ring, NULL, memory_order_relaxed);
@@ -128,7 +149,12 @@ static int grow(struct heist__deque *dq)
     dq->o_ring = r;
     dq->o_slot = r->slot;
     dq->o_cap = r->capacity;
-    heist__rcu_free_deferred(old);
+    old->dq = dq;
+    /* Relaxed: read (acquire) only after the callback's release decrement
+     * of the same counter, which follows this increment in its
+     * modification order. */
+    atomic_fetch_add_explicit(&dq->rings_pending, 1, memory_order_relaxed);
+    heist__rcu_defer(&old->rcu, ring_free);
     return 0;
 }
 

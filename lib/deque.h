@@ -44,6 +44,9 @@ struct heist__deque {
     atomic_bool allstolen;
     /* The current ring; replaced (release) by the owner when it grows. */
     _Atomic(struct heist__ring *) ring;
+    /* Rings retired and not yet freed: incremented by the owner, decremented
+     * by the QSBR callback that frees one (deque.c). */
+    _Atomic uint32_t rings_pending;
 
     /* Owner-private. */
     _Alignas(64) uint32_t head;  /* one past the newest item */
@@ -65,9 +68,11 @@ enum heist__steal_status {
  * Returns 0, EINVAL (log2cap not in 1..30) or ENOMEM. Not thread-safe. */
 int heist__deque_init(struct heist__deque *dq, unsigned log2cap);
 
-/* Frees the ring. Call only when no thread can steal any more (after every
- * thief has been joined or quiesced) and after heist__rcu_barrier() if the
- * deque ever grew. */
+/* Frees the ring. Call only when no thread can steal any more (every thief
+ * has been joined or has stopped stealing). Waits until the rings retired
+ * by growth have been freed (after their grace period), so the calling
+ * thread must not be an online QSBR reader (unregistered, or offline) or
+ * it would wait for itself. */
 void heist__deque_destroy(struct heist__deque *dq);
 
 /* Owner only. Pushes item (not NULL). Returns 0, or ENOMEM if the deque was

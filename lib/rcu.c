@@ -17,8 +17,9 @@
  * every callback that runs after a grace period. */
 static char rcu_hb;
 
-_Static_assert(sizeof(struct rcu_head) <= 2 * sizeof(void *),
-               "struct rcu_head does not fit the room the ring reserves");
+_Static_assert(sizeof(struct rcu_head) <= sizeof(((struct heist__rcu_node *)0)->urcu) &&
+                   offsetof(struct heist__rcu_node, urcu) == 0,
+               "struct rcu_head does not fit heist__rcu_node");
 
 void heist__rcu_register(void)
 {
@@ -50,21 +51,19 @@ void heist__rcu_online(void)
     rcu_thread_online();
 }
 
-static void free_cb(struct rcu_head *head)
+static void deferred_cb(struct rcu_head *head)
 {
     /* Pairs with the releases above: a grace period has passed, so every
      * reader reported a quiescent state (or went offline) since the object
      * was retired. */
     heist__tsan_acquire(&rcu_hb);
-    free(head);
+    struct heist__rcu_node *n = (struct heist__rcu_node *)head;
+    n->fn(n);
 }
 
-void heist__rcu_free_deferred(void *p)
+void heist__rcu_defer(struct heist__rcu_node *n,
+                      void (*fn)(struct heist__rcu_node *))
 {
-    call_rcu((struct rcu_head *)p, free_cb);
-}
-
-void heist__rcu_barrier(void)
-{
-    rcu_barrier();
+    n->fn = fn;
+    call_rcu((struct rcu_head *)n, deferred_cb);
 }

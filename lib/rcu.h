@@ -28,12 +28,14 @@ void heist__rcu_quiescent(void);
 /* Goes offline (before blocking) / comes back online. */
 void heist__rcu_offline(void);
 void heist__rcu_online(void);
-/* Frees p (with free()) after a grace period; the caller must be registered.
- * p must point to storage of at least heist__rcu_head_size bytes reserved at
- * offset 0 for liburcu's callback head (struct rcu_head). */
-void heist__rcu_free_deferred(void *p);
-/* Waits until every heist__rcu_free_deferred so far has run. The caller must
- * not be an online reader. */
-void heist__rcu_barrier(void);
+/* A node to defer work past a grace period; embed it in the object. */
+struct heist__rcu_node {
+    void *urcu[2]; /* liburcu's struct rcu_head (checked in rcu.c) */
+    void (*fn)(struct heist__rcu_node *);
+};
+/* Calls n->fn(n) after a grace period, on liburcu's call_rcu thread. The
+ * caller must be a registered thread. */
+void heist__rcu_defer(struct heist__rcu_node *n,
+                      void (*fn)(struct heist__rcu_node *));
 
 #endif /* HEIST_RCU_H */

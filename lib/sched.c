@@ -184,10 +184,16 @@ int heist_sched_free(heist_sched *s)
         heist__futex_wait(&s->quiet, q);
     }
     stop_workers(s, s->nworkers);
-    /* Rings retired by deque growth are freed by call_rcu callbacks; wait
-     * for them before the deques go. */
-    heist__rcu_barrier();
+    /* Rings retired by deque growth are freed by call_rcu callbacks, which
+     * free_workers waits for (heist__deque_destroy). A worker of another
+     * scheduler is an online QSBR reader: it goes offline meanwhile, or the
+     * grace periods would wait for it. */
+    bool reader = heist__self != NULL;
+    if (reader)
+        heist__rcu_offline();
     free_workers(s, s->nworkers);
+    if (reader)
+        heist__rcu_online();
     cds_wfcq_destroy(&s->inj_head, &s->inj_tail);
     free(s);
     return 0;
