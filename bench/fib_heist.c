@@ -33,7 +33,7 @@ static long long body(void *ctx, long n) {
 }
 
 int main(int argc, char **argv) {
-    bench_parse(&args, "fib", "heist", 35, argc, argv);
+    bench_parse(&args, "fib", BENCH_HEIST_IMPL, 35, argc, argv);
     heist_sched *s;
     heist_config cfg = {.workers = args.workers};
     int err = heist_sched_new(&cfg, &s);

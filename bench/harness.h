@@ -1,8 +1,8 @@
 /*
  * bench/harness.h - the shared driver of every benchmark program.
  *
- * Each program is one workload in one implementation (serial, heist, omp,
- * tbb). It parses the same command line:
+ * Each program is one workload in one implementation (serial, heist,
+ * heist_static, omp, tbb). It parses the same command line:
  *
  *     PROGRAM [-w WORKERS] [-r REPS] [-W WARMUP] [PARAM]
  *
@@ -23,9 +23,15 @@
 extern "C" {
 #endif
 
+/* The impl name of the heist programs: "heist", or "heist_static" for the
+ * same source linked with libheist.a (set by bench/CMakeLists.txt). */
+#ifndef BENCH_HEIST_IMPL
+#define BENCH_HEIST_IMPL "heist"
+#endif
+
 typedef struct bench_args {
     const char *workload; /* "fib", "nqueens", ... */
-    const char *impl;     /* "serial", "heist", "omp", "tbb" */
+    const char *impl;     /* "serial", "heist", "heist_static", "omp", "tbb" */
     long param;           /* the problem size */
     unsigned workers;     /* -w, default 1 */
     unsigned reps;        /* -r, default 5 */

@@ -34,7 +34,7 @@ static long long tiny(void *ctx, long unused) {
 }
 
 int main(int argc, char **argv) {
-    bench_parse(&args, "idle", "heist", 1000, argc, argv);
+    bench_parse(&args, "idle", BENCH_HEIST_IMPL, 1000, argc, argv);
     heist_sched *s;
     heist_config cfg = {.workers = args.workers};
     int err = heist_sched_new(&cfg, &s);

@@ -53,7 +53,7 @@ static long long body(void *ctx, long n) {
 }
 
 int main(int argc, char **argv) {
-    bench_parse(&args, "nqueens", "heist", 12, argc, argv);
+    bench_parse(&args, "nqueens", BENCH_HEIST_IMPL, 12, argc, argv);
     if (args.param < 1 || args.param >= NQ_MAXN)
         bench_fail(&args, "n out of range");
     heist_sched *s;

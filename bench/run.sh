@@ -42,11 +42,13 @@ plan() {
   cat <<PLAN
 fib $FIB_T1 serial 1 $FAST 1
 fib $FIB_T1 heist 1 $FAST 1
+fib $FIB_T1 heist_static 1 $FAST 1
 fib $FIB_T1 omp 1 $SLOW 0
 fib $FIB_T1 tbb 1 $SLOW 0
 fib $FIB_SCALE serial 1 $FAST 1
 fib $FIB_SCALE heist 1 $FAST 1
 fib $FIB_SCALE heist 2 $FAST 1
+fib $FIB_SCALE heist_static 2 $FAST 1
 fib $FIB_SCALE omp 1 $SLOW 0
 fib $FIB_SCALE omp 2 $SLOW 0
 fib $FIB_SCALE tbb 1 $SLOW 0
@@ -60,6 +62,7 @@ nqueens $NQ tbb 1 $SLOW 1
 nqueens $NQ tbb 2 $SLOW 1
 skynet $SKY serial 1 $FAST 1
 skynet $SKY heist 2 $FAST 1
+skynet $SKY heist_static 2 $FAST 1
 skynet $SKY omp 2 $FAST 1
 skynet $SKY tbb 2 $FAST 1
 fib $FIB_OVER serial 1 $FAST 1

@@ -50,7 +50,7 @@ static long long body(void *ctx, long leaves) {
 }
 
 int main(int argc, char **argv) {
-    bench_parse(&args, "skynet", "heist", 1000000, argc, argv);
+    bench_parse(&args, "skynet", BENCH_HEIST_IMPL, 1000000, argc, argv);
     if (!skynet_leaves_ok(args.param))
         bench_fail(&args, "leaves must be a power of 10");
     heist_sched *s;

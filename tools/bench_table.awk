@@ -59,6 +59,7 @@ NR == 1 { next }  # header
     next
   }
   if (impl == "serial") next
+  if (impl == "heist_static") { linked[++nlinked] = w "," p "," wk; next }
   rk = w "," p "," wk
   if (!(rk in seen)) { seen[rk] = 1; rows[++nrows] = rk }
   wp = w "," p
@@ -130,5 +131,19 @@ END {
       line = line " " ((k in status && status[k] == "ok") ? sprintf("%.2f", num(med[k])) : cell(k)) " |"
     }
     print line " - |"
+  }
+
+  if (nlinked == 0) exit
+  print ""
+  print "heist linked with the shared library (the tables above) and with the static one (same objects, same run)."
+  print ""
+  print "| workload | workers | heist, libheist.so | heist, libheist.a | .a / .so |"
+  print "|---|---:|---:|---:|---:|"
+  for (i = 1; i <= nlinked; i++) {
+    split(linked[i], r, ",")
+    hk = r[1] "," r[2] ",heist," r[3]
+    sk = r[1] "," r[2] ",heist_static," r[3]
+    printf "| %s | %s | %s | %s | %s |\n", name(r[1], r[2]), r[3], cell(hk),
+      cell(sk), ratio(okmed(sk), okmed(hk))
   }
 }
