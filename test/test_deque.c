@@ -1,0 +1,465 @@
+/*
+ * test_deque.c - the split work-stealing deque (lib/deque.h), directly.
+ *
+ * Items are distinct integers cast to pointers (never 0). The deque only
+ * shares private items when the owner pushes or pops after a thief asked
+ * (steal returns EMPTY and raises a request), so the sequential tests below
+ * alternate thief rounds and owner operations, and the stress tests keep the
+ * owner busy while thieves run.
+ *
+ * Every thread that touches a deque is a registered QSBR reader (thieves
+ * read rings the owner may retire; the owner retires them with call_rcu)
+ * that reports quiescent states, and unregisters before
+ * heist__deque_destroy (which waits for the retired rings' grace period).
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+
+#include "deque.h"
+#include "rcu.h"
+#include "test_util.h"
+
+#define ITEM(i) ((void *)(uintptr_t)(i))
+#define VAL(p)  ((uintptr_t)(p))
+
+/* The owner's side: the calling thread registers and owns a new deque. */
+static void owner_begin(struct heist__deque *dq, unsigned log2cap)
+{
+    heist__rcu_register();
+    cr_assert_eq(heist__deque_init(dq, log2cap), 0);
+}
+
+/* Destroy waits for the rings retired by growth to pass their grace
+ * period, so the owner unregisters first. */
+static void owner_end(struct heist__deque *dq)
+{
+    heist__rcu_unregister();
+    heist__deque_destroy(dq);
+}
+
+static void push(struct heist__deque *dq, uintptr_t v)
+{
+    bool published = false;
+    cr_assert_eq(heist__deque_push(dq, ITEM(v), &published), 0,
+                 "push %lu failed", (unsigned long)v);
+}
+
+/* ---- a thief round on another thread --------------------------------- */
+
+struct round {
+    struct heist__deque *dq;
+    size_t max;       /* steal at most this many */
+    size_t n;         /* stolen */
+    uintptr_t *out;   /* stolen items, in order */
+    enum heist__steal_status last;
+};
+
+static void *round_main(void *arg)
+{
+    struct round *r = arg;
+    heist__rcu_register();
+    r->n = 0;
+    r->last = HEIST__STEAL_OK;
+    while (r->n < r->max) {
+        enum heist__steal_status st;
+        void *p = heist__deque_steal(r->dq, &st);
+        if (!p) {
+            r->last = st;
+            break;
+        }
+        r->out[r->n++] = VAL(p);
+    }
+    heist__rcu_unregister();
+    return NULL;
+}
+
+/* Steals from dq on a fresh thread until EMPTY (or max items); the owner
+ * (caller) does nothing meanwhile, so no steal can be LOST. */
+static size_t steal_round(struct heist__deque *dq, uintptr_t *out, size_t max)
+{
+    struct round r = {.dq = dq, .max = max, .out = out};
+    pthread_t t;
+    /* The owner goes offline while it waits, as a worker would. */
+    heist__rcu_offline();
+    cr_assert_eq(pthread_create(&t, NULL, round_main, &r), 0);
+    pthread_join(t, NULL);
+    heist__rcu_online();
+    if (r.n < max)
+        cr_assert_eq(r.last, HEIST__STEAL_EMPTY,
+                     "a lone thief's steal failed with status %d", r.last);
+    return r.n;
+}
+
+/* ---- unit tests -------------------------------------------------------- */
+
+Test(deque, init_rejects_bad_capacity)
+{
+    struct heist__deque dq;
+    cr_expect_eq(heist__deque_init(&dq, 0), EINVAL);
+    cr_expect_eq(heist__deque_init(&dq, 31), EINVAL);
+    cr_expect_eq(heist__deque_init(&dq, 1000), EINVAL);
+}
+
+Test(deque, owner_lifo)
+{
+    struct heist__deque dq;
+    owner_begin(&dq, 4);
+    for (uintptr_t i = 1; i <= 100; i++) {
+        push(&dq, i);
+        cr_assert_eq(heist__deque_size_owner(&dq), i);
+    }
+    for (uintptr_t i = 100; i >= 1; i--)
+        cr_assert_eq(VAL(heist__deque_pop(&dq)), i);
+    cr_assert_null(heist__deque_pop(&dq));
+    cr_assert_eq(heist__deque_size_owner(&dq), 0);
+    /* Interleaved: LIFO at every point. */
+    push(&dq, 1);
+    push(&dq, 2);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), 2);
+    push(&dq, 3);
+    push(&dq, 4);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), 4);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), 3);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), 1);
+    cr_assert_null(heist__deque_pop(&dq));
+    owner_end(&dq);
+}
+
+/* Thieves take the oldest item first; the owner keeps the newest. Rounds of
+ * stealing alternate with owner pushes (which answer the thief's request to
+ * share), until everything pushed is either stolen or popped. */
+Test(deque, thief_fifo)
+{
+    enum { N = 300 };
+    static uintptr_t stolen[N + 64], buf[N + 64];
+    struct heist__deque dq;
+    owner_begin(&dq, 1);
+    uintptr_t next = 1;
+    for (; next <= 64; next++)
+        push(&dq, next);
+    size_t ns = 0;
+    int empty_rounds = 0;
+    while (next <= N) {
+        size_t k = steal_round(&dq, buf, N);
+        for (size_t i = 0; i < k; i++)
+            stolen[ns++] = buf[i];
+        empty_rounds = k ? 0 : empty_rounds + 1;
+        cr_assert_lt(empty_rounds, 3,
+                     "thieves got nothing twice in a row although the owner "
+                     "holds %u items and pushed after their request",
+                     heist__deque_size_owner(&dq));
+        push(&dq, next++); /* answers the thief's request */
+    }
+    cr_assert_gt(ns, 1, "thieves stole only %zu items", ns);
+    /* Stolen: exactly 1, 2, 3, ... in order (oldest first). */
+    for (size_t i = 0; i < ns; i++)
+        cr_assert_eq(stolen[i], i + 1, "steal %zu returned %lu", i,
+                     (unsigned long)stolen[i]);
+    /* Popped: everything else, newest first. */
+    uintptr_t expect = N;
+    void *p;
+    while ((p = heist__deque_pop(&dq)) != NULL)
+        cr_assert_eq(VAL(p), expect--, "pop returned %lu", (unsigned long)VAL(p));
+    cr_assert_eq(expect, ns, "popped down to %lu, stolen %zu",
+                 (unsigned long)expect, ns);
+    owner_end(&dq);
+}
+
+/* From 2 slots to thousands: items keep their order through every growth,
+ * including while a thief holds items from an older ring. */
+Test(deque, growth_preserves_order)
+{
+    enum { N = 5000 };
+    static uintptr_t buf[N];
+    struct heist__deque dq;
+    owner_begin(&dq, 1);
+    push(&dq, 1);
+    push(&dq, 2);
+    push(&dq, 3); /* grows */
+    cr_assert_eq(steal_round(&dq, buf, 1), 1);
+    cr_assert_eq(buf[0], 1);
+    for (uintptr_t i = 4; i <= N; i++)
+        push(&dq, i);
+    cr_assert_eq(heist__deque_size_owner(&dq), N - 1);
+    /* Items 2..N are private: a thief finds nothing and asks to share... */
+    cr_assert_eq(steal_round(&dq, buf, N), 0);
+    /* ...which the owner's next push answers. */
+    push(&dq, N + 1);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), N + 1);
+    /* The oldest items go to the thief, in order, from the current ring. */
+    size_t k = steal_round(&dq, buf, N);
+    cr_assert_gt(k, 0);
+    for (size_t i = 0; i < k; i++)
+        cr_assert_eq(buf[i], i + 2, "steal %zu returned %lu", i,
+                     (unsigned long)buf[i]);
+    /* The newest to the owner, in reverse order. */
+    for (uintptr_t i = N; i >= 2 + k; i--)
+        cr_assert_eq(VAL(heist__deque_pop(&dq)), i, "at %lu",
+                     (unsigned long)i);
+    cr_assert_null(heist__deque_pop(&dq));
+    owner_end(&dq);
+}
+
+/* pop on an empty deque must return NULL, however often, and leave the deque
+ * usable (the signed-index pitfall of Chase-Lev: bottom - 1 on empty). */
+Test(deque, pop_empty_returns_null)
+{
+    struct heist__deque dq;
+    owner_begin(&dq, 1);
+    for (int i = 0; i < 1000; i++)
+        cr_assert_null(heist__deque_pop(&dq));
+    cr_assert_eq(heist__deque_size_owner(&dq), 0);
+    cr_assert(!heist__deque_has_public(&dq));
+    push(&dq, 7);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), 7);
+    for (int i = 0; i < 1000; i++)
+        cr_assert_null(heist__deque_pop(&dq));
+    push(&dq, 8);
+    push(&dq, 9);
+    push(&dq, 10);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), 10);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), 9);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), 8);
+    cr_assert_null(heist__deque_pop(&dq));
+    owner_end(&dq);
+}
+
+/* After a thief took everything, pop returns NULL (repeatedly), and the
+ * deque works normally afterwards. */
+Test(deque, pop_after_all_stolen)
+{
+    uintptr_t buf[4];
+    struct heist__deque dq;
+    owner_begin(&dq, 1);
+    push(&dq, 1); /* on an empty deque, published at once */
+    cr_assert(heist__deque_has_public(&dq));
+    cr_assert_eq(steal_round(&dq, buf, 4), 1);
+    cr_assert_eq(buf[0], 1);
+    for (int i = 0; i < 100; i++)
+        cr_assert_null(heist__deque_pop(&dq));
+    cr_assert_eq(heist__deque_size_owner(&dq), 0);
+    push(&dq, 2);
+    push(&dq, 3);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), 3);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), 2);
+    cr_assert_null(heist__deque_pop(&dq));
+    owner_end(&dq);
+}
+
+Test(deque, pop_if)
+{
+    uintptr_t buf[4];
+    bool stolen = true;
+    struct heist__deque dq;
+    owner_begin(&dq, 1);
+
+    /* Empty: nothing, not stolen. */
+    cr_assert(!heist__deque_pop_if(&dq, ITEM(1), &stolen));
+    cr_assert(!stolen);
+
+    push(&dq, 1);
+    push(&dq, 2);
+    push(&dq, 3);
+    /* Not the newest: nothing removed. */
+    stolen = true;
+    cr_assert(!heist__deque_pop_if(&dq, ITEM(2), &stolen));
+    cr_assert(!stolen);
+    cr_assert(!heist__deque_pop_if(&dq, ITEM(99), &stolen));
+    cr_assert(!stolen);
+    cr_assert_eq(heist__deque_size_owner(&dq), 3);
+    /* The newest: removed, in LIFO order. */
+    cr_assert(heist__deque_pop_if(&dq, ITEM(3), &stolen));
+    cr_assert(!stolen);
+    cr_assert(heist__deque_pop_if(&dq, ITEM(2), &stolen));
+    cr_assert(heist__deque_pop_if(&dq, ITEM(1), &stolen));
+    cr_assert(!stolen);
+    cr_assert_null(heist__deque_pop(&dq));
+
+    /* Stolen: pop_if reports it and releases the slot. Item 4 is private
+     * when pushed (the deque was not "all stolen"), so the owner pushes
+     * fillers until a thief's request made it public and the thief took it
+     * (thieves take the oldest item first). */
+    push(&dq, 4);
+    uintptr_t filler = 100;
+    for (int i = 0; steal_round(&dq, buf, 1) == 0; i++) {
+        cr_assert_lt(i, 3, "the owner's pushes never shared item 4");
+        push(&dq, filler++);
+    }
+    cr_assert_eq(buf[0], 4);
+    while (filler > 100) {
+        filler--;
+        cr_assert(heist__deque_pop_if(&dq, ITEM(filler), &stolen));
+        cr_assert(!stolen);
+    }
+    stolen = false;
+    cr_assert(!heist__deque_pop_if(&dq, ITEM(4), &stolen));
+    cr_assert(stolen, "pop_if did not report the stolen item");
+    cr_assert_null(heist__deque_pop(&dq));
+    cr_assert_eq(heist__deque_size_owner(&dq), 0);
+
+    /* And the deque still works. */
+    push(&dq, 5);
+    push(&dq, 6);
+    cr_assert(heist__deque_pop_if(&dq, ITEM(6), &stolen));
+    cr_assert(!stolen);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), 5);
+    cr_assert_null(heist__deque_pop(&dq));
+    owner_end(&dq);
+}
+
+/* ---- stress ------------------------------------------------------------ */
+
+struct stress {
+    struct heist__deque dq;
+    size_t n;                  /* items 1..n */
+    _Atomic unsigned *count;   /* count[i]: times item i was taken */
+    _Atomic size_t taken;      /* by thieves and the owner */
+    _Atomic size_t stolen;     /* by thieves */
+    atomic_bool stop;
+    _Atomic unsigned bad;      /* thief-side failures (reported by main) */
+    _Atomic uintptr_t bad_item;
+    struct ht_watchdog wd;
+};
+
+static void take(struct stress *s, uintptr_t v)
+{
+    if (v == 0 || v > s->n) {
+        atomic_fetch_add(&s->bad, 1);
+        atomic_store(&s->bad_item, v);
+        return;
+    }
+    atomic_fetch_add_explicit(&s->count[v], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->taken, 1, memory_order_relaxed);
+}
+
+static void *thief_main(void *arg)
+{
+    struct stress *s = arg;
+    uintptr_t last = 0;
+    unsigned empty = 0;
+    heist__rcu_register();
+    for (unsigned i = 1; !atomic_load_explicit(&s->stop, memory_order_relaxed);
+         i++) {
+        enum heist__steal_status st;
+        void *p = heist__deque_steal(&s->dq, &st);
+        if (p) {
+            uintptr_t v = VAL(p);
+            /* One thief's steals are increasing: the owner pushes
+             * increasing values and the live part is a stack. */
+            if (v <= last) {
+                atomic_fetch_add(&s->bad, 1);
+                atomic_store(&s->bad_item, v);
+            }
+            last = v;
+            take(s, v);
+            atomic_fetch_add_explicit(&s->stolen, 1, memory_order_relaxed);
+            empty = 0;
+        } else if (st == HEIST__STEAL_EMPTY && ++empty % 8 == 0) {
+            sched_yield(); /* let the owner run on a small machine */
+        }
+        if (i % 64 == 0)
+            heist__rcu_quiescent();
+    }
+    heist__rcu_unregister();
+    return NULL;
+}
+
+static void stress_run(unsigned nthieves, size_t n)
+{
+    struct stress *s = calloc(1, sizeof(*s));
+    cr_assert_not_null(s);
+    s->n = n;
+    s->count = calloc(n + 1, sizeof(s->count[0]));
+    cr_assert_not_null(s->count);
+    heist__rcu_register();
+    cr_assert_eq(heist__deque_init(&s->dq, 1), 0);
+    ht_watchdog_start(&s->wd, "deque stress", 60);
+
+    pthread_t th[16];
+    cr_assert_leq(nthieves, 16);
+    for (unsigned i = 0; i < nthieves; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, thief_main, s), 0);
+
+    /* The owner: bursts of pushes, then some pops, now and then a full
+     * drain, reporting quiescent states between operations. */
+    uint64_t rng = 12345;
+    uintptr_t next = 1;
+    size_t ops = 0;
+    while (next <= n) {
+        unsigned burst = 1 + (unsigned)(ht_rand(&rng) % 32);
+        for (unsigned j = 0; j < burst && next <= n; j++) {
+            bool published = false;
+            cr_assert_eq(heist__deque_push(&s->dq, ITEM(next), &published),
+                         0);
+            next++;
+        }
+        uint64_t r = ht_rand(&rng);
+        unsigned pops = (r % 64 == 0) ? ~0u : (unsigned)((r >> 8) % burst);
+        for (unsigned j = 0; j < pops; j++) {
+            void *p = heist__deque_pop(&s->dq);
+            if (!p)
+                break;
+            take(s, VAL(p));
+        }
+        if (++ops % 16 == 0) {
+            heist__rcu_quiescent();
+            ht_watchdog_tick(&s->wd);
+        }
+        /* Now and then let the thieves in while items are private and
+         * public, not only when the owner's time slice ends. */
+        if (ops % 512 == 0)
+            sched_yield();
+    }
+    /* Drain: pop returns NULL only once every remaining item was stolen. */
+    for (void *p; (p = heist__deque_pop(&s->dq)) != NULL;)
+        take(s, VAL(p));
+    cr_assert_null(heist__deque_pop(&s->dq));
+
+    /* Every item is now taken or claimed by a thief that is about to
+     * count it. */
+    heist__rcu_offline();
+    while (atomic_load(&s->taken) < n &&
+           atomic_load(&s->bad) == 0) {
+        ht_watchdog_tick(&s->wd);
+        sched_yield();
+    }
+    atomic_store(&s->stop, true);
+    for (unsigned i = 0; i < nthieves; i++)
+        pthread_join(th[i], NULL);
+    heist__rcu_online();
+    ht_watchdog_stop(&s->wd);
+    owner_end(&s->dq);
+
+    cr_assert_eq(atomic_load(&s->bad), 0,
+                 "%u bad steals (last: item %lu: out of range, or not "
+                 "increasing for one thief)",
+                 atomic_load(&s->bad), (unsigned long)atomic_load(&s->bad_item));
+    size_t total = 0;
+    for (size_t i = 1; i <= n; i++) {
+        unsigned c = atomic_load(&s->count[i]);
+        cr_assert_eq(c, 1, "item %zu taken %u times", i, c);
+        total += c;
+    }
+    cr_assert_eq(total, n);
+    cr_assert_eq(atomic_load(&s->taken), n);
+    /* Not a vacuous run: thieves did get items. */
+    cr_assert_gt(atomic_load(&s->stolen), 0, "no item was ever stolen");
+    cr_log_info("%u thieves stole %zu of %zu items", nthieves,
+                atomic_load(&s->stolen), n);
+    free(s->count);
+    free(s);
+}
+
+Test(deque, stress_3_thieves, .timeout = 300)
+{
+    stress_run(3, HT_SCALE(3000000, 300000));
+}
+
+/* More thieves than cores: thieves get preempted in the middle of a steal. */
+Test(deque, stress_8_thieves, .timeout = 300)
+{
+    stress_run(8, HT_SCALE(2000000, 200000));
+}

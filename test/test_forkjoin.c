@@ -1,0 +1,415 @@
+/*
+ * test_forkjoin.c - heist_fork / heist_join (include/heist/task.h): results
+ * of recursive computations on 1, 2 and 8 workers, deep nesting, fork-join
+ * outside a worker, every heist_join error, fork counters, and the
+ * happens-before edge that heist_join gives user data.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <heist/heist.h>
+#include <string.h>
+
+#include "test_util.h"
+
+static const unsigned worker_counts[] = {1, 2, 8};
+#define NCOUNTS (sizeof(worker_counts) / sizeof(worker_counts[0]))
+
+static heist_sched *new_sched(unsigned workers)
+{
+    heist_config cfg = {.workers = workers};
+    heist_sched *s = NULL;
+    cr_assert_eq(heist_sched_new(&cfg, &s), 0);
+    return s;
+}
+
+static void *run(heist_sched *s, heist_fn fn, void *arg)
+{
+    void *r = NULL;
+    int err = heist_run(s, fn, arg, &r);
+    cr_assert_eq(err, 0, "heist_run: error %d", err);
+    return r;
+}
+
+/* ---- fib -------------------------------------------------------------- */
+
+#define JOIN_FAILED ((void *)(intptr_t)-1000000000L)
+
+static long fib_seq(long n)
+{
+    long a = 0, b = 1;
+    for (long i = 0; i < n; i++) {
+        long c = a + b;
+        a = b;
+        b = c;
+    }
+    return a;
+}
+
+/* No cutoff: one fork per call with n >= 2. */
+static void *fib(void *arg)
+{
+    long n = (long)arg;
+    if (n < 2)
+        return (void *)n;
+    heist_task t;
+    void *a = NULL;
+    heist_fork(&t, fib, (void *)(n - 1));
+    void *b = fib((void *)(n - 2));
+    if (heist_join(&t, &a) != 0 || a == JOIN_FAILED || b == JOIN_FAILED)
+        return JOIN_FAILED;
+    return (void *)((long)a + (long)b);
+}
+
+/* Forks made by fib(n): its calls with n >= 2, fib(n + 1) - 1. */
+static uint64_t fib_forks(long n)
+{
+    return n < 2 ? 0 : (uint64_t)fib_seq(n + 1) - 1;
+}
+
+Test(forkjoin, fib_1_2_8_workers, .timeout = 300)
+{
+    long big = HT_SCALE(30, 25);
+    for (size_t w = 0; w < NCOUNTS; w++) {
+        heist_sched *s = new_sched(worker_counts[w]);
+        for (long n = 0; n <= 25; n++)
+            cr_assert_eq((long)run(s, fib, (void *)n), fib_seq(n),
+                         "fib(%ld) on %u workers", n, worker_counts[w]);
+        cr_assert_eq((long)run(s, fib, (void *)big), fib_seq(big),
+                     "fib(%ld) on %u workers", big, worker_counts[w]);
+        cr_assert_eq(heist_sched_free(s), 0);
+    }
+}
+
+/* ---- nqueens: a task per placement ------------------------------------ */
+
+struct board {
+    int n, row;
+    signed char col[16];
+};
+
+static bool safe(const struct board *b, int c)
+{
+    for (int r = 0; r < b->row; r++) {
+        int d = b->col[r] - c;
+        if (d == 0 || d == b->row - r || d == r - b->row)
+            return false;
+    }
+    return true;
+}
+
+static void *nqueens(void *arg)
+{
+    const struct board *b = arg;
+    if (b->row == b->n)
+        return (void *)1L;
+    struct board child[16];
+    heist_task t[16];
+    int k = 0;
+    for (int c = 0; c < b->n; c++) {
+        if (!safe(b, c))
+            continue;
+        child[k] = *b;
+        child[k].col[b->row] = (signed char)c;
+        child[k].row = b->row + 1;
+        heist_fork(&t[k], nqueens, &child[k]);
+        k++;
+    }
+    long sum = 0;
+    bool failed = false;
+    while (k-- > 0) {
+        void *r = NULL;
+        if (heist_join(&t[k], &r) != 0 || r == JOIN_FAILED)
+            failed = true;
+        else
+            sum += (long)r;
+    }
+    return failed ? JOIN_FAILED : (void *)sum;
+}
+
+Test(forkjoin, nqueens_1_to_10, .timeout = 300)
+{
+    static const long solutions[] = {1, 0, 0, 2, 10, 4, 40, 92, 352, 724};
+    for (size_t w = 0; w < NCOUNTS; w++) {
+        heist_sched *s = new_sched(worker_counts[w]);
+        for (int n = 1; n <= 10; n++) {
+            struct board b = {.n = n};
+            cr_assert_eq((long)run(s, nqueens, &b), solutions[n - 1],
+                         "nqueens(%d) on %u workers", n, worker_counts[w]);
+        }
+        cr_assert_eq(heist_sched_free(s), 0);
+    }
+}
+
+/* ---- deep nesting ------------------------------------------------------ */
+
+/* Each level forks the next and joins it: a chain of `depth` nested forks,
+ * all live at once. Small frames: heist_task plus a few words. */
+static void *chain(void *arg)
+{
+    uintptr_t d = (uintptr_t)arg;
+    if (d == 0)
+        return (void *)1;
+    heist_task t;
+    void *r = NULL;
+    heist_fork(&t, chain, (void *)(d - 1));
+    if (heist_join(&t, &r) != 0 || r == NULL)
+        return NULL;
+    return (void *)((uintptr_t)r + 1);
+}
+
+Test(forkjoin, deep_nesting_10000, .timeout = 300)
+{
+    const uintptr_t depth = 10000;
+    for (size_t w = 0; w < NCOUNTS; w++) {
+        heist_sched *s = new_sched(worker_counts[w]);
+        for (int rep = 0; rep < 3; rep++)
+            cr_assert_eq((uintptr_t)run(s, chain, (void *)depth), depth + 1,
+                         "chain(%lu) on %u workers", (unsigned long)depth,
+                         worker_counts[w]);
+        cr_assert_eq(heist_sched_free(s), 0);
+    }
+}
+
+/* ---- outside a worker: fork runs inline -------------------------------- */
+
+struct probe {
+    int ran;
+    int worker_index;
+};
+
+static void *probe_fn(void *arg)
+{
+    struct probe *p = arg;
+    p->ran++;
+    p->worker_index = heist_worker_index();
+    return (void *)0x77;
+}
+
+Test(forkjoin, outside_worker_runs_inline)
+{
+    struct probe p = {0, -2};
+    heist_task t;
+    memset(&t, 0, sizeof(t));
+    heist_fork(&t, probe_fn, &p);
+    cr_assert_eq(p.ran, 1, "heist_fork outside a worker must run fn now");
+    cr_assert_eq(p.worker_index, -1);
+    void *r = NULL;
+    cr_assert_eq(heist_join(&t, &r), 0);
+    cr_assert_eq(r, (void *)0x77);
+    cr_assert_eq(p.ran, 1);
+    /* A whole recursive computation, with no scheduler at all. */
+    cr_assert_eq((long)fib((void *)20L), fib_seq(20));
+    struct board b = {.n = 6};
+    cr_assert_eq((long)nqueens(&b), 4);
+    cr_assert_eq((uintptr_t)chain((void *)1000), 1001);
+}
+
+/* ---- heist_join errors ------------------------------------------------- */
+
+static void *identity(void *arg)
+{
+    return arg;
+}
+
+/* Each check returns 0 when it passed, else the line that failed, so the
+ * same code runs on a worker and outside one. */
+#define CHECK(cond)                                                          \
+    do {                                                                     \
+        if (!(cond))                                                         \
+            return (void *)(intptr_t)__LINE__;                               \
+    } while (0)
+
+/* arg != NULL: on a worker. */
+static void *join_errors(void *arg)
+{
+    bool on_worker = arg != NULL;
+    void *r = NULL;
+
+    /* NULL task. */
+    CHECK(heist_join(NULL, &r) == EINVAL);
+    CHECK(heist_join(NULL, NULL) == EINVAL);
+
+    /* Never forked (zeroed). */
+    heist_task never;
+    memset(&never, 0, sizeof(never));
+    CHECK(heist_join(&never, &r) == EINVAL);
+
+    /* Joined twice. */
+    heist_task t;
+    heist_fork(&t, identity, (void *)5);
+    r = NULL;
+    CHECK(heist_join(&t, &r) == 0);
+    CHECK(r == (void *)5);
+    CHECK(heist_join(&t, &r) == EINVAL);
+
+    /* Out of order: nothing is joined, then the right order works. (Outside
+     * a worker each fork has already run, and the order is not checked.) */
+    heist_task a, b;
+    void *ra = NULL, *rb = NULL;
+    heist_fork(&a, identity, (void *)10);
+    heist_fork(&b, identity, (void *)20);
+    if (on_worker)
+        CHECK(heist_join(&a, &ra) == EINVAL);
+    CHECK(heist_join(&b, &rb) == 0);
+    CHECK(rb == (void *)20);
+    CHECK(heist_join(&a, &ra) == 0);
+    CHECK(ra == (void *)10);
+
+    /* NULL fn: nothing runs, join reports EINVAL. */
+    heist_task z;
+    heist_fork(&z, NULL, (void *)1);
+    CHECK(heist_join(&z, &r) == EINVAL);
+
+    /* NULL task at fork: nothing runs (and nothing is left unjoined). */
+    struct probe p = {0, -2};
+    heist_fork(NULL, probe_fn, &p);
+    CHECK(p.ran == 0);
+    CHECK(heist_join(NULL, &r) == EINVAL);
+
+    /* result may be NULL. */
+    heist_task u;
+    heist_fork(&u, identity, (void *)1);
+    CHECK(heist_join(&u, NULL) == 0);
+
+    /* And fork/join still work afterwards. */
+    CHECK((long)fib((void *)15L) == fib_seq(15));
+    return NULL;
+}
+
+Test(forkjoin, join_errors_on_worker)
+{
+    for (size_t w = 0; w < NCOUNTS; w++) {
+        heist_sched *s = new_sched(worker_counts[w]);
+        void *line = run(s, join_errors, s);
+        cr_assert_null(line, "on %u workers: check at line %d failed",
+                       worker_counts[w], (int)(intptr_t)line);
+        cr_assert_eq(heist_sched_free(s), 0);
+    }
+}
+
+Test(forkjoin, join_errors_outside_worker)
+{
+    void *line = join_errors(NULL);
+    cr_assert_null(line, "check at line %d failed", (int)(intptr_t)line);
+}
+
+/* ---- counters ---------------------------------------------------------- */
+
+static heist_stats stats(heist_sched *s)
+{
+    heist_stats st;
+    cr_assert_eq(heist_sched_stats(s, &st), 0);
+    return st;
+}
+
+Test(forkjoin, stats_count_forks)
+{
+    const long n = 20;
+    for (size_t w = 0; w < NCOUNTS; w++) {
+        unsigned nw = worker_counts[w];
+        heist_sched *s = new_sched(nw);
+        heist_stats before = stats(s);
+        cr_assert_eq(before.workers, nw);
+        cr_assert_eq(before.total.forks, 0);
+        cr_assert_eq((long)run(s, fib, (void *)n), fib_seq(n));
+        cr_assert_eq((long)run(s, fib, (void *)n), fib_seq(n));
+
+        /* Counters only grow; read the total first, then each worker: the
+         * ones idle workers still move (failed steals, parks) can only be
+         * larger in the per-worker sum. */
+        heist_stats st = stats(s);
+        heist_counters sum = {0};
+        for (unsigned i = 0; i < nw; i++) {
+            heist_counters c;
+            cr_assert_eq(heist_sched_worker_stats(s, i, &c), 0);
+            sum.tasks += c.tasks;
+            sum.forks += c.forks;
+            sum.inlined += c.inlined;
+            sum.steals += c.steals;
+            sum.failed_steals += c.failed_steals;
+            sum.parks += c.parks;
+        }
+        cr_assert_eq(st.total.forks, 2 * fib_forks(n),
+                     "%u workers: %llu forks counted, %llu made", nw,
+                     (unsigned long long)st.total.forks,
+                     (unsigned long long)(2 * fib_forks(n)));
+        cr_assert_eq(sum.forks, st.total.forks);
+        cr_assert_eq(sum.inlined, st.total.inlined);
+        cr_assert_eq(sum.steals, st.total.steals);
+        /* A worker counts a task after it finished (after heist_run may
+         * have returned): tasks, too, can only be larger in the sum. */
+        cr_assert_geq(sum.tasks, st.total.tasks);
+        cr_assert_geq(sum.failed_steals, st.total.failed_steals);
+        cr_assert_geq(sum.parks, st.total.parks);
+        cr_assert_leq(st.total.inlined, st.total.forks);
+        /* Every fork was either run inline by its joiner or stolen. */
+        cr_assert_eq(st.total.forks, st.total.inlined + st.total.steals,
+                     "%u workers: forks %llu != inlined %llu + steals %llu",
+                     nw, (unsigned long long)st.total.forks,
+                     (unsigned long long)st.total.inlined,
+                     (unsigned long long)st.total.steals);
+        if (nw == 1) {
+            cr_assert_eq(st.total.steals, 0);
+            cr_assert_eq(st.total.inlined, st.total.forks);
+        }
+        cr_assert_eq(heist_sched_free(s), 0);
+    }
+}
+
+/* ---- user data across fork/join --------------------------------------- */
+
+/* The child writes plain (non-atomic) data; the parent reads it only after
+ * heist_join. heist_join must order the two (and tell ThreadSanitizer so:
+ * under the tsan preset a report fails this test). The parent waits until
+ * the child started, so the child really runs on another worker. */
+struct handoff {
+    atomic_int started;
+    int child_worker;
+    long data[64];
+};
+
+static void *handoff_child(void *arg)
+{
+    struct handoff *h = arg;
+    h->child_worker = heist_worker_index();
+    atomic_store(&h->started, 1);
+    for (int i = 0; i < 64; i++)
+        h->data[i] = (long)i * i; /* plain writes after the last sync */
+    return h;
+}
+
+static void *handoff_parent(void *arg)
+{
+    struct handoff *h = arg;
+    heist_task t;
+    heist_fork(&t, handoff_child, h);
+    bool overlapped = ht_wait_at_least(&h->started, 1, 30);
+    void *r = NULL;
+    if (heist_join(&t, &r) != 0 || r != h)
+        return (void *)(intptr_t)-1;
+    for (int i = 0; i < 64; i++)
+        if (h->data[i] != (long)i * i)
+            return (void *)(intptr_t)-2;
+    if (!overlapped)
+        return (void *)(intptr_t)-3;
+    return (void *)(intptr_t)(h->child_worker != heist_worker_index());
+}
+
+Test(forkjoin, join_orders_child_writes, .timeout = 200)
+{
+    heist_sched *s = new_sched(2);
+    for (int rep = 0; rep < 50; rep++) {
+        struct handoff h;
+        memset(&h, 0, sizeof(h));
+        atomic_init(&h.started, 0);
+        intptr_t r = (intptr_t)run(s, handoff_parent, &h);
+        cr_assert_neq(r, -1, "rep %d: join failed", rep);
+        cr_assert_neq(r, -2, "rep %d: child's writes not visible after join",
+                      rep);
+        cr_assert_neq(r, -3, "rep %d: no worker stole the child in 30 s",
+                      rep);
+        cr_assert_eq(r, 1, "rep %d: child ran on the parent's worker", rep);
+    }
+    cr_assert_eq(heist_sched_free(s), 0);
+}

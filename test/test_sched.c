@@ -1,0 +1,379 @@
+/*
+ * test_sched.c - the scheduler's lifecycle (include/heist/sched.h):
+ * creation and its errors, $HEIST_WORKERS, heist_run and its errors,
+ * heist_current / heist_worker_index, and heist_sched_free in every state it
+ * may be called in.
+ *
+ * Each Criterion test runs in its own process, so setenv() here does not
+ * leak into other tests.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <heist/heist.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test_util.h"
+
+static heist_sched *new_sched(unsigned workers)
+{
+    heist_config cfg = {.workers = workers};
+    heist_sched *s = NULL;
+    int err = heist_sched_new(&cfg, &s);
+    cr_assert_eq(err, 0, "heist_sched_new(workers=%u): error %d", workers,
+                 err);
+    cr_assert_not_null(s);
+    return s;
+}
+
+static unsigned workers_of(heist_sched *s)
+{
+    heist_stats st;
+    cr_assert_eq(heist_sched_stats(s, &st), 0);
+    return st.workers;
+}
+
+static void *identity(void *arg)
+{
+    return arg;
+}
+
+static long fib_seq(long n)
+{
+    return n < 2 ? n : fib_seq(n - 1) + fib_seq(n - 2);
+}
+
+static void *fib(void *arg)
+{
+    long n = (long)arg;
+    if (n < 2)
+        return (void *)n;
+    heist_task t;
+    void *a = NULL;
+    heist_fork(&t, fib, (void *)(n - 1));
+    long b = (long)fib((void *)(n - 2));
+    if (heist_join(&t, &a) != 0)
+        return (void *)-1000000L;
+    return (void *)((long)a + b);
+}
+
+/* ---- creation ---------------------------------------------------------- */
+
+Test(sched, new_free_null_cfg)
+{
+    unsetenv("HEIST_WORKERS");
+    heist_sched *s = NULL;
+    cr_assert_eq(heist_sched_new(NULL, &s), 0);
+    cr_assert_not_null(s);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cr_expect_eq(workers_of(s), (unsigned)(cpus < 1 ? 1 : cpus),
+                 "default workers should be the online CPUs (%ld)", cpus);
+    cr_assert_eq(heist_sched_free(s), 0);
+}
+
+Test(sched, new_free_zero_cfg)
+{
+    unsetenv("HEIST_WORKERS");
+    heist_config cfg = {0};
+    heist_sched *s = NULL;
+    cr_assert_eq(heist_sched_new(&cfg, &s), 0);
+    cr_assert_gt(workers_of(s), 0);
+    cr_assert_eq(heist_sched_free(s), 0);
+}
+
+Test(sched, new_free_1_2_8_workers)
+{
+    const unsigned ns[] = {1, 2, 8};
+    for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+        heist_sched *s = new_sched(ns[i]);
+        cr_assert_eq(workers_of(s), ns[i]);
+        void *r = NULL;
+        cr_assert_eq(heist_run(s, identity, (void *)0x1234, &r), 0);
+        cr_assert_eq(r, (void *)0x1234);
+        cr_assert_eq(heist_sched_free(s), 0);
+    }
+}
+
+Test(sched, new_rejects_null_out)
+{
+    heist_config cfg = {.workers = 2};
+    cr_assert_eq(heist_sched_new(&cfg, NULL), EINVAL);
+    cr_assert_eq(heist_sched_new(NULL, NULL), EINVAL);
+}
+
+Test(sched, new_rejects_too_many_workers)
+{
+    heist_sched *sentinel = (heist_sched *)(uintptr_t)0x5a5a;
+    heist_sched *s = sentinel;
+    heist_config cfg = {.workers = HEIST_MAX_WORKERS + 1};
+    cr_assert_eq(heist_sched_new(&cfg, &s), EINVAL);
+    cr_assert_eq(s, sentinel, "*out changed on error");
+    cfg.workers = ~0u;
+    cr_assert_eq(heist_sched_new(&cfg, &s), EINVAL);
+    cr_assert_eq(s, sentinel, "*out changed on error");
+}
+
+/* $HEIST_WORKERS is read when cfg->workers is 0; it must hold a number in
+ * 1..HEIST_MAX_WORKERS ("0" is out of range: the variable has no "default"
+ * value of its own). */
+Test(sched, env_workers_rejects_bad_values)
+{
+    const char *bad[] = {"abc", "0",  "-3",   "99999",
+                         "",    "3x", "1025", "18446744073709551617"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(setenv("HEIST_WORKERS", bad[i], 1), 0);
+        heist_sched *sentinel = (heist_sched *)(uintptr_t)0x5a5a;
+        heist_sched *s = sentinel;
+        int err = heist_sched_new(NULL, &s);
+        cr_expect_eq(err, EINVAL, "HEIST_WORKERS=\"%s\": got %d, want EINVAL",
+                     bad[i], err);
+        cr_expect_eq(s, sentinel, "HEIST_WORKERS=\"%s\": *out changed",
+                     bad[i]);
+        if (err == 0 && s != sentinel)
+            heist_sched_free(s);
+    }
+}
+
+Test(sched, env_workers_honoured)
+{
+    cr_assert_eq(setenv("HEIST_WORKERS", "3", 1), 0);
+    heist_sched *s = NULL;
+    cr_assert_eq(heist_sched_new(NULL, &s), 0);
+    cr_assert_eq(workers_of(s), 3);
+    cr_assert_eq(heist_sched_free(s), 0);
+
+    /* Also with a zeroed config... */
+    heist_config cfg = {0};
+    cr_assert_eq(heist_sched_new(&cfg, &s), 0);
+    cr_assert_eq(workers_of(s), 3);
+    cr_assert_eq(heist_sched_free(s), 0);
+
+    /* ...but an explicit count wins. */
+    s = new_sched(2);
+    cr_assert_eq(workers_of(s), 2);
+    cr_assert_eq(heist_sched_free(s), 0);
+}
+
+Test(sched, stress_create_free_1000_times, .timeout = 300)
+{
+    int n = HT_SCALE(1000, 300);
+    for (int i = 0; i < n; i++) {
+        heist_sched *s = new_sched(2);
+        if (i % 2) {
+            void *r = NULL;
+            cr_assert_eq(heist_run(s, identity, (void *)(intptr_t)i, &r), 0);
+            cr_assert_eq(r, (void *)(intptr_t)i);
+        }
+        cr_assert_eq(heist_sched_free(s), 0, "free %d failed", i);
+    }
+}
+
+/* ---- freeing ----------------------------------------------------------- */
+
+Test(sched, free_null)
+{
+    cr_assert_eq(heist_sched_free(NULL), EINVAL);
+}
+
+Test(sched, free_while_idle)
+{
+    heist_sched *s = new_sched(4);
+    void *r = NULL;
+    cr_assert_eq(heist_run(s, fib, (void *)15L, &r), 0);
+    cr_assert_eq((long)r, fib_seq(15));
+    /* Let the workers run out of work and park. */
+    struct timespec nap = {0, 100 * 1000 * 1000};
+    nanosleep(&nap, NULL);
+    cr_assert_eq(heist_sched_free(s), 0);
+}
+
+static void *free_own_sched(void *arg)
+{
+    (void)arg;
+    heist_sched *self = heist_current();
+    if (!self)
+        return (void *)(intptr_t)-1;
+    return (void *)(intptr_t)heist_sched_free(self);
+}
+
+/* A worker may not free its own scheduler (it would wait for itself); the
+ * scheduler keeps working, and is freed later from outside. */
+Test(sched, free_from_worker_is_edeadlk)
+{
+    heist_sched *s = new_sched(2);
+    void *r = NULL;
+    cr_assert_eq(heist_run(s, free_own_sched, NULL, &r), 0);
+    cr_assert_eq((int)(intptr_t)r, EDEADLK,
+                 "heist_sched_free on a worker returned %d, want EDEADLK",
+                 (int)(intptr_t)r);
+    cr_assert_eq(heist_run(s, fib, (void *)20L, &r), 0);
+    cr_assert_eq((long)r, fib_seq(20));
+    cr_assert_eq(heist_sched_free(s), 0);
+}
+
+/* Freeing a scheduler from a worker of *another* scheduler is allowed. */
+static void *free_other_sched(void *arg)
+{
+    return (void *)(intptr_t)heist_sched_free(arg);
+}
+
+Test(sched, free_from_other_scheds_worker)
+{
+    heist_sched *a = new_sched(2), *b = new_sched(2);
+    void *r = (void *)1;
+    cr_assert_eq(heist_run(a, free_other_sched, b, &r), 0);
+    cr_assert_eq((int)(intptr_t)r, 0);
+    cr_assert_eq(heist_sched_free(a), 0);
+}
+
+struct runner {
+    heist_sched *s;
+    long n;
+    int reps;
+    int err;
+    long bad;
+};
+
+static void *runner_main(void *arg)
+{
+    struct runner *r = arg;
+    long want = fib_seq(r->n);
+    for (int i = 0; i < r->reps; i++) {
+        void *res = NULL;
+        int err = heist_run(r->s, fib, (void *)r->n, &res);
+        if (err) {
+            r->err = err;
+            break;
+        }
+        if ((long)res != want)
+            r->bad++;
+    }
+    return NULL;
+}
+
+/* A heist_run on another thread that takes a while: the caller frees only
+ * after it returned, as the header requires, and free must not lose it. */
+Test(sched, free_after_long_run_returns)
+{
+    heist_sched *s = new_sched(2);
+    struct runner r = {.s = s, .n = HT_SCALE(27, 22), .reps = 1};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, runner_main, &r), 0);
+    pthread_join(t, NULL);
+    cr_assert_eq(r.err, 0);
+    cr_assert_eq(r.bad, 0);
+    cr_assert_eq(heist_sched_free(s), 0);
+}
+
+/* Many threads with heist_run calls in flight; each is joined, then the
+ * scheduler is freed: every result must be right. */
+Test(sched, stress_free_after_busy_runs, .timeout = 300)
+{
+    enum { T = 8 };
+    heist_sched *s = new_sched(4);
+    struct runner r[T];
+    pthread_t t[T];
+    for (int i = 0; i < T; i++) {
+        r[i] = (struct runner){.s = s, .n = 12 + i, .reps = HT_SCALE(40, 8)};
+        cr_assert_eq(pthread_create(&t[i], NULL, runner_main, &r[i]), 0);
+    }
+    for (int i = 0; i < T; i++)
+        pthread_join(t[i], NULL);
+    cr_assert_eq(heist_sched_free(s), 0);
+    for (int i = 0; i < T; i++) {
+        cr_assert_eq(r[i].err, 0, "thread %d: heist_run error %d", i,
+                     r[i].err);
+        cr_assert_eq(r[i].bad, 0, "thread %d: %ld wrong results", i,
+                     r[i].bad);
+    }
+}
+
+/* ---- heist_run --------------------------------------------------------- */
+
+Test(sched, run_rejects_null)
+{
+    heist_sched *s = new_sched(1);
+    void *r = (void *)7;
+    cr_assert_eq(heist_run(NULL, identity, NULL, &r), EINVAL);
+    cr_assert_eq(heist_run(s, NULL, NULL, &r), EINVAL);
+    /* result may be NULL */
+    cr_assert_eq(heist_run(s, identity, (void *)3, NULL), 0);
+    cr_assert_eq(heist_sched_free(s), 0);
+}
+
+static void *run_from_worker(void *arg)
+{
+    heist_sched *s = arg;
+    void *r = NULL;
+    return (void *)(intptr_t)heist_run(s, identity, NULL, &r);
+}
+
+Test(sched, run_from_worker_is_edeadlk)
+{
+    heist_sched *s = new_sched(2);
+    void *r = NULL;
+    cr_assert_eq(heist_run(s, run_from_worker, s, &r), 0);
+    cr_assert_eq((int)(intptr_t)r, EDEADLK,
+                 "heist_run on its own worker returned %d, want EDEADLK",
+                 (int)(intptr_t)r);
+    /* A worker of one scheduler may run work on another one. */
+    heist_sched *other = new_sched(1);
+    cr_assert_eq(heist_run(s, run_from_worker, other, &r), 0);
+    cr_assert_eq((int)(intptr_t)r, 0);
+    cr_assert_eq(heist_sched_free(other), 0);
+    cr_assert_eq(heist_sched_free(s), 0);
+}
+
+/* ---- heist_current / heist_worker_index -------------------------------- */
+
+struct whoami {
+    heist_sched *cur;
+    int index;
+};
+
+static void *whoami(void *arg)
+{
+    struct whoami *w = arg;
+    w->cur = heist_current();
+    w->index = heist_worker_index();
+    return NULL;
+}
+
+Test(sched, current_and_worker_index)
+{
+    cr_assert_null(heist_current());
+    cr_assert_eq(heist_worker_index(), -1);
+    const unsigned ns[] = {1, 3};
+    for (size_t i = 0; i < 2; i++) {
+        heist_sched *s = new_sched(ns[i]);
+        for (int rep = 0; rep < 20; rep++) {
+            struct whoami w = {NULL, -2};
+            cr_assert_eq(heist_run(s, whoami, &w, NULL), 0);
+            cr_assert_eq(w.cur, s);
+            cr_assert_geq(w.index, 0);
+            cr_assert_lt(w.index, (int)ns[i]);
+        }
+        cr_assert_eq(heist_sched_free(s), 0);
+    }
+    cr_assert_null(heist_current());
+    cr_assert_eq(heist_worker_index(), -1);
+}
+
+/* ---- statistics -------------------------------------------------------- */
+
+Test(sched, stats_reject_bad_args)
+{
+    heist_sched *s = new_sched(2);
+    heist_stats st;
+    heist_counters c;
+    cr_assert_eq(heist_sched_stats(NULL, &st), EINVAL);
+    cr_assert_eq(heist_sched_stats(s, NULL), EINVAL);
+    cr_assert_eq(heist_sched_worker_stats(NULL, 0, &c), EINVAL);
+    cr_assert_eq(heist_sched_worker_stats(s, 0, NULL), EINVAL);
+    cr_assert_eq(heist_sched_worker_stats(s, 2, &c), EINVAL);
+    cr_assert_eq(heist_sched_worker_stats(s, ~0u, &c), EINVAL);
+    cr_assert_eq(heist_sched_worker_stats(s, 1, &c), 0);
+    cr_assert_eq(heist_sched_free(s), 0);
+}

@@ -1,0 +1,177 @@
+/*
+ * test_submit.c - work handed to a scheduler from threads that are not its
+ * workers (heist_run): many submitters at once, a hunt for lost wake-ups
+ * (a submission that no worker notices hangs its caller forever), and an
+ * idle scheduler woken by a new submission.
+ *
+ * Hangs are caught by a watchdog (test_util.h) that aborts with a message
+ * after 30 s without progress; nothing here depends on how fast it runs.
+ */
+#include <criterion/criterion.h>
+
+#include <heist/heist.h>
+#include <sched.h>
+#include <time.h>
+
+#include "test_util.h"
+
+static heist_sched *new_sched(unsigned workers)
+{
+    heist_config cfg = {.workers = workers};
+    heist_sched *s = NULL;
+    cr_assert_eq(heist_sched_new(&cfg, &s), 0);
+    return s;
+}
+
+static long fib_seq(long n)
+{
+    return n < 2 ? n : fib_seq(n - 1) + fib_seq(n - 2);
+}
+
+static void *fib(void *arg)
+{
+    long n = (long)arg;
+    if (n < 2)
+        return (void *)n;
+    heist_task t;
+    void *a = NULL;
+    heist_fork(&t, fib, (void *)(n - 1));
+    long b = (long)fib((void *)(n - 2));
+    if (heist_join(&t, &a) != 0)
+        return (void *)-1000000L;
+    return (void *)((long)a + b);
+}
+
+static void *add_one(void *arg)
+{
+    return (void *)((uintptr_t)arg + 1);
+}
+
+/* ---- many submitters at once ------------------------------------------ */
+
+struct submitter {
+    heist_sched *s;
+    atomic_int *go;
+    int id, reps;
+    int err;
+    long wrong;
+    struct ht_watchdog *wd;
+};
+
+static void *submitter_main(void *arg)
+{
+    struct submitter *m = arg;
+    /* Start together, to make the submissions collide. */
+    while (!atomic_load(m->go))
+        sched_yield();
+    for (int i = 0; i < m->reps; i++) {
+        long n = 10 + (m->id + i) % 8;
+        void *r = NULL;
+        int err = heist_run(m->s, fib, (void *)n, &r);
+        if (err) {
+            m->err = err;
+            return NULL;
+        }
+        if ((long)r != fib_seq(n))
+            m->wrong++;
+        ht_watchdog_tick(m->wd);
+    }
+    return NULL;
+}
+
+static void many_submitters(unsigned workers, int nthreads, int reps)
+{
+    struct ht_watchdog wd;
+    ht_watchdog_start(&wd, "concurrent heist_run", 30);
+    heist_sched *s = new_sched(workers);
+    atomic_int go;
+    atomic_init(&go, 0);
+    struct submitter m[16];
+    pthread_t t[16];
+    cr_assert_leq(nthreads, 16);
+    for (int i = 0; i < nthreads; i++) {
+        m[i] = (struct submitter){.s = s, .go = &go, .id = i, .reps = reps,
+                                  .wd = &wd};
+        cr_assert_eq(pthread_create(&t[i], NULL, submitter_main, &m[i]), 0);
+    }
+    atomic_store(&go, 1);
+    for (int i = 0; i < nthreads; i++)
+        pthread_join(t[i], NULL);
+    cr_assert_eq(heist_sched_free(s), 0);
+    ht_watchdog_stop(&wd);
+    for (int i = 0; i < nthreads; i++) {
+        cr_assert_eq(m[i].err, 0, "thread %d: heist_run error %d", i,
+                     m[i].err);
+        cr_assert_eq(m[i].wrong, 0, "thread %d: %ld wrong results", i,
+                     m[i].wrong);
+    }
+}
+
+Test(submit, sixteen_threads_at_once, .timeout = 300)
+{
+    many_submitters(2, 16, HT_SCALE(200, 25));
+    many_submitters(8, 16, HT_SCALE(100, 15));
+}
+
+/* ---- lost wake-ups ----------------------------------------------------- */
+
+/* One tiny heist_run after another, each waited for: every submission finds
+ * the workers in a different phase of going to sleep, so a window in the
+ * park/wake protocol shows up as a hang. */
+static void wakeup_hunt(unsigned workers, int n)
+{
+    struct ht_watchdog wd;
+    ht_watchdog_start(&wd, "sequential heist_run (lost wake-up?)", 30);
+    heist_sched *s = new_sched(workers);
+    for (int i = 0; i < n; i++) {
+        void *r = NULL;
+        int err = heist_run(s, add_one, (void *)(uintptr_t)i, &r);
+        cr_assert_eq(err, 0, "run %d: error %d", i, err);
+        cr_assert_eq((uintptr_t)r, (uintptr_t)i + 1, "run %d: wrong result",
+                     i);
+        ht_watchdog_tick(&wd);
+    }
+    cr_assert_eq(heist_sched_free(s), 0);
+    ht_watchdog_stop(&wd);
+}
+
+Test(submit, lost_wakeup_hunt_2_workers, .timeout = 300)
+{
+    wakeup_hunt(2, HT_SCALE(100000, 20000));
+}
+
+Test(submit, lost_wakeup_hunt_8_workers, .timeout = 300)
+{
+    wakeup_hunt(8, HT_SCALE(100000, 20000));
+}
+
+/* Several submitters, each with its own rhythm, on a scheduler whose
+ * workers keep falling asleep. */
+Test(submit, lost_wakeup_hunt_4_submitters, .timeout = 300)
+{
+    many_submitters(3, 4, HT_SCALE(5000, 1000));
+}
+
+/* ---- idle, then woken -------------------------------------------------- */
+
+Test(submit, idle_scheduler_wakes_on_submit, .timeout = 120)
+{
+    struct ht_watchdog wd;
+    ht_watchdog_start(&wd, "heist_run on an idle scheduler", 30);
+    heist_sched *s = new_sched(2);
+    for (int i = 0; i < 20; i++) {
+        /* Long enough for the workers to give up spinning and park. */
+        struct timespec nap = {0, 50 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+        void *r = NULL;
+        cr_assert_eq(heist_run(s, fib, (void *)15L, &r), 0);
+        cr_assert_eq((long)r, fib_seq(15));
+        ht_watchdog_tick(&wd);
+    }
+    heist_stats st;
+    cr_assert_eq(heist_sched_stats(s, &st), 0);
+    cr_assert_gt(st.total.parks, 0,
+                 "workers never parked in 20 idle periods of 50 ms");
+    cr_assert_eq(heist_sched_free(s), 0);
+    ht_watchdog_stop(&wd);
+}

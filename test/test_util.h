@@ -1,0 +1,72 @@
+/*
+ * test_util.h - helpers shared by heist's tests: sanitizer-aware sizes, a
+ * clock, a small PRNG, a spin-wait with a deadline, and a watchdog thread.
+ */
+#ifndef HEIST_TEST_UTIL_H
+#define HEIST_TEST_UTIL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* HT_SANITIZED: 1 in ASan/UBSan/TSan builds, where everything is 2-20x
+ * slower; HT_TSAN: 1 in ThreadSanitizer builds. */
+#if defined(__SANITIZE_THREAD__)
+#define HT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HT_TSAN 1
+#endif
+#endif
+#ifndef HT_TSAN
+#define HT_TSAN 0
+#endif
+
+#if HT_TSAN || defined(__SANITIZE_ADDRESS__)
+#define HT_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HT_SANITIZED 1
+#endif
+#endif
+#ifndef HT_SANITIZED
+#define HT_SANITIZED 0
+#endif
+
+/* A count for plain builds, and the smaller one for sanitizer builds. */
+#define HT_SCALE(plain, sanitized) (HT_SANITIZED ? (sanitized) : (plain))
+
+/* Monotonic time in nanoseconds. */
+uint64_t ht_now_ns(void);
+
+/* SplitMix64: a PRNG for test decisions (never rand/rand_r: see
+ * criterion_tsan.c). */
+uint64_t ht_rand(uint64_t *state);
+
+/* Spins (yielding the CPU) until *v >= target; returns false if that did
+ * not happen within timeout_s seconds. */
+bool ht_wait_at_least(atomic_int *v, int target, unsigned timeout_s);
+
+/*
+ * A watchdog: a thread that aborts the process, naming `what`, when
+ * `progress` has not changed for `limit_s` seconds. A test bumps progress
+ * as it goes; abort() makes Criterion report the test as crashed, where a
+ * hang would only end at the ctest timeout with less to go on.
+ */
+struct ht_watchdog {
+    pthread_t thread;
+    _Atomic uint64_t progress;
+    atomic_bool stop;
+    unsigned limit_s;
+    const char *what;
+};
+void ht_watchdog_start(struct ht_watchdog *w, const char *what,
+                       unsigned limit_s);
+static inline void ht_watchdog_tick(struct ht_watchdog *w)
+{
+    atomic_fetch_add_explicit(&w->progress, 1, memory_order_relaxed);
+}
+void ht_watchdog_stop(struct ht_watchdog *w);
+
+#endif /* HEIST_TEST_UTIL_H */
