@@ -3,12 +3,9 @@
  * valid placement, each with its own copy of the board; the parent joins
  * them all (in reverse fork order) and sums their counts.
  */
-#include <stdint.h>
 #include <string.h>
 
-#include <heist/heist.h>
-
-#include "harness.h"
+#include "bench_heist.h"
 #include "nqueens.h"
 
 typedef struct nq_arg {
@@ -45,25 +42,15 @@ static bench_args args;
 
 static long long body(void *ctx, long n) {
     nq_arg root = {.n = (int)n, .j = 0};
-    void *r;
-    int err = heist_run(ctx, nqueens, &root, &r);
-    if (err)
-        bench_fail(&args, strerror(err));
-    return (intptr_t)r;
+    return bench_heist_run(&args, ctx, nqueens, &root);
 }
 
 int main(int argc, char **argv) {
     bench_parse(&args, "nqueens", BENCH_HEIST_IMPL, 12, argc, argv);
     if (args.param < 1 || args.param >= NQ_MAXN)
         bench_fail(&args, "n out of range");
-    heist_sched *s;
-    heist_config cfg = {.workers = args.workers};
-    int err = heist_sched_new(&cfg, &s);
-    if (err)
-        bench_fail(&args, strerror(err));
+    heist_sched *s = bench_heist_new(&args);
     bench_time(&args, body, s, bench_nqueens_expected(args.param));
-    err = heist_sched_free(s);
-    if (err)
-        bench_fail(&args, strerror(err));
+    bench_heist_free(&args, s);
     return 0;
 }

@@ -2,12 +2,7 @@
  * bench/skynet_heist.c - the skynet sum with heist fork-join: each inner
  * node forks its 10 children, then joins them in reverse fork order.
  */
-#include <stdint.h>
-#include <string.h>
-
-#include <heist/heist.h>
-
-#include "harness.h"
+#include "bench_heist.h"
 #include "skynet.h"
 
 /* Sums travel in the task result, a void *. */
@@ -42,25 +37,15 @@ static bench_args args;
 
 static long long body(void *ctx, long leaves) {
     sky_arg root = {.num = 0, .size = leaves};
-    void *r;
-    int err = heist_run(ctx, skynet, &root, &r);
-    if (err)
-        bench_fail(&args, strerror(err));
-    return (intptr_t)r;
+    return bench_heist_run(&args, ctx, skynet, &root);
 }
 
 int main(int argc, char **argv) {
     bench_parse(&args, "skynet", BENCH_HEIST_IMPL, 1000000, argc, argv);
     if (!skynet_leaves_ok(args.param))
         bench_fail(&args, "leaves must be a power of 10");
-    heist_sched *s;
-    heist_config cfg = {.workers = args.workers};
-    int err = heist_sched_new(&cfg, &s);
-    if (err)
-        bench_fail(&args, strerror(err));
+    heist_sched *s = bench_heist_new(&args);
     bench_time(&args, body, s, bench_skynet_expected(args.param));
-    err = heist_sched_free(s);
-    if (err)
-        bench_fail(&args, strerror(err));
+    bench_heist_free(&args, s);
     return 0;
 }
