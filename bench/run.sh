@@ -11,6 +11,9 @@
 # of the same workload and size), ratio_vs_heist (median / heist's median at
 # the same size and worker count) and status (ok, FAIL, TIMEOUT, not built).
 #
+# Each program's stderr (heist's scheduler counters, failure messages) goes
+# to the log beside the CSV (CSV with .log).
+#
 # Exit status: 0 when every run passed, 1 when one failed or timed out, 2 on
 # a usage error. A peer (omp, tbb) that was not built is reported, not failed.
 set -u
@@ -86,9 +89,12 @@ PLAN
   fi
 }
 
+mkdir -p "$(dirname "$csv")"
+errlog=${csv%.csv}.log
+: >"$errlog"
 raw=$(mktemp)
 log=$(mktemp)
-trap 'rm -f "$raw" "$log"' EXIT
+trap 'rm -f "$raw" "$log" "$log.err"' EXIT
 failed=0
 
 while read -r w p impl workers reps warm; do
@@ -122,10 +128,9 @@ while read -r w p impl workers reps warm; do
     echo "$w,$p,$impl,$workers,,,0,$status" >>"$raw"
     failed=1
   fi
-  rm -f "$log.err"
+  { echo "== $label: exit $rc"; cat "$log.err"; } >>"$errlog"
 done < <(plan)
 
-mkdir -p "$(dirname "$csv")"
 awk -F, -v OFS=, '
   { row[NR] = $0; n = NR
     if ($3 == "serial" && $8 == "ok") serial[$1 "," $2] = $5
