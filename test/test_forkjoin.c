@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <heist/heist.h>
+#include <signal.h>
 #include <string.h>
 
 #include "test_util.h"
@@ -412,4 +413,68 @@ Test(forkjoin, join_orders_child_writes, .timeout = 200)
         cr_assert_eq(r, 1, "rep %d: child ran on the parent's worker", rep);
     }
     cr_assert_eq(heist_sched_free(s), 0);
+}
+
+/* ---- a fork never joined ------------------------------------------------ */
+
+/* The header's promise: a task that returns while one of its forks is not
+ * joined leaves the runtime pointers into a dead frame, so heist aborts
+ * with a message instead of going on. */
+static void *forget_join(void *arg)
+{
+    heist_task t;
+    heist_fork(&t, identity, arg);
+    return NULL; /* no heist_join */
+}
+
+Test(forkjoin, unjoined_fork_aborts, .signal = SIGABRT, .timeout = 60)
+{
+    heist_sched *s = new_sched(1);
+    heist_run(s, forget_join, NULL, NULL);
+    /* Not reached: the process aborted. */
+    heist_sched_free(s);
+}
+
+/* The same one level down: the culprit is a forked task. */
+static void *fork_forgetful_child(void *arg)
+{
+    heist_task t;
+    void *r = NULL;
+    heist_fork(&t, forget_join, arg);
+    heist_join(&t, &r);
+    return r;
+}
+
+Test(forkjoin, unjoined_fork_in_child_aborts, .signal = SIGABRT,
+     .timeout = 60)
+{
+    heist_sched *s = new_sched(2);
+    heist_run(s, fork_forgetful_child, NULL, NULL);
+    heist_sched_free(s);
+}
+
+/* ---- stress: many short fork-join computations ------------------------- */
+
+/* Many small computations, one after another, on schedulers with few and
+ * with more workers than cores: every join finds its child in a different
+ * state (private, public, being stolen, running elsewhere, done). */
+Test(forkjoin, stress_many_small_computations, .timeout = 300)
+{
+    const unsigned counts[] = {2, 3, 8};
+    int reps = HT_SCALE(2000, 200);
+    for (size_t w = 0; w < 3; w++) {
+        heist_sched *s = new_sched(counts[w]);
+        for (int i = 0; i < reps; i++) {
+            long n = 8 + i % 10;
+            cr_assert_eq((long)run(s, fib, (void *)n), fib_seq(n),
+                         "rep %d: fib(%ld) on %u workers", i, n, counts[w]);
+            if (i % 10 == 0) {
+                struct board b = {.n = 7};
+                cr_assert_eq((long)run(s, nqueens, &b), 40,
+                             "rep %d: nqueens(7) on %u workers", i,
+                             counts[w]);
+            }
+        }
+        cr_assert_eq(heist_sched_free(s), 0);
+    }
 }

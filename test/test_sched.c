@@ -156,6 +156,43 @@ Test(sched, env_workers_honoured)
     cr_assert_eq(heist_sched_free(s), 0);
 }
 
+/* stack_size (or $HEIST_STACK_SIZE) must be sensible: a few bytes or more
+ * than the address space is EINVAL, as is a variable that is not a
+ * number; a plain size is accepted. */
+Test(sched, stack_size_rejects_absurd)
+{
+    unsetenv("HEIST_STACK_SIZE");
+    heist_sched *sentinel = (heist_sched *)(uintptr_t)0x5a5a;
+    heist_sched *s = sentinel;
+    heist_config cfg = {.workers = 1, .stack_size = SIZE_MAX};
+    cr_expect_eq(heist_sched_new(&cfg, &s), EINVAL);
+    cfg.stack_size = 1;
+    cr_expect_eq(heist_sched_new(&cfg, &s), EINVAL);
+    cr_expect_eq(s, sentinel, "*out changed on error");
+
+    cfg.stack_size = 0;
+    const char *bad[] = {"abc", "-1", "1", "99999999999999999999999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(setenv("HEIST_STACK_SIZE", bad[i], 1), 0);
+        int err = heist_sched_new(&cfg, &s);
+        cr_expect_eq(err, EINVAL, "HEIST_STACK_SIZE=\"%s\": got %d", bad[i],
+                     err);
+        if (err == 0 && s != sentinel) {
+            heist_sched_free(s);
+            s = sentinel;
+        }
+    }
+
+    cr_assert_eq(setenv("HEIST_STACK_SIZE", "1048576", 1), 0);
+    cr_assert_eq(heist_sched_new(&cfg, &s), 0);
+    cr_assert_eq(heist_run(s, identity, NULL, NULL), 0);
+    cr_assert_eq(heist_sched_free(s), 0);
+    unsetenv("HEIST_STACK_SIZE");
+    cfg.stack_size = 1 << 20;
+    cr_assert_eq(heist_sched_new(&cfg, &s), 0);
+    cr_assert_eq(heist_sched_free(s), 0);
+}
+
 Test(sched, stress_create_free_1000_times, .timeout = 300)
 {
     int n = HT_SCALE(1000, 300);

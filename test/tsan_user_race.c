@@ -5,8 +5,10 @@
  * Two tasks, forked on a 2-worker scheduler, meet at a rendezvous made of
  * atomics (so they really run at the same time, on two workers), then:
  *  - default build (tsan_user_race): both write the plain global
- *    heist_test_shared. Nothing orders the two writes, so TSan must report a
- *    data race whose location is that global; the test passes on that report.
+ *    heist_test_shared, the child first, the parent after seeing a relaxed
+ *    flag (no synchronization for TSan). Nothing orders the two writes, so
+ *    TSan must report a data race whose location is that global; the test
+ *    passes on that report.
  *  - HEIST_TEST_ORDERED (tsan_user_ordered): only the child writes it, and
  *    the parent reads it after heist_join. heist_join orders the two, so TSan
  *    must stay silent; the program prints "tsan_user_ordered: ok".
@@ -19,8 +21,17 @@
 #include <stdio.h>
 #include <time.h>
 
-int heist_test_shared; /* plain on purpose; not static, so TSan names it */
-static atomic_int arrived;
+/* Plain on purpose; not static, so TSan names it. Each variable gets its
+ * own cache line: TSan keeps the last few accesses per 8 bytes of memory,
+ * and the spinning loads must not push the first write to heist_test_shared
+ * out of that history. */
+_Alignas(64) int heist_test_shared;
+static _Alignas(64) atomic_int arrived;
+/* Set by the child after its write, with relaxed order: TSan sees no
+ * synchronization in it, so it only makes the parent's write come later in
+ * time. Two writes at the very same instant can both miss each other in
+ * TSan's shadow memory; one after the other they cannot. */
+static _Alignas(64) atomic_int child_wrote;
 
 /* Waits until both tasks arrived; false after 30 s. */
 static int rendezvous(void)
@@ -42,6 +53,7 @@ static void *child(void *arg)
     if (!rendezvous())
         return NULL;
     heist_test_shared += (int)(long)arg; /* after the rendezvous: unordered */
+    atomic_store_explicit(&child_wrote, 1, memory_order_relaxed);
     return arg;
 }
 
@@ -56,6 +68,8 @@ static void *parent(void *arg)
         return (void *)"the tasks never overlapped (child not stolen)";
     }
 #ifndef HEIST_TEST_ORDERED
+    while (!atomic_load_explicit(&child_wrote, memory_order_relaxed))
+        sched_yield();
     heist_test_shared += 2; /* races with the child's write */
 #endif
     if (heist_join(&t, &r) != 0 || r != (void *)1L)
