@@ -15,7 +15,8 @@
 
 #include "harness.h"
 
-static inline heist_sched *bench_heist_new(const bench_args *a) {
+static inline heist_sched *bench_heist_new(const bench_args *a)
+{
     heist_sched *s;
     heist_config cfg = {.workers = a->workers};
     int err = heist_sched_new(&cfg, &s);
@@ -26,7 +27,8 @@ static inline heist_sched *bench_heist_new(const bench_args *a) {
 
 /* Runs fn(arg) on s; returns its result as an integer. */
 static inline long long bench_heist_run(const bench_args *a, heist_sched *s,
-                                        heist_fn fn, void *arg) {
+                                        heist_fn fn, void *arg)
+{
     void *r;
     int err = heist_run(s, fn, arg, &r);
     if (err)
@@ -34,7 +36,8 @@ static inline long long bench_heist_run(const bench_args *a, heist_sched *s,
     return (intptr_t)r;
 }
 
-static inline void bench_heist_free(const bench_args *a, heist_sched *s) {
+static inline void bench_heist_free(const bench_args *a, heist_sched *s)
+{
     heist_stats st;
     if (heist_sched_stats(s, &st) == 0)
         fprintf(stderr,

@@ -4,7 +4,8 @@
  */
 #include "bench_heist.h"
 
-static void *fib(void *arg) {
+static void *fib(void *arg)
+{
     long n = (long)(intptr_t)arg;
     if (n < 2)
         return (void *)(intptr_t)n;
@@ -18,11 +19,13 @@ static void *fib(void *arg) {
 
 static bench_args args;
 
-static long long body(void *ctx, long n) {
+static long long body(void *ctx, long n)
+{
     return bench_heist_run(&args, ctx, fib, (void *)(intptr_t)n);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     bench_parse(&args, "fib", BENCH_HEIST_IMPL, 35, argc, argv);
     heist_sched *s = bench_heist_new(&args);
     bench_time(&args, body, s, bench_fib_expected(args.param));

@@ -6,7 +6,8 @@
 
 #include "harness.h"
 
-static long fib(long n) {
+static long fib(long n)
+{
     if (n < 2)
         return n;
     long x, y;
@@ -17,7 +18,8 @@ static long fib(long n) {
     return x + y;
 }
 
-static long long body(void *ctx, long n) {
+static long long body(void *ctx, long n)
+{
     (void)ctx;
     long r = 0;
 #pragma omp parallel
@@ -26,7 +28,8 @@ static long long body(void *ctx, long n) {
     return r;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     bench_args a;
     bench_parse(&a, "fib", "omp", 35, argc, argv);
     omp_set_dynamic(0);

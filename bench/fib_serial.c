@@ -1,18 +1,21 @@
 /* bench/fib_serial.c - fib(n), the serial baseline of fib_heist.c. */
 #include "harness.h"
 
-static long fib(long n) {
+static long fib(long n)
+{
     if (n < 2)
         return n;
     return fib(n - 1) + fib(n - 2);
 }
 
-static long long body(void *ctx, long n) {
+static long long body(void *ctx, long n)
+{
     (void)ctx;
     return fib(n);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     bench_args a;
     bench_parse(&a, "fib", "serial", 35, argc, argv);
     if (a.workers != 1)

@@ -8,7 +8,8 @@
 
 #include "harness.h"
 
-static long fib(long n) {
+static long fib(long n)
+{
     if (n < 2)
         return n;
     long x, y;
@@ -19,14 +20,16 @@ static long fib(long n) {
     return x + y;
 }
 
-static long long body(void *ctx, long n) {
+static long long body(void *ctx, long n)
+{
     auto *arena = static_cast<tbb::task_arena *>(ctx);
     long r = 0;
     arena->execute([&] { r = fib(n); });
     return r;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     bench_args a;
     bench_parse(&a, "fib", "tbb", 35, argc, argv);
     // The arena has WORKERS slots (the calling thread and WORKERS-1 TBB

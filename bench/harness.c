@@ -13,14 +13,15 @@
 #include <sys/resource.h>
 #include <time.h>
 
-static void usage(const bench_args *a) {
-    fprintf(stderr,
-            "usage: %s-%s [-w WORKERS] [-r REPS] [-W WARMUP] [PARAM]\n",
+static void usage(const bench_args *a)
+{
+    fprintf(stderr, "usage: %s_%s [-w WORKERS] [-r REPS] [-W WARMUP] [PARAM]\n",
             a->workload, a->impl);
     exit(2);
 }
 
-static long parse_long(const bench_args *a, const char *s, long lo, long hi) {
+static long parse_long(const bench_args *a, const char *s, long lo, long hi)
+{
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
@@ -30,7 +31,8 @@ static long parse_long(const bench_args *a, const char *s, long lo, long hi) {
 }
 
 void bench_parse(bench_args *a, const char *workload, const char *impl,
-                 long param_default, int argc, char **argv) {
+                 long param_default, int argc, char **argv)
+{
     a->workload = workload;
     a->impl = impl;
     a->param = param_default;
@@ -52,59 +54,66 @@ void bench_parse(bench_args *a, const char *workload, const char *impl,
     }
 }
 
-double bench_now_ms(void) {
+static double now_ms(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-void bench_fail(const bench_args *a, const char *what) {
-    fprintf(stderr, "FAIL: %s(%ld) %s, %u workers: %s\n", a->workload,
-            a->param, a->impl, a->workers, what);
+void bench_fail(const bench_args *a, const char *what)
+{
+    fprintf(stderr, "FAIL: %s(%ld) %s, %u workers: %s\n", a->workload, a->param,
+            a->impl, a->workers, what);
     exit(1);
 }
 
-static void check(const bench_args *a, long long got, long long expected) {
+static void check(const bench_args *a, long long got, long long expected)
+{
     if (got != expected) {
         char msg[128];
-        snprintf(msg, sizeof msg, "result %lld, expected %lld", got,
-                 expected);
+        snprintf(msg, sizeof msg, "result %lld, expected %lld", got, expected);
         bench_fail(a, msg);
     }
 }
 
-static int cmp_double(const void *x, const void *y) {
+static int cmp_double(const void *x, const void *y)
+{
     double a = *(const double *)x, b = *(const double *)y;
     return (a > b) - (a < b);
 }
 
-void bench_report(const bench_args *a, double *samples, unsigned n) {
+/* Prints the CSV row of the samples (ms); sorts them in place. */
+static void report(const bench_args *a, double *samples, unsigned n)
+{
     qsort(samples, n, sizeof *samples, cmp_double);
-    double median = n % 2 ? samples[n / 2]
-                          : (samples[n / 2 - 1] + samples[n / 2]) / 2;
+    double median =
+        n % 2 ? samples[n / 2] : (samples[n / 2 - 1] + samples[n / 2]) / 2;
     printf("%s,%ld,%s,%u,%.3f,%.3f,%u\n", a->workload, a->param, a->impl,
            a->workers, median, samples[0], n);
     fflush(stdout);
 }
 
 void bench_time(const bench_args *a, bench_body body, void *ctx,
-                long long expected) {
+                long long expected)
+{
     double *samples = malloc(a->reps * sizeof *samples);
     if (!samples)
         bench_fail(a, "out of memory");
     for (unsigned i = 0; i < a->warmup; i++)
         check(a, body(ctx, a->param), expected);
     for (unsigned i = 0; i < a->reps; i++) {
-        double t0 = bench_now_ms();
+        double t0 = now_ms();
         long long r = body(ctx, a->param);
-        samples[i] = bench_now_ms() - t0;
+        samples[i] = now_ms() - t0;
         check(a, r, expected);
     }
-    bench_report(a, samples, a->reps);
+    report(a, samples, a->reps);
     free(samples);
 }
 
-long long bench_fib_expected(long n) {
+long long bench_fib_expected(long n)
+{
     long long x = 0, y = 1;
     for (long i = 0; i < n; i++) {
         long long t = x + y;
@@ -114,21 +123,24 @@ long long bench_fib_expected(long n) {
     return x;
 }
 
-long long bench_nqueens_expected(long n) {
+long long bench_nqueens_expected(long n)
+{
     /* OEIS A000170 */
     static const long long solutions[] = {
-        1, 1, 0, 0, 2, 10, 4, 40, 92, 352, 724, 2680, 14200, 73712, 365596,
-        2279184};
+        1,  1,   0,   0,    2,     10,    4,      40,
+        92, 352, 724, 2680, 14200, 73712, 365596, 2279184};
     if (n < 0 || n >= (long)(sizeof solutions / sizeof solutions[0]))
         return -1;
     return solutions[n];
 }
 
-long long bench_skynet_expected(long leaves) {
+long long bench_skynet_expected(long leaves)
+{
     return (long long)leaves * (leaves - 1) / 2;
 }
 
-static double cpu_ms(void) {
+static double cpu_ms(void)
+{
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
@@ -136,7 +148,8 @@ static double cpu_ms(void) {
 }
 
 void bench_idle(const bench_args *a, bench_body tiny, void *ctx,
-                long long expected) {
+                long long expected)
+{
     if (a->param < 1)
         bench_fail(a, "the idle window must be at least 1 ms");
     double *samples = malloc(a->reps * sizeof *samples);
@@ -147,15 +160,15 @@ void bench_idle(const bench_args *a, bench_body tiny, void *ctx,
     for (unsigned i = 0; i < a->warmup + a->reps; i++) {
         check(a, tiny(ctx, 0), expected);
         double c0 = cpu_ms();
-        double t0 = bench_now_ms();
+        double t0 = now_ms();
         struct timespec left = window;
         while (nanosleep(&left, &left) != 0 && errno == EINTR)
             ;
         double c1 = cpu_ms();
-        double t1 = bench_now_ms();
+        double t1 = now_ms();
         if (i >= a->warmup)
             samples[i - a->warmup] = (c1 - c0) * 1e3 / (t1 - t0);
     }
-    bench_report(a, samples, a->reps);
+    report(a, samples, a->reps);
     free(samples);
 }

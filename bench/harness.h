@@ -56,12 +56,6 @@ void bench_time(const bench_args *a, bench_body body, void *ctx,
                 long long expected);
 
 /*
- * Prints the CSV row of samples measured by the caller (values in ms;
- * samples is sorted in place).
- */
-void bench_report(const bench_args *a, double *samples, unsigned n);
-
-/*
  * The idle-CPU measurement: for each of warmup + reps windows, calls
  * tiny(ctx) (one tiny piece of parallel work), then sleeps PARAM ms and
  * measures the process CPU time (user + system, all threads) spent during
@@ -74,12 +68,9 @@ void bench_idle(const bench_args *a, bench_body tiny, void *ctx,
 /* Prints "FAIL: <what>" on stderr and exits with status 1. */
 void bench_fail(const bench_args *a, const char *what);
 
-/* Monotonic clock in ms. */
-double bench_now_ms(void);
-
 /* Expected results, computed independently of the timed code. */
-long long bench_fib_expected(long n);      /* iterative */
-long long bench_nqueens_expected(long n);  /* known table, n <= 15 */
+long long bench_fib_expected(long n);     /* iterative */
+long long bench_nqueens_expected(long n); /* known table, n <= 15 */
 long long bench_skynet_expected(long leaves);
 
 #ifdef __cplusplus

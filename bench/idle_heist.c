@@ -4,11 +4,13 @@
  */
 #include "bench_heist.h"
 
-static void *leaf(void *arg) {
+static void *leaf(void *arg)
+{
     return arg;
 }
 
-static void *tiny_task(void *arg) {
+static void *tiny_task(void *arg)
+{
     (void)arg;
     heist_task t;
     void *a;
@@ -19,12 +21,14 @@ static void *tiny_task(void *arg) {
 
 static bench_args args;
 
-static long long tiny(void *ctx, long unused) {
+static long long tiny(void *ctx, long unused)
+{
     (void)unused;
     return bench_heist_run(&args, ctx, tiny_task, NULL);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     bench_parse(&args, "idle", BENCH_HEIST_IMPL, 1000, argc, argv);
     heist_sched *s = bench_heist_new(&args);
     bench_idle(&args, tiny, s, 2);

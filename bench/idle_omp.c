@@ -8,7 +8,8 @@
 
 #include "harness.h"
 
-static long long tiny(void *ctx, long unused) {
+static long long tiny(void *ctx, long unused)
+{
     (void)ctx;
     (void)unused;
     long x = 0;
@@ -23,7 +24,8 @@ static long long tiny(void *ctx, long unused) {
     return x;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     bench_args a;
     bench_parse(&a, "idle", "omp", 1000, argc, argv);
     omp_set_dynamic(0);

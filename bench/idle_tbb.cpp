@@ -9,9 +9,11 @@
 
 #include "harness.h"
 
-namespace {
+namespace
+{
 
-long long tiny(void *ctx, long) {
+long long tiny(void *ctx, long)
+{
     auto *arena = static_cast<tbb::task_arena *>(ctx);
     long x = 0;
     arena->execute([&] {
@@ -25,7 +27,8 @@ long long tiny(void *ctx, long) {
 
 } // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     bench_args a;
     bench_parse(&a, "idle", "tbb", 1000, argc, argv);
     tbb::global_control gc(tbb::global_control::max_allowed_parallelism,

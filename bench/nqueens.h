@@ -8,7 +8,8 @@
 
 #define NQ_MAXN 16
 
-static inline int nq_ok(int n, const char *a) {
+static inline int nq_ok(int n, const char *a)
+{
     for (int i = 0; i < n; i++) {
         char p = a[i];
         for (int j = i + 1; j < n; j++) {

@@ -9,11 +9,12 @@
 #include "nqueens.h"
 
 typedef struct nq_arg {
-    int n, j;          /* board size; rows placed so far */
-    char a[NQ_MAXN];   /* columns of the queens in rows 0..j-1 */
+    int n, j;        /* board size; rows placed so far */
+    char a[NQ_MAXN]; /* columns of the queens in rows 0..j-1 */
 } nq_arg;
 
-static void *nqueens(void *arg) {
+static void *nqueens(void *arg)
+{
     const nq_arg *p = arg;
     if (p->j == p->n)
         return (void *)(intptr_t)1;
@@ -40,12 +41,14 @@ static void *nqueens(void *arg) {
 
 static bench_args args;
 
-static long long body(void *ctx, long n) {
+static long long body(void *ctx, long n)
+{
     nq_arg root = {.n = (int)n, .j = 0};
     return bench_heist_run(&args, ctx, nqueens, &root);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     bench_parse(&args, "nqueens", BENCH_HEIST_IMPL, 12, argc, argv);
     if (args.param < 1 || args.param >= NQ_MAXN)
         bench_fail(&args, "n out of range");

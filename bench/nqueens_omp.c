@@ -8,7 +8,8 @@
 #include "harness.h"
 #include "nqueens.h"
 
-static long nqueens(int n, int j, const char *a) {
+static long nqueens(int n, int j, const char *a)
+{
     if (j == n)
         return 1;
     long count[NQ_MAXN] = {0};
@@ -28,7 +29,8 @@ static long nqueens(int n, int j, const char *a) {
     return sum;
 }
 
-static long long body(void *ctx, long n) {
+static long long body(void *ctx, long n)
+{
     (void)ctx;
     long r = 0;
     char a[NQ_MAXN];
@@ -38,7 +40,8 @@ static long long body(void *ctx, long n) {
     return r;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     bench_args a;
     bench_parse(&a, "nqueens", "omp", 12, argc, argv);
     if (a.param < 1 || a.param >= NQ_MAXN)

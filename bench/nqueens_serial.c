@@ -2,7 +2,8 @@
 #include "harness.h"
 #include "nqueens.h"
 
-static long nqueens(int n, int j, char *a) {
+static long nqueens(int n, int j, char *a)
+{
     if (j == n)
         return 1;
     long count = 0;
@@ -14,13 +15,15 @@ static long nqueens(int n, int j, char *a) {
     return count;
 }
 
-static long long body(void *ctx, long n) {
+static long long body(void *ctx, long n)
+{
     (void)ctx;
     char a[NQ_MAXN];
     return nqueens((int)n, 0, a);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     bench_args a;
     bench_parse(&a, "nqueens", "serial", 12, argc, argv);
     if (a.workers != 1)

@@ -11,13 +11,15 @@
 #include "harness.h"
 #include "nqueens.h"
 
-namespace {
+namespace
+{
 
 struct board {
     char a[NQ_MAXN];
 };
 
-long nqueens(int n, int j, const board &p) {
+long nqueens(int n, int j, const board &p)
+{
     if (j == n)
         return 1;
     long count[NQ_MAXN] = {};
@@ -36,7 +38,8 @@ long nqueens(int n, int j, const board &p) {
     return sum;
 }
 
-long long body(void *ctx, long n) {
+long long body(void *ctx, long n)
+{
     auto *arena = static_cast<tbb::task_arena *>(ctx);
     long r = 0;
     board root{};
@@ -46,7 +49,8 @@ long long body(void *ctx, long n) {
 
 } // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     bench_args a;
     bench_parse(&a, "nqueens", "tbb", 12, argc, argv);
     if (a.param < 1 || a.param >= NQ_MAXN)

@@ -6,7 +6,8 @@
 #ifndef HEIST_BENCH_SKYNET_H
 #define HEIST_BENCH_SKYNET_H
 
-static inline int skynet_leaves_ok(long leaves) {
+static inline int skynet_leaves_ok(long leaves)
+{
     while (leaves > 1 && leaves % 10 == 0)
         leaves /= 10;
     return leaves == 1;

@@ -13,7 +13,8 @@ typedef struct sky_arg {
     long size;     /* leaves under the node */
 } sky_arg;
 
-static void *skynet(void *arg) {
+static void *skynet(void *arg)
+{
     const sky_arg *p = arg;
     if (p->size == 1)
         return (void *)(intptr_t)p->num;
@@ -35,12 +36,14 @@ static void *skynet(void *arg) {
 
 static bench_args args;
 
-static long long body(void *ctx, long leaves) {
+static long long body(void *ctx, long leaves)
+{
     sky_arg root = {.num = 0, .size = leaves};
     return bench_heist_run(&args, ctx, skynet, &root);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     bench_parse(&args, "skynet", BENCH_HEIST_IMPL, 1000000, argc, argv);
     if (!skynet_leaves_ok(args.param))
         bench_fail(&args, "leaves must be a power of 10");

@@ -7,7 +7,8 @@
 #include "harness.h"
 #include "skynet.h"
 
-static long long skynet(long long num, long size) {
+static long long skynet(long long num, long size)
+{
     if (size == 1)
         return num;
     long long sums[10];
@@ -22,7 +23,8 @@ static long long skynet(long long num, long size) {
     return sum;
 }
 
-static long long body(void *ctx, long leaves) {
+static long long body(void *ctx, long leaves)
+{
     (void)ctx;
     long long r = 0;
 #pragma omp parallel
@@ -31,7 +33,8 @@ static long long body(void *ctx, long leaves) {
     return r;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     bench_args a;
     bench_parse(&a, "skynet", "omp", 1000000, argc, argv);
     if (!skynet_leaves_ok(a.param))

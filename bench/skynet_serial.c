@@ -2,7 +2,8 @@
 #include "harness.h"
 #include "skynet.h"
 
-static long long skynet(long long num, long size) {
+static long long skynet(long long num, long size)
+{
     if (size == 1)
         return num;
     long long sum = 0;
@@ -11,12 +12,14 @@ static long long skynet(long long num, long size) {
     return sum;
 }
 
-static long long body(void *ctx, long leaves) {
+static long long body(void *ctx, long leaves)
+{
     (void)ctx;
     return skynet(0, leaves);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     bench_args a;
     bench_parse(&a, "skynet", "serial", 1000000, argc, argv);
     if (a.workers != 1)

@@ -9,9 +9,11 @@
 #include "harness.h"
 #include "skynet.h"
 
-namespace {
+namespace
+{
 
-long long skynet(long long num, long size) {
+long long skynet(long long num, long size)
+{
     if (size == 1)
         return num;
     long long sums[10];
@@ -27,7 +29,8 @@ long long skynet(long long num, long size) {
     return sum;
 }
 
-long long body(void *ctx, long leaves) {
+long long body(void *ctx, long leaves)
+{
     auto *arena = static_cast<tbb::task_arena *>(ctx);
     long long r = 0;
     arena->execute([&] { r = skynet(0, leaves); });
@@ -36,7 +39,8 @@ long long body(void *ctx, long leaves) {
 
 } // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     bench_args a;
     bench_parse(&a, "skynet", "tbb", 1000000, argc, argv);
     if (!skynet_leaves_ok(a.param))
