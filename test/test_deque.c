@@ -492,11 +492,11 @@ static void stress_run(unsigned nthieves, size_t n)
 
 Test(deque, stress_3_thieves, .timeout = 300)
 {
-    stress_run(3, HT_SCALE(3000000, 300000));
+    stress_run(3, HT_SCALE(3000000, 1000000));
 }
 
 /* More thieves than cores: thieves get preempted in the middle of a steal. */
 Test(deque, stress_8_thieves, .timeout = 300)
 {
-    stress_run(8, HT_SCALE(2000000, 200000));
+    stress_run(8, HT_SCALE(2000000, 600000));
 }

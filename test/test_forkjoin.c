@@ -70,7 +70,7 @@ static uint64_t fib_forks(long n)
 
 Test(forkjoin, fib_1_2_8_workers, .timeout = 300)
 {
-    long big = HT_SCALE(30, 25);
+    long big = HT_SCALE(30, 27);
     for (size_t w = 0; w < NCOUNTS; w++) {
         heist_sched *s = new_sched(worker_counts[w]);
         for (long n = 0; n <= 25; n++)
@@ -461,7 +461,7 @@ Test(forkjoin, unjoined_fork_in_child_aborts, .signal = SIGABRT,
 Test(forkjoin, stress_many_small_computations, .timeout = 300)
 {
     const unsigned counts[] = {2, 3, 8};
-    int reps = HT_SCALE(2000, 200);
+    int reps = HT_SCALE(2000, 500);
     for (size_t w = 0; w < 3; w++) {
         heist_sched *s = new_sched(counts[w]);
         for (int i = 0; i < reps; i++) {

@@ -195,7 +195,7 @@ Test(sched, stack_size_rejects_absurd)
 
 Test(sched, stress_create_free_1000_times, .timeout = 300)
 {
-    int n = HT_SCALE(1000, 300);
+    int n = HT_SCALE(1000, 1000);
     for (int i = 0; i < n; i++) {
         heist_sched *s = new_sched(2);
         if (i % 2) {
@@ -313,7 +313,7 @@ Test(sched, stress_free_after_busy_runs, .timeout = 300)
     struct runner r[T];
     pthread_t t[T];
     for (int i = 0; i < T; i++) {
-        r[i] = (struct runner){.s = s, .n = 12 + i, .reps = HT_SCALE(40, 8)};
+        r[i] = (struct runner){.s = s, .n = 12 + i, .reps = HT_SCALE(40, 20)};
         cr_assert_eq(pthread_create(&t[i], NULL, runner_main, &r[i]), 0);
     }
     for (int i = 0; i < T; i++)

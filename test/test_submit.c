@@ -109,8 +109,8 @@ static void many_submitters(unsigned workers, int nthreads, int reps)
 
 Test(submit, sixteen_threads_at_once, .timeout = 300)
 {
-    many_submitters(2, 16, HT_SCALE(200, 25));
-    many_submitters(8, 16, HT_SCALE(100, 15));
+    many_submitters(2, 16, HT_SCALE(200, 60));
+    many_submitters(8, 16, HT_SCALE(100, 30));
 }
 
 /* ---- lost wake-ups ----------------------------------------------------- */
@@ -123,7 +123,15 @@ static void wakeup_hunt(unsigned workers, int n)
     struct ht_watchdog wd;
     ht_watchdog_start(&wd, "sequential heist_run (lost wake-up?)", 30);
     heist_sched *s = new_sched(workers);
+    uint64_t rng = workers;
     for (int i = 0; i < n; i++) {
+        /* A random pause, mostly 0-15 us, one time in eight up to 200 us:
+         * the next submission meets the workers spinning, yielding,
+         * preparing to park, or asleep. */
+        uint64_t x = ht_rand(&rng);
+        uint64_t until = ht_now_ns() + x % ((x >> 61) == 0 ? 200000 : 16000);
+        while (ht_now_ns() < until)
+            ;
         void *r = NULL;
         int err = heist_run(s, add_one, (void *)(uintptr_t)i, &r);
         cr_assert_eq(err, 0, "run %d: error %d", i, err);
@@ -131,25 +139,29 @@ static void wakeup_hunt(unsigned workers, int n)
                      i);
         ht_watchdog_tick(&wd);
     }
+    heist_stats st;
+    cr_assert_eq(heist_sched_stats(s, &st), 0);
+    cr_log_info("%d runs on %u workers: %llu parks", n, workers,
+                (unsigned long long)st.total.parks);
     cr_assert_eq(heist_sched_free(s), 0);
     ht_watchdog_stop(&wd);
 }
 
 Test(submit, lost_wakeup_hunt_2_workers, .timeout = 300)
 {
-    wakeup_hunt(2, HT_SCALE(100000, 20000));
+    wakeup_hunt(2, HT_SCALE(100000, 50000));
 }
 
 Test(submit, lost_wakeup_hunt_8_workers, .timeout = 300)
 {
-    wakeup_hunt(8, HT_SCALE(100000, 20000));
+    wakeup_hunt(8, HT_SCALE(100000, 50000));
 }
 
 /* Several submitters, each with its own rhythm, on a scheduler whose
  * workers keep falling asleep. */
 Test(submit, lost_wakeup_hunt_4_submitters, .timeout = 300)
 {
-    many_submitters(3, 4, HT_SCALE(5000, 1000));
+    many_submitters(3, 4, HT_SCALE(5000, 2000));
 }
 
 /* ---- idle, then woken -------------------------------------------------- */
