@@ -51,9 +51,9 @@ static void push(struct heist__deque *dq, uintptr_t v)
 
 struct round {
     struct heist__deque *dq;
-    size_t max;       /* steal at most this many */
-    size_t n;         /* stolen */
-    uintptr_t *out;   /* stolen items, in order */
+    size_t max;     /* steal at most this many */
+    size_t n;       /* stolen */
+    uintptr_t *out; /* stolen items, in order */
     enum heist__steal_status last;
 };
 
@@ -162,7 +162,8 @@ Test(deque, thief_fifo)
     uintptr_t expect = N;
     void *p;
     while ((p = heist__deque_pop(&dq)) != NULL)
-        cr_assert_eq(VAL(p), expect--, "pop returned %lu", (unsigned long)VAL(p));
+        cr_assert_eq(VAL(p), expect--, "pop returned %lu",
+                     (unsigned long)VAL(p));
     cr_assert_eq(expect, ns, "popped down to %lu, stolen %zu",
                  (unsigned long)expect, ns);
     owner_end(&dq);
@@ -184,21 +185,24 @@ Test(deque, growth_preserves_order)
     for (uintptr_t i = 4; i <= N; i++)
         push(&dq, i);
     cr_assert_eq(heist__deque_size_owner(&dq), N - 1);
-    /* Items 2..N are private: a thief finds nothing and asks to share... */
-    cr_assert_eq(steal_round(&dq, buf, N), 0);
-    /* ...which the owner's next push answers. */
-    push(&dq, N + 1);
-    cr_assert_eq(VAL(heist__deque_pop(&dq)), N + 1);
-    /* The oldest items go to the thief, in order, from the current ring. */
-    size_t k = steal_round(&dq, buf, N);
-    cr_assert_gt(k, 0);
-    for (size_t i = 0; i < k; i++)
+    /* Thieves take 100 of the oldest items; between their rounds the owner
+     * pushes a newer item (which answers a thief's request to share). */
+    enum { K = 100 };
+    size_t got = 0;
+    uintptr_t filler = N + 1;
+    for (int round = 0; got < K; round++) {
+        cr_assert_lt(round, 20, "thieves got only %zu items in 20 rounds", got);
+        got += steal_round(&dq, buf + got, K - got);
+        if (got < K)
+            push(&dq, filler++);
+    }
+    /* Oldest first, in order, whichever ring they were copied to. */
+    for (size_t i = 0; i < K; i++)
         cr_assert_eq(buf[i], i + 2, "steal %zu returned %lu", i,
                      (unsigned long)buf[i]);
-    /* The newest to the owner, in reverse order. */
-    for (uintptr_t i = N; i >= 2 + k; i--)
-        cr_assert_eq(VAL(heist__deque_pop(&dq)), i, "at %lu",
-                     (unsigned long)i);
+    /* The owner gets the rest, newest first. */
+    for (uintptr_t i = filler - 1; i >= 2 + K; i--)
+        cr_assert_eq(VAL(heist__deque_pop(&dq)), i, "at %lu", (unsigned long)i);
     cr_assert_null(heist__deque_pop(&dq));
     owner_end(&dq);
 }
@@ -314,14 +318,14 @@ Test(deque, pop_if)
 
 struct stress {
     struct heist__deque dq;
-    size_t n;                  /* items 1..n */
-    _Atomic unsigned *count;   /* count[i]: times item i was taken */
-    _Atomic size_t taken;      /* by thieves and the owner */
-    _Atomic size_t stolen;     /* by thieves */
+    size_t n;                /* items 1..n */
+    _Atomic unsigned *count; /* count[i]: times item i was taken */
+    _Atomic size_t taken;    /* by thieves and the owner */
+    _Atomic size_t stolen;   /* by thieves */
     atomic_bool stop;
-    atomic_int ready;          /* thieves in their loop */
+    atomic_int ready;               /* thieves in their loop */
     _Atomic unsigned long attempts; /* steal calls, by all thieves */
-    _Atomic unsigned bad;      /* thief-side failures (reported by main) */
+    _Atomic unsigned bad;           /* thief-side failures (reported by main) */
     _Atomic uintptr_t bad_item;
     struct ht_watchdog wd;
 };
@@ -411,8 +415,7 @@ static void stress_run(unsigned nthieves, size_t n)
         unsigned burst = 1 + (unsigned)(ht_rand(&rng) % 32);
         for (unsigned j = 0; j < burst && next <= n; j++) {
             bool published = false;
-            cr_assert_eq(heist__deque_push(&s->dq, ITEM(next), &published),
-                         0);
+            cr_assert_eq(heist__deque_push(&s->dq, ITEM(next), &published), 0);
             next++;
         }
         if (let_in) {
@@ -448,8 +451,7 @@ static void stress_run(unsigned nthieves, size_t n)
     /* Every item is now taken or claimed by a thief that is about to
      * count it. */
     heist__rcu_offline();
-    while (atomic_load(&s->taken) < n &&
-           atomic_load(&s->bad) == 0) {
+    while (atomic_load(&s->taken) < n && atomic_load(&s->bad) == 0) {
         ht_watchdog_tick(&s->wd);
         sched_yield();
     }
@@ -481,8 +483,10 @@ static void stress_run(unsigned nthieves, size_t n)
                  "%u bad steals (last: item %lu: out of range, or not "
                  "increasing for one thief)",
                  bad, (unsigned long)bad_item);
-    cr_assert_eq(wrong, 0, "%zu items not taken exactly once; item %zu "
-                 "taken %u times", wrong, first_wrong, wrong_count);
+    cr_assert_eq(wrong, 0,
+                 "%zu items not taken exactly once; item %zu "
+                 "taken %u times",
+                 wrong, first_wrong, wrong_count);
     cr_assert_eq(total, n);
     cr_assert_eq(taken, n);
     /* Not a vacuous run: thieves did get items. */

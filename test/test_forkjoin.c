@@ -215,10 +215,10 @@ static void *identity(void *arg)
 
 /* Each check returns 0 when it passed, else the line that failed, so the
  * same code runs on a worker and outside one. */
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (!(cond))                                                         \
-            return (void *)(intptr_t)__LINE__;                               \
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (!(cond))                                                           \
+            return (void *)(intptr_t)__LINE__;                                 \
     } while (0)
 
 /* arg != NULL: on a worker. */
@@ -346,8 +346,8 @@ Test(forkjoin, stats_count_forks)
         cr_assert_leq(st.total.inlined, st.total.forks);
         /* Every fork was either run inline by its joiner or stolen. */
         cr_assert_eq(st.total.forks, st.total.inlined + st.total.steals,
-                     "%u workers: forks %llu != inlined %llu + steals %llu",
-                     nw, (unsigned long long)st.total.forks,
+                     "%u workers: forks %llu != inlined %llu + steals %llu", nw,
+                     (unsigned long long)st.total.forks,
                      (unsigned long long)st.total.inlined,
                      (unsigned long long)st.total.steals);
         if (nw == 1) {
@@ -408,8 +408,7 @@ Test(forkjoin, join_orders_child_writes, .timeout = 200)
         cr_assert_neq(r, -1, "rep %d: join failed", rep);
         cr_assert_neq(r, -2, "rep %d: child's writes not visible after join",
                       rep);
-        cr_assert_neq(r, -3, "rep %d: no worker stole the child in 30 s",
-                      rep);
+        cr_assert_neq(r, -3, "rep %d: no worker stole the child in 30 s", rep);
         cr_assert_eq(r, 1, "rep %d: child ran on the parent's worker", rep);
     }
     cr_assert_eq(heist_sched_free(s), 0);
@@ -445,8 +444,7 @@ static void *fork_forgetful_child(void *arg)
     return r;
 }
 
-Test(forkjoin, unjoined_fork_in_child_aborts, .signal = SIGABRT,
-     .timeout = 60)
+Test(forkjoin, unjoined_fork_in_child_aborts, .signal = SIGABRT, .timeout = 60)
 {
     heist_sched *s = new_sched(2);
     heist_run(s, fork_forgetful_child, NULL, NULL);
@@ -471,8 +469,7 @@ Test(forkjoin, stress_many_small_computations, .timeout = 300)
             if (i % 10 == 0) {
                 struct board b = {.n = 7};
                 cr_assert_eq((long)run(s, nqueens, &b), 40,
-                             "rep %d: nqueens(7) on %u workers", i,
-                             counts[w]);
+                             "rep %d: nqueens(7) on %u workers", i, counts[w]);
             }
         }
         cr_assert_eq(heist_sched_free(s), 0);

@@ -22,8 +22,7 @@ static heist_sched *new_sched(unsigned workers)
     heist_config cfg = {.workers = workers};
     heist_sched *s = NULL;
     int err = heist_sched_new(&cfg, &s);
-    cr_assert_eq(err, 0, "heist_sched_new(workers=%u): error %d", workers,
-                 err);
+    cr_assert_eq(err, 0, "heist_sched_new(workers=%u): error %d", workers, err);
     cr_assert_not_null(s);
     return s;
 }
@@ -129,8 +128,7 @@ Test(sched, env_workers_rejects_bad_values)
         int err = heist_sched_new(NULL, &s);
         cr_expect_eq(err, EINVAL, "HEIST_WORKERS=\"%s\": got %d, want EINVAL",
                      bad[i], err);
-        cr_expect_eq(s, sentinel, "HEIST_WORKERS=\"%s\": *out changed",
-                     bad[i]);
+        cr_expect_eq(s, sentinel, "HEIST_WORKERS=\"%s\": *out changed", bad[i]);
         if (err == 0 && s != sentinel)
             heist_sched_free(s);
     }
@@ -320,10 +318,8 @@ Test(sched, stress_free_after_busy_runs, .timeout = 300)
         pthread_join(t[i], NULL);
     cr_assert_eq(heist_sched_free(s), 0);
     for (int i = 0; i < T; i++) {
-        cr_assert_eq(r[i].err, 0, "thread %d: heist_run error %d", i,
-                     r[i].err);
-        cr_assert_eq(r[i].bad, 0, "thread %d: %ld wrong results", i,
-                     r[i].bad);
+        cr_assert_eq(r[i].err, 0, "thread %d: heist_run error %d", i, r[i].err);
+        cr_assert_eq(r[i].bad, 0, "thread %d: %ld wrong results", i, r[i].bad);
     }
 }
 

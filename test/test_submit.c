@@ -90,8 +90,8 @@ static void many_submitters(unsigned workers, int nthreads, int reps)
     pthread_t t[16];
     cr_assert_leq(nthreads, 16);
     for (int i = 0; i < nthreads; i++) {
-        m[i] = (struct submitter){.s = s, .go = &go, .id = i, .reps = reps,
-                                  .wd = &wd};
+        m[i] = (struct submitter){
+            .s = s, .go = &go, .id = i, .reps = reps, .wd = &wd};
         cr_assert_eq(pthread_create(&t[i], NULL, submitter_main, &m[i]), 0);
     }
     atomic_store(&go, 1);
@@ -100,8 +100,7 @@ static void many_submitters(unsigned workers, int nthreads, int reps)
     cr_assert_eq(heist_sched_free(s), 0);
     ht_watchdog_stop(&wd);
     for (int i = 0; i < nthreads; i++) {
-        cr_assert_eq(m[i].err, 0, "thread %d: heist_run error %d", i,
-                     m[i].err);
+        cr_assert_eq(m[i].err, 0, "thread %d: heist_run error %d", i, m[i].err);
         cr_assert_eq(m[i].wrong, 0, "thread %d: %ld wrong results", i,
                      m[i].wrong);
     }
@@ -135,8 +134,7 @@ static void wakeup_hunt(unsigned workers, int n)
         void *r = NULL;
         int err = heist_run(s, add_one, (void *)(uintptr_t)i, &r);
         cr_assert_eq(err, 0, "run %d: error %d", i, err);
-        cr_assert_eq((uintptr_t)r, (uintptr_t)i + 1, "run %d: wrong result",
-                     i);
+        cr_assert_eq((uintptr_t)r, (uintptr_t)i + 1, "run %d: wrong result", i);
         ht_watchdog_tick(&wd);
     }
     heist_stats st;
