@@ -365,7 +365,7 @@ static void *thief_main(void *arg)
             take(s, v);
             atomic_fetch_add_explicit(&s->stolen, 1, memory_order_relaxed);
             empty = 0;
-        } else if (st == HEIST__STEAL_EMPTY && ++empty % 8 == 0) {
+        } else if (st == HEIST__STEAL_EMPTY && ++empty % 64 == 0) {
             sched_yield(); /* let the owner run on a small machine */
         }
         if (i % 64 == 0)
@@ -419,7 +419,9 @@ static void stress_run(unsigned nthieves, size_t n)
             next++;
         }
         if (let_in) {
-            wait_attempts(s, nthieves);
+            /* 0 to 2 attempts per thief: the pops below race with steals
+             * at different points. */
+            wait_attempts(s, (unsigned)(ht_rand(&rng) % (2 * nthieves + 1)));
             let_in = false;
         }
         uint64_t r = ht_rand(&rng);
@@ -438,7 +440,7 @@ static void stress_run(unsigned nthieves, size_t n)
          * threads (on a busy machine the owner could finish before they
          * ever run): wait for their attempts (they find nothing public and
          * ask to share), push (which shares), wait again (they steal). */
-        if (ops % 256 == 0) {
+        if (ops % 32 == 0) {
             wait_attempts(s, nthieves);
             let_in = true;
         }
@@ -449,12 +451,13 @@ static void stress_run(unsigned nthieves, size_t n)
     cr_assert_null(heist__deque_pop(&s->dq));
 
     /* Every item is now taken or claimed by a thief that is about to
-     * count it. */
+     * count it. If items were lost, give up after 30 s: the counts below
+     * then name them. */
     heist__rcu_offline();
-    while (atomic_load(&s->taken) < n && atomic_load(&s->bad) == 0) {
-        ht_watchdog_tick(&s->wd);
+    uint64_t deadline = ht_now_ns() + 30ull * 1000000000u;
+    while (atomic_load(&s->taken) < n && atomic_load(&s->bad) == 0 &&
+           ht_now_ns() < deadline)
         sched_yield();
-    }
     atomic_store(&s->stop, true);
     for (unsigned i = 0; i < nthieves; i++)
         pthread_join(th[i], NULL);

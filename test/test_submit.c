@@ -145,6 +145,12 @@ static void wakeup_hunt(unsigned workers, int n)
     ht_watchdog_stop(&wd);
 }
 
+/* One worker: no other worker can pick up a job whose wake-up was lost. */
+Test(submit, lost_wakeup_hunt_1_worker, .timeout = 300)
+{
+    wakeup_hunt(1, HT_SCALE(100000, 50000));
+}
+
 Test(submit, lost_wakeup_hunt_2_workers, .timeout = 300)
 {
     wakeup_hunt(2, HT_SCALE(100000, 50000));
