@@ -60,6 +60,8 @@ void heist_fork(heist_task *t, heist_fn fn, void *arg);
  * Errors: EINVAL (t is NULL, was not forked, was already joined, was forked
  * with a NULL fn, or is not the most recent unjoined fork of this task; in
  * the last case nothing is joined and the caller must join in order).
+ * Outside a worker, heist_fork has already run fn, and joins of such tasks
+ * may come in any order.
  */
 int heist_join(heist_task *t, void **result);
 
