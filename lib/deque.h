@@ -99,7 +99,11 @@ static inline int heist__deque_push(struct heist__deque *dq, void *item,
 }
 
 /* Owner only. Pops the newest item, or returns NULL when every item pushed
- * and not popped has been stolen. */
+ * and not popped has been stolen. It does not give back the positions of
+ * stolen items (a thief may not have read its slot yet); pop_if does, for a
+ * caller that then waits for the thief's acknowledgement (heist_join). A
+ * deque used with push and pop alone therefore uses one more position for
+ * each item stolen. The runtime uses pop_if only. */
 void *heist__deque_pop(struct heist__deque *dq);
 
 /* Owner only. Like pop, but only if the newest item is `item`: returns true
