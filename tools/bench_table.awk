@@ -43,8 +43,6 @@ BEGIN {
   lace["fib,35,1"] = 69; lace_serial["fib,35"] = 29
   lace["skynet,1000000,2"] = 11
   np = split("heist omp tbb", pl, " ")
-  title["heist"] = "heist"; title["omp"] = "OpenMP (libgomp)"
-  title["tbb"] = "oneTBB"
 }
 
 NR == 1 { next }  # header
