@@ -36,8 +36,10 @@ typedef struct heist_sched heist_sched;
 typedef struct heist_config {
     unsigned workers;   /* 0: $HEIST_WORKERS if set, else the online CPUs.
                            1..HEIST_MAX_WORKERS, else EINVAL. */
-    size_t stack_size;  /* fiber stack bytes; 0: $HEIST_STACK_SIZE, else a
-                           default. Reserved for suspension (fibers). */
+    size_t stack_size;  /* bytes of each task stack (fiber); 0:
+                           $HEIST_STACK_SIZE, else 256 KiB. Tasks run on
+                           these stacks: deep recursion needs more. At
+                           least 16 KiB, at most 4 GiB, else EINVAL. */
 } heist_config;
 
 /*
@@ -45,13 +47,19 @@ typedef struct heist_config {
  * scheduler runs, each counter is exact but the set is not one snapshot.
  */
 typedef struct heist_counters {
-    uint64_t tasks;         /* tasks the worker's loop ran: stolen, injected */
+    uint64_t tasks;         /* tasks the worker's loop started: stolen forks,
+                               spawned tasks, heist_run mains, callbacks (a
+                               fork run inline by its join is not counted
+                               here, see inlined) */
     uint64_t forks;         /* forks joined on this worker (a fork is counted
                                when its heist_join returns) */
     uint64_t inlined;       /* of those, the ones not stolen: run inline */
     uint64_t steals;        /* successful steals from another worker */
     uint64_t failed_steals; /* steal attempts that found nothing or lost a race */
     uint64_t parks;         /* times the worker went to sleep for lack of work */
+    uint64_t suspends;      /* tasks suspended on this worker (await, sleep,
+                               a join whose child was stolen and running) */
+    uint64_t resumes;       /* suspended tasks resumed on this worker */
 } heist_counters;
 
 typedef struct heist_stats {
@@ -82,10 +90,15 @@ int heist_sched_free(heist_sched *s);
 
 /*
  * Runs main(arg) as a task on s and blocks the calling thread until it
- * returns; then stores its return value in *result (result may be NULL).
- * Several threads may call heist_run on the same scheduler at once.
+ * returns; then, like asyncio.run, cancels the tasks that main (or tasks it
+ * spawned, transitively) left unfinished and waits for them to end. Then
+ * stores main's return value in *result (result may be NULL).
+ * Several threads may call heist_run on the same scheduler at once; each
+ * cancels only its own tasks.
  * Errors: EINVAL (s or main is NULL), ENOMEM, EDEADLK (called from a worker of
- * s: blocking it could starve the scheduler; use heist_fork/heist_join there).
+ * s: blocking it could starve the scheduler; use heist_fork/heist_join there,
+ * or heist_spawn and heist_await), or the error main ended with by calling
+ * heist_fail (then *result is not written).
  */
 int heist_run(heist_sched *s, heist_fn main, void *arg, void **result);
 

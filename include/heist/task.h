@@ -19,7 +19,11 @@
  * Rules (as in Cilk's spawn/sync):
  *  - every heist_fork is matched by exactly one heist_join of the same task,
  *    by the same task (function activation) that forked it;
- *  - joins come in the reverse order of forks (last forked, first joined).
+ *  - joins come in the reverse order of forks (last forked, first joined);
+ *  - a forked task must not wait for anything its parent does after the
+ *    fork (outside a worker heist_fork runs the task at once, and a task
+ *    that suspends may first run its own pending forks, as the serial
+ *    program would).
  * A task that returns while it still has forks that were not joined leaves
  * the runtime holding pointers into a dead stack frame: heist detects this at
  * the task's end and aborts the process with a message naming the count.
@@ -56,7 +60,9 @@ void heist_fork(heist_task *t, heist_fn fn, void *arg);
 /*
  * Waits until the task forked into t has finished (running it here if no
  * other worker took it) and stores its return value in *result (result may
- * be NULL). Call it exactly once for each heist_fork, in reverse fork order.
+ * be NULL). If another worker took it and is still running it, the calling
+ * task is suspended (not the worker, which runs other tasks) and resumed,
+ * on any worker, when it finishes. Call it exactly once for each heist_fork, in reverse fork order.
  * Errors: EINVAL (t is NULL, was not forked, was already joined, was forked
  * with a NULL fn, or is not the most recent unjoined fork of this task; in
  * the last case nothing is joined and the caller must join in order).
