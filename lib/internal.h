@@ -25,6 +25,10 @@
 
 #define HEIST_CACHELINE 64
 
+struct heist__worker;
+struct heist__tk;
+struct heist__wnode;
+
 #define heist__likely(x)   __builtin_expect(!!(x), 1)
 #define heist__unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -37,6 +41,14 @@
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
 #define HEIST_TSAN 1
+#endif
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define HEIST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HEIST_ASAN 1
 #endif
 #endif
 
@@ -65,6 +77,9 @@ static inline void heist__cpu_relax(void)
 /* ---- futex (park.c) -------------------------------------------------- */
 /* Sleeps while *addr == expected (spurious returns are possible). */
 void heist__futex_wait(_Atomic uint32_t *addr, uint32_t expected);
+/* Same, until CLOCK_MONOTONIC reaches deadline_ns (UINT64_MAX: no limit). */
+void heist__futex_wait_until(_Atomic uint32_t *addr, uint32_t expected,
+                             uint64_t deadline_ns);
 /* Wakes up to n threads sleeping on addr. */
 void heist__futex_wake(_Atomic uint32_t *addr, int n);
 
@@ -95,24 +110,228 @@ struct heist__frame {
     /* The worker that stole the frame: written by the thief (release) once
      * it has read the deque slot; read by the joining owner (acquire). */
     _Atomic(struct heist__worker *) thief;
+    /* Set by the thief (relaxed, before its release store of thief) to
+     * NULL; then the joiner may CAS in its suspended fiber, and the thief's
+     * last act is an exchange to HEIST__FRAME_DONE (task.c). */
+    _Atomic(void *) waiter;
 };
+#define HEIST__FRAME_DONE ((void *)1)
 _Static_assert(sizeof(struct heist__frame) <= sizeof(heist_task),
                "heist_task too small for its frame");
 _Static_assert(_Alignof(struct heist__frame) <= _Alignof(heist_task),
                "heist_task under-aligned for its frame");
 
-/* Runs a frame the worker w stole (task.c). */
-void heist__frame_run_stolen(struct heist__worker *w, struct heist__frame *f);
+/* Runs a frame the worker w stole from victim (task.c). */
+void heist__frame_run_stolen(struct heist__worker *w, struct heist__frame *f,
+                             struct heist__tk *task);
+/* Runs every fork still on the calling worker's deque (they belong to the
+ * running fiber) and waits for the thieves of stolen ones to acknowledge
+ * them, so that the deque is empty: a fiber suspends only then (task.c). */
+void heist__drain(void);
 
-/* ---- jobs submitted from outside (sched.c) --------------------------- */
-struct heist__job {
+/* ---- runnable items ----------------------------------------------------
+ * What the ready queues and the injection queue hold: a task to start, a
+ * suspended fiber to resume, a callback to run. */
+enum { HEIST__IT_TASK = 1, HEIST__IT_FIBER, HEIST__IT_CALLBACK };
+struct heist__item {
     struct cds_wfcq_node node; /* injection queue link */
+    uint8_t kind;              /* HEIST__IT_*, immutable */
+};
+/* Makes it runnable on s: on the caller's ready queue when the caller is a
+ * worker of s, else on the injection queue; wakes a sleeping worker. */
+void heist__make_runnable(struct heist_sched *s, struct heist__item *it);
+/* Runs one item taken from a queue (worker.c, on the worker's fiber). */
+void heist__item_run(struct heist__worker *w, struct heist__item *it);
+
+/* ---- the ready queue (readyq.c) ---------------------------------------
+ * A Chase-Lev deque (D. Chase and Y. Lev, "Dynamic circular work-stealing
+ * deque", SPAA 2005) with the C11 orders of N. M. Le, A. Pop, A. Cohen and
+ * F. Zappa Nardelli ("Correct and efficient work-stealing for weak memory
+ * models", PPoPP 2013), fences replaced by seq_cst operations so that TSan
+ * sees the synchronization. Holds spawned tasks, resumed fibers and
+ * callbacks: positions wrap, so unlike the split deque it suits a queue the
+ * owner pops between tasks for ever. */
+struct heist__rq_ring;
+struct heist__rq {
+    _Alignas(HEIST_CACHELINE) _Atomic int64_t top; /* thieves CAS */
+    _Alignas(HEIST_CACHELINE) _Atomic int64_t bottom; /* owner writes */
+    _Atomic(struct heist__rq_ring *) ring; /* owner replaces (release) */
+    _Atomic uint32_t rings_pending;         /* as in heist__deque */
+};
+int heist__rq_init(struct heist__rq *q, unsigned log2cap);
+void heist__rq_destroy(struct heist__rq *q);
+int heist__rq_push(struct heist__rq *q, struct heist__item *it); /* owner */
+struct heist__item *heist__rq_pop(struct heist__rq *q);         /* owner */
+struct heist__item *heist__rq_steal(struct heist__rq *q);       /* others */
+bool heist__rq_has_work(const struct heist__rq *q);             /* any */
+
+/* ---- fibers (fiber.c, ctx_*.S) ----------------------------------------
+ * A fiber is a stack plus a saved stack pointer. The worker loop runs on
+ * fibers, and tasks run on the loop's fiber; a task that must wait makes
+ * its fiber suspended and the worker goes on with a fresh fiber from the
+ * pool. The struct lives at the top of its own stack mapping. */
+struct heist__fiber {
+    struct heist__item it;      /* HEIST__IT_FIBER: queued when resumed */
+    void *sp;                   /* saved stack pointer while not running */
+    struct heist__fiber *next;  /* pool link */
+    char *map;                  /* the mapping (guard page first if any) */
+    size_t map_size;
+    char *stack_lo;             /* lowest usable stack byte */
+    size_t stack_size;          /* usable bytes */
+    bool guarded;               /* the page below stack_lo is PROT_NONE */
+    int wake;                   /* why it was resumed: written by the
+                                   resumer before it queues the fiber (the
+                                   queue orders it) */
+#ifdef HEIST_TSAN
+    void *tsan;                 /* __tsan_create_fiber's handle */
+#endif
+#ifdef HEIST_ASAN
+    void *asan_fake;            /* __sanitizer_start_switch_fiber's save */
+#endif
+};
+/* Wake reasons. */
+enum { HEIST__WAKE_OK = 1, HEIST__WAKE_TIMEOUT, HEIST__WAKE_CANCEL };
+
+void *heist__ctx_switch(void **save_sp, void *new_sp);
+void heist__ctx_start(void);
+/* What the fiber switched to does first (worker.c, post_switch). */
+enum {
+    HEIST__POST_NONE = 0,
+    HEIST__POST_POOL,  /* a: a fiber to give back to the pool */
+    HEIST__POST_WAIT,  /* a: the suspended fiber, b: its wait node */
+    HEIST__POST_JOIN,  /* a: the suspended fiber, b: the stolen frame */
+};
+/* Gets a fiber from the worker's pool, the scheduler's, or a new one;
+ * NULL when out of memory. */
+struct heist__fiber *heist__fiber_get(struct heist__worker *w);
+void heist__fiber_put(struct heist__worker *w, struct heist__fiber *f);
+struct heist__fiber *heist__fiber_new(struct heist_sched *s);
+void heist__fiber_free(struct heist__fiber *f);
+/* Switches the calling worker from its running fiber to `to`, leaving
+ * (post, a, b) for `to` to carry out; returns when something switches back
+ * to the calling fiber, possibly on another worker. */
+void heist__fiber_switch(struct heist__worker *w, struct heist__fiber *to,
+                         int post, void *a, void *b);
+/* Worker thread set-up and tear-down of the fiber machinery. */
+int heist__fiber_thread_init(struct heist__worker *w);
+void heist__fiber_thread_fini(struct heist__worker *w);
+/* Installs the stack overflow reporter (once per process). */
+void heist__fiber_global_init(void);
+/* Carries out the action the previous fiber left (worker.c). */
+void heist__post_switch(struct heist__worker *w);
+/* Suspends the running fiber: switches to a fresh one, which publishes the
+ * wait (post, b) once the switch is done. Returns the wake reason, or 0
+ * when no fiber could be had (out of memory: nothing was published). */
+int heist__suspend(int post, void *b);
+
+/* ---- futures, tasks, waits (future.c) ----------------------------------- */
+enum { HEIST__FK_PLAIN = 1, HEIST__FK_TASK, HEIST__FK_GATHER, HEIST__FK_ANY };
+/* Terminal values of heist_future.state (odd: a pending state is an
+ * aligned pointer to the newest wait node, or 0). */
+enum { HEIST__ST_DONE = 1, HEIST__ST_FAILED = 3, HEIST__ST_CANCELLED = 5 };
+
+struct heist_future {
+    /* Pending: the newest wait node (a Treiber stack, CAS push); terminal:
+     * HEIST__ST_*. Written by waiters (CAS, release) and once by the
+     * completer (exchange, acq_rel); read by anyone (acquire). */
+    _Atomic uintptr_t state;
+    _Atomic uint32_t claim;   /* 0, then 1 by the one completer (CAS) */
+    _Atomic uint32_t refs;
+    uint8_t kind;             /* HEIST__FK_*, immutable */
+    int err;                  /* written by the completer before state */
+    void *value;              /* same */
+    struct heist_sched *sched; /* the scheduler it belongs to, or NULL */
+};
+
+/* A heist_run in progress: its tasks, so it can cancel the leftovers. */
+struct heist__run {
+    pthread_mutex_t lock;
+    struct heist__tk *waiting; /* its tasks now suspended (under lock) */
+    atomic_bool cancelling;    /* set (seq_cst, under lock) when main ends */
+    /* Its tasks not yet ended (main included); a futex: heist_run waits
+     * for zero. */
+    _Atomic uint32_t live;
+};
+
+enum { HEIST__TS_NEW = 0, HEIST__TS_RUNNING, HEIST__TS_DEAD };
+struct heist__tk {
+    struct heist_future f;     /* first: a task is a future */
+    struct heist__item it;     /* HEIST__IT_TASK */
     heist_fn fn;
     void *arg;
-    void *result;              /* written by the worker before done */
-    _Atomic uint32_t done;     /* 0 pending, 1 done, 2 pending + sleeper */
+    struct heist__run *run;    /* immutable; NULL outside heist_run */
+    _Atomic uint32_t tstate;   /* NEW -> RUNNING (runner) or DEAD (cancel) */
+    atomic_bool cancel_req;
+    /* The wait nodes of the task's current suspensions (the task's fiber
+     * and fibers running its stolen forks), for a canceller to wake. */
+    pthread_mutex_t lock;
+    struct heist__wnode *waits;
+    _Atomic int fail_err;      /* heist_fail: relaxed (read after joins) */
+    struct heist__tk *rprev, *rnext; /* run->waiting links (run->lock) */
+    bool in_run_list;          /* run->lock */
+    struct heist__tk *pool_next; /* free list link (future.c) */
 };
-void heist__job_run(struct heist__worker *w, struct heist__job *j);
+
+/* What a pending future's list holds: wait nodes of awaiting fibers and
+ * threads, callbacks, and the internal nodes of gathers and anys. */
+enum { HEIST__W_FIBER = 1, HEIST__W_THREAD, HEIST__W_CALLBACK,
+       HEIST__W_GATHER, HEIST__W_ANY };
+struct heist__lnode {
+    struct heist__lnode *next; /* written before the push (release CAS) */
+    uint8_t kind;              /* HEIST__W_*, immutable */
+};
+struct heist__wnode {
+    struct heist__lnode l;     /* first */
+    struct heist__item it;     /* HEIST__IT_CALLBACK when scheduled */
+    _Atomic uint32_t claimed;  /* 0, then a HEIST__WAKE_* by the claimer */
+    _Atomic uint32_t refs;     /* holders: waiter, list, timer, task */
+    struct heist__fiber *fiber;  /* W_FIBER: whom to resume */
+    struct heist_sched *sched;   /* where to resume it / run the callback */
+    struct heist__tk *task;      /* W_FIBER: the waiting task, or NULL */
+    heist_future *fut;           /* the awaited future, or NULL (sleep) */
+    _Atomic uint32_t futex;      /* W_THREAD: 1 once woken */
+    uint64_t deadline;           /* CLOCK_MONOTONIC ns, or UINT64_MAX */
+    size_t heap_idx;             /* timer heap index, or SIZE_MAX (timer
+                                    lock) */
+    struct heist__wnode *tprev, *tnext; /* task->waits (task->lock) */
+    bool in_task;                /* same */
+    void (*cb)(heist_future *, void *); /* W_CALLBACK */
+    void *cb_arg;
+};
+void heist__wnode_unref(struct heist__wnode *n);
+/* Claims n with reason and resumes its waiter; false if already claimed. */
+bool heist__wnode_wake(struct heist__wnode *n, int reason);
+/* Publishes the wait of a fiber that just switched away (POST_WAIT). */
+void heist__wait_publish(struct heist__wnode *n);
+/* Starts a task taken from a queue (future.c). */
+void heist__task_run(struct heist__worker *w, struct heist__tk *t);
+void heist__callback_run(struct heist__worker *w, struct heist__wnode *n);
+struct heist__tk *heist__task_new(struct heist_sched *s, heist_fn fn,
+                                  void *arg, struct heist__run *run);
+bool heist__cancel_requested(const struct heist__tk *t);
+/* Blocks a thread that is not a worker until f completes (or deadline). */
+int heist__await_thread(heist_future *f, uint64_t deadline, void **value);
+uint64_t heist__now_ns(void);
+/* heist_run, once main ended: marks the run cancelling and wakes the
+ * current waits of its tasks. */
+void heist__run_cancel_leftovers(struct heist__run *run);
+
+/* ---- timers (timer.c) --------------------------------------------------- */
+struct heist__timers {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;       /* CLOCK_MONOTONIC */
+    struct heist__wnode **heap; /* min-heap on deadline (under lock) */
+    size_t n, cap;
+    bool started, stop;
+    pthread_t thread;
+};
+int heist__timers_init(struct heist__timers *t);
+void heist__timers_fini(struct heist__timers *t);
+/* Adds n (its deadline set; the caller gave the timer a reference).
+ * Returns 0 or ENOMEM/EAGAIN (then the caller keeps the reference). */
+int heist__timer_arm(struct heist_sched *s, struct heist__wnode *n);
+/* Removes n if still armed, dropping the timer's reference. */
+void heist__timer_disarm(struct heist_sched *s, struct heist__wnode *n);
 
 /* ---- workers and the scheduler ---------------------------------------- */
 /* Counters: written by the owning worker only (relaxed load + store, no
@@ -121,7 +340,7 @@ void heist__job_run(struct heist__worker *w, struct heist__job *j);
  * of counters. */
 struct heist__counters {
     _Atomic uint64_t tasks, inlined, joined_stolen, steals, failed_steals,
-        parks;
+        parks, suspends, resumes;
 };
 
 static inline void heist__count(_Atomic uint64_t *c)
@@ -133,13 +352,34 @@ static inline void heist__count(_Atomic uint64_t *c)
 }
 
 struct heist__worker {
-    struct heist__deque dq;        /* owner pushes/pops, thieves steal */
+    struct heist__deque dq;        /* forks: owner pushes/pops, thieves steal */
+    struct heist__rq rq;           /* ready items: owner pops, thieves steal */
     _Alignas(HEIST_CACHELINE) struct heist_sched *sched; /* immutable */
     unsigned index;                /* immutable */
     uint64_t rng;                  /* owner-only: victim selection */
     pthread_t thread;              /* written by the creator */
+    /* The task whose code runs now (NULL in the loop and in callbacks).
+     * Written by the owner; read (relaxed) by a thief that steals one of
+     * its forks, which the owner cannot finish before the thief's
+     * acknowledgement (task.c), so the value read is the fork's task. */
+    _Atomic(struct heist__tk *) task;
+    /* Owner-only fiber state. */
+    struct heist__fiber *cur;      /* the fiber running on this thread */
+    struct heist__fiber home;      /* the thread's own stack */
+    struct heist__fiber *pool;     /* free fibers */
+    unsigned npool;
+    int post;                      /* HEIST__POST_* left for the next fiber */
+    void *post_a, *post_b;
+    void *altstack;                /* the signal stack (overflow reports) */
+    size_t altstack_size;
     struct heist__counters ctr;
 };
+
+/* The calling thread's worker, read through a call the compiler cannot
+ * see into: a fiber may resume on another thread, so code that can come
+ * back from a switch must not reuse a thread-local address computed
+ * before it. */
+struct heist__worker *heist__self_get(void);
 
 struct heist_sched {
     unsigned nworkers;                   /* immutable after creation */
@@ -161,6 +401,14 @@ struct heist_sched {
     _Atomic uint32_t quiet;
     /* Set (seq_cst) by heist_sched_free; workers exit when they see it. */
     atomic_bool stopping;
+    /* Tasks and scheduled callbacks not yet finished: incremented before
+     * they are queued, decremented (release) when they end; a futex:
+     * heist_sched_free waits for zero. */
+    _Atomic uint32_t live;
+    /* Free fibers beyond the workers' own pools (under fiber_lock). */
+    pthread_mutex_t fiber_lock;
+    struct heist__fiber *fibers;
+    struct heist__timers timers;
 };
 
 /* The calling thread's worker, or NULL. Initial-exec TLS: one load from the
@@ -170,6 +418,8 @@ extern __thread struct heist__worker *heist__self
 
 /* worker.c */
 void *heist__worker_main(void *arg);
+/* The worker loop; runs on fibers and never returns (worker.c). */
+_Noreturn void heist__worker_loop(void);
 /* Tries to steal one frame from w's victims (or the given victim if not
  * NULL) and run it. Returns true if it ran something. */
 bool heist__steal_and_run(struct heist__worker *w, struct heist__worker *victim);

@@ -32,6 +32,7 @@
 
 #include <limits.h>
 #include <linux/futex.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -39,6 +40,20 @@ void heist__futex_wait(_Atomic uint32_t *addr, uint32_t expected)
 {
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, NULL,
             NULL, 0);
+}
+
+void heist__futex_wait_until(_Atomic uint32_t *addr, uint32_t expected,
+                             uint64_t deadline_ns)
+{
+    if (deadline_ns == UINT64_MAX) {
+        heist__futex_wait(addr, expected);
+        return;
+    }
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time. */
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
+                          .tv_nsec = (long)(deadline_ns % 1000000000u)};
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_BITSET_PRIVATE, expected,
+            &ts, NULL, FUTEX_BITSET_MATCH_ANY);
 }
 
 void heist__futex_wake(_Atomic uint32_t *addr, int n)

@@ -2,12 +2,13 @@
  * sched.c - the scheduler's lifecycle, heist_run, statistics.
  *
  * heist_sched_new allocates the workers (each on its own cache lines),
- * their deques, and starts one pthread per worker. heist_run wraps main in a
- * job that lives on the caller's stack (no allocation), pushes it on the
- * injection queue (liburcu wfcqueue: wait-free for any number of producer
- * threads), wakes a worker, and sleeps on a futex until the job is done.
- * heist_sched_free waits until no heist_run is in progress, tells the
- * workers to stop, wakes them all and joins them.
+ * their deques and first fibers, and starts one pthread per worker.
+ * heist_run makes main a task, puts it on the injection queue (liburcu
+ * wfcqueue: wait-free for any number of producer threads), and blocks on
+ * the task's future; then it cancels the tasks main left behind and waits
+ * until they have ended. heist_sched_free waits until no heist_run is in
+ * progress and no task is left, tells the workers to stop, wakes them all
+ * and joins them.
  */
 #include "internal.h"
 #include "rcu.h"
@@ -17,13 +18,16 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 enum {
     DEQUE_LOG2CAP = 12,                   /* 4096 slots; grows */
+    RQ_LOG2CAP = 8,                       /* 256 slots; grows */
     WORKER_STACK = 8 << 20,               /* 8 MiB */
 };
 #define STACK_SIZE_MAX ((size_t)1 << 32)  /* 4 GiB: beyond is a mistake */
+#define STACK_SIZE_DEFAULT ((size_t)1 << 20)
 
 /* Parses a positive decimal number from the environment: returns 0 if
  * unset, 1 with *out set if valid, -1 if set but not a valid number. */
@@ -69,17 +73,39 @@ static int resolve_config(const heist_config *cfg, unsigned *workers,
     if (ss > STACK_SIZE_MAX || (ss != 0 && ss < 16384))
         return EINVAL;
     *workers = (unsigned)n;
-    *stack_size = (size_t)ss;
+    *stack_size = ss ? (size_t)ss : STACK_SIZE_DEFAULT;
     return 0;
+}
+
+static void free_fiber_list(struct heist__fiber *f)
+{
+    while (f) {
+        struct heist__fiber *next = f->next;
+        heist__fiber_free(f);
+        f = next;
+    }
 }
 
 static void free_workers(struct heist_sched *s, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
-        heist__deque_destroy(&s->workers[i]->dq);
-        free(s->workers[i]);
+        struct heist__worker *w = s->workers[i];
+        heist__deque_destroy(&w->dq);
+        heist__rq_destroy(&w->rq);
+        free_fiber_list(w->pool);
+        free(w);
     }
     free(s->workers);
+    free_fiber_list(s->fibers);
+    s->fibers = NULL;
+}
+
+static void sched_dealloc(struct heist_sched *s)
+{
+    cds_wfcq_destroy(&s->inj_head, &s->inj_tail);
+    pthread_mutex_destroy(&s->fiber_lock);
+    heist__timers_fini(&s->timers);
+    free(s);
 }
 
 /* Stops and joins the first n started workers. */
@@ -109,9 +135,19 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
     s->nworkers = n;
     s->stack_size = stack_size;
     cds_wfcq_init(&s->inj_head, &s->inj_tail);
+    if (pthread_mutex_init(&s->fiber_lock, NULL)) {
+        free(s);
+        return ENOMEM;
+    }
+    if (heist__timers_init(&s->timers)) {
+        pthread_mutex_destroy(&s->fiber_lock);
+        free(s);
+        return ENOMEM;
+    }
+    heist__fiber_global_init();
     s->workers = calloc(n, sizeof(*s->workers));
     if (!s->workers) {
-        free(s);
+        sched_dealloc(s);
         return ENOMEM;
     }
     unsigned made = 0;
@@ -124,26 +160,37 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
             free(w);
             break;
         }
+        if (heist__rq_init(&w->rq, RQ_LOG2CAP)) {
+            heist__deque_destroy(&w->dq);
+            free(w);
+            break;
+        }
         w->sched = s;
         w->index = made;
         w->rng = 0x9E3779B97F4A7C15ULL * (made + 1);
         s->workers[made] = w;
+        /* The fiber the worker's loop starts on: made here, so that a
+         * scheduler that cannot have one fails with ENOMEM now. */
+        w->pool = heist__fiber_new(s);
+        if (!w->pool) {
+            made++;
+            break;
+        }
+        w->npool = 1;
     }
-    if (made < n) {
+    if (made < n || !s->workers[n - 1]->pool) {
         free_workers(s, made);
-        cds_wfcq_destroy(&s->inj_head, &s->inj_tail);
-        free(s);
+        sched_dealloc(s);
         return ENOMEM;
     }
 
     pthread_attr_t attr;
     if (pthread_attr_init(&attr)) {
         free_workers(s, n);
-        free(s);
+        sched_dealloc(s);
         return ENOMEM;
     }
-    size_t tstack = stack_size > WORKER_STACK ? stack_size : WORKER_STACK;
-    pthread_attr_setstacksize(&attr, tstack);
+    pthread_attr_setstacksize(&attr, WORKER_STACK);
     unsigned started = 0;
     for (; started < n; started++) {
         err = pthread_create(&s->workers[started]->thread, &attr,
@@ -155,8 +202,7 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
     if (started < n) {
         stop_workers(s, started);
         free_workers(s, n);
-        cds_wfcq_destroy(&s->inj_head, &s->inj_tail);
-        free(s);
+        sched_dealloc(s);
         return err == EAGAIN ? EAGAIN : ENOMEM;
     }
     *out = s;
@@ -183,6 +229,12 @@ int heist_sched_free(heist_sched *s)
             break;
         heist__futex_wait(&s->quiet, q);
     }
+    /* Then for every task (those spawned from other threads too) and
+     * scheduled callback. Acquire: pairs with the release decrements in
+     * future.c. */
+    uint32_t live;
+    while ((live = atomic_load_explicit(&s->live, memory_order_acquire)) != 0)
+        heist__futex_wait(&s->live, live);
     stop_workers(s, s->nworkers);
     /* Rings retired by deque growth are freed by call_rcu callbacks, which
      * free_workers waits for (heist__deque_destroy). A worker of another
@@ -194,26 +246,8 @@ int heist_sched_free(heist_sched *s)
     free_workers(s, s->nworkers);
     if (reader)
         heist__rcu_online();
-    cds_wfcq_destroy(&s->inj_head, &s->inj_tail);
-    free(s);
+    sched_dealloc(s);
     return 0;
-}
-
-void heist__job_run(struct heist__worker *w, struct heist__job *j)
-{
-    uint32_t depth = w->dq.head;
-    void *r = j->fn(j->arg);
-    if (heist__unlikely(w->dq.head != depth))
-        heist__fatal("heist_run's main returned with %u heist_fork() not "
-                     "joined",
-                     (unsigned)(w->dq.head - depth));
-    j->result = r;
-    /* Release: pairs with the acquire load in heist_run (the result is
-     * visible after it). After the exchange the job's storage may be gone:
-     * the futex wake below only names its address, which the kernel
-     * tolerates (a spurious wake-up, or EFAULT if unmapped). */
-    if (atomic_exchange_explicit(&j->done, 1, memory_order_acq_rel) == 2)
-        heist__futex_wake(&j->done, 1);
 }
 
 int heist_run(heist_sched *s, heist_fn main, void *arg, void **result)
@@ -222,40 +256,45 @@ int heist_run(heist_sched *s, heist_fn main, void *arg, void **result)
         return EINVAL;
     if (on_worker_of(s))
         return EDEADLK;
-    struct heist__job j;
-    cds_wfcq_node_init(&j.node);
-    j.fn = main;
-    j.arg = arg;
-    j.result = NULL;
-    atomic_init(&j.done, 0);
+    struct heist__run run;
+    if (pthread_mutex_init(&run.lock, NULL))
+        return ENOMEM;
+    run.waiting = NULL;
+    atomic_init(&run.cancelling, false);
+    atomic_init(&run.live, 0);
     /* Relaxed: heist_sched_free may not run concurrently with us (the
      * contract); the count is read there after we return. */
     atomic_fetch_add_explicit(&s->runs, 1, memory_order_relaxed);
-    /* liburcu orders the enqueue before the dequeue (invisibly to TSan):
-     * pairs with the acquire in run_injected (worker.c). */
-    heist__tsan_release(&j);
-    cds_wfcq_enqueue(&s->inj_head, &s->inj_tail, &j.node);
-    /* seq_cst: the publish of the wake protocol (park.c). */
-    atomic_fetch_add_explicit(&s->inj_pending, 1, memory_order_seq_cst);
-    heist__wake_one(s);
-
-    uint32_t d = 0;
-    /* Announce the sleeper (2) unless done already. acquire: pairs with
-     * the worker's acq_rel exchange. */
-    if (atomic_compare_exchange_strong_explicit(&j.done, &d, 2,
-                                                memory_order_acquire,
-                                                memory_order_acquire)) {
-        while (atomic_load_explicit(&j.done, memory_order_acquire) == 2)
-            heist__futex_wait(&j.done, 2);
+    struct heist__tk *t = heist__task_new(s, main, arg, &run);
+    int err = ENOMEM;
+    if (t) {
+        heist__make_runnable(s, &t->it);
+        void *r = NULL;
+        while (heist__await_thread(&t->f, UINT64_MAX, NULL) == ENOMEM &&
+               !heist_future_done(&t->f)) {
+            /* No memory for a wait node: poll. */
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+        /* Like asyncio.run: cancel what main left running, wait for it. */
+        heist__run_cancel_leftovers(&run);
+        uint32_t live;
+        /* Acquire: pairs with the release decrements in task_end. */
+        while ((live = atomic_load_explicit(&run.live,
+                                            memory_order_acquire)) != 0)
+            heist__futex_wait(&run.live, live);
+        err = heist_future_result(&t->f, &r);
+        heist_future_unref(&t->f);
+        if (err == 0 && result)
+            *result = r;
     }
-    if (result)
-        *result = j.result;
+    pthread_mutex_destroy(&run.lock);
     /* seq_cst: pairs with the loads in heist_sched_free's wait. */
     if (atomic_fetch_sub_explicit(&s->runs, 1, memory_order_seq_cst) == 1) {
         atomic_fetch_add_explicit(&s->quiet, 1, memory_order_seq_cst);
         heist__futex_wake(&s->quiet, INT_MAX);
     }
-    return 0;
+    return err;
 }
 
 heist_sched *heist_current(void)
@@ -281,6 +320,8 @@ static void read_counters(const struct heist__counters *c, heist_counters *o)
     o->failed_steals =
         atomic_load_explicit(&c->failed_steals, memory_order_relaxed);
     o->parks = atomic_load_explicit(&c->parks, memory_order_relaxed);
+    o->suspends = atomic_load_explicit(&c->suspends, memory_order_relaxed);
+    o->resumes = atomic_load_explicit(&c->resumes, memory_order_relaxed);
 }
 
 int heist_sched_worker_stats(heist_sched *s, unsigned i, heist_counters *out)
@@ -306,6 +347,8 @@ int heist_sched_stats(heist_sched *s, heist_stats *out)
         out->total.steals += c.steals;
         out->total.failed_steals += c.failed_steals;
         out->total.parks += c.parks;
+        out->total.suspends += c.suspends;
+        out->total.resumes += c.resumes;
     }
     return 0;
 }

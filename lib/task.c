@@ -21,17 +21,21 @@
  * The values are odd-looking constants so that a zeroed or reused frame is
  * unlikely to pass for a forked one.
  *
- * Waiting for a stolen child (for now: the futures issue turns this into a
- * fiber suspension): the joiner waits until the thief names itself in
- * `thief` (so the thief has read the deque slot, and the slot may be reused,
- * deque.c I3), then, until the child is DONE, steals work from that thief
- * only: "leapfrogging" (D. Wagner and B. Calder, "Leapfrogging: a portable
- * technique for implementing efficient futures", PPoPP 1993). The thief's
- * deque holds pieces of the child's own subtree, so helping with them makes
- * the child finish sooner, and the joiner's stack grows by at most the
- * depth of that subtree: bounded, and no deadlock (the stolen piece never
- * waits for the joiner's frame). When there is nothing to take it backs off
- * with pause and sched_yield, so an oversubscribed machine runs the thief.
+ * Waiting for a stolen child: the joiner waits until the thief names itself
+ * in `thief` (so the thief has read the deque slot, and the slot may be
+ * reused, deque.c I3). If the child is not finished, the joiner empties its
+ * deque (heist__drain: a fiber suspends only with an empty deque, so its
+ * forks never end up on another worker's deque), then suspends its fiber
+ * and the worker goes on with other work. The thief's last act on the frame
+ * is an exchange of `waiter` to HEIST__FRAME_DONE; if it finds a fiber there
+ * it resumes it. The joiner's CAS of its fiber into `waiter` happens after
+ * its switch (worker.c, POST_JOIN), so the thief never resumes a running
+ * fiber; if the CAS finds DONE, the joiner's fiber is simply queued again.
+ *
+ * Draining runs the fiber's remaining forks inline before it suspends, as
+ * the serial program would (task.h: a forked task must not wait for what its
+ * parent does after the fork). Stolen ones among them only need the thief's
+ * acknowledgement; their joins find `thief` set and wait on `waiter`.
  */
 #include "internal.h"
 #include "rcu.h"
@@ -116,28 +120,67 @@ void heist_fork(heist_task *t, heist_fn fn, void *arg)
     fork_slow(f, fn, arg);
 }
 
-/* The owner waits for a frame a thief took (see the top of the file). */
-static void wait_stolen(struct heist__worker *w, struct heist__frame *f)
+/* Waits for the thief's acknowledgement of a stolen frame. */
+static struct heist__worker *wait_thief(struct heist__frame *f)
 {
     struct heist__worker *thief;
     /* Acquire: pairs with the release store in heist__frame_run_stolen;
-     * after it the thief has read the deque slot, which we may reuse. */
+     * after it the thief has read the deque slot, which we may reuse, and
+     * has initialized f->waiter. The wait is short: the thief is between
+     * its CAS on the deque and this store. */
     while (!(thief = atomic_load_explicit(&f->thief, memory_order_acquire)))
         heist__cpu_relax();
-    unsigned idle = 0;
-    /* Acquire: pairs with the thief's release store of DONE; f->result is
-     * visible after it. */
-    while (atomic_load_explicit(&f->state, memory_order_acquire) != F_DONE) {
-        if (heist__steal_and_run(w, thief)) {
-            idle = 0;
-            continue;
-        }
-        if (++idle < 64) {
-            heist__cpu_relax();
+    return thief;
+}
+
+/* The joiner waits for a frame a thief took (see the top of the file). */
+static void wait_stolen(struct heist__frame *f)
+{
+    wait_thief(f);
+    /* Acquire: pairs with the thief's acq_rel exchange to DONE; f->result
+     * is visible after it. */
+    if (atomic_load_explicit(&f->waiter, memory_order_acquire) ==
+        HEIST__FRAME_DONE)
+        return;
+    heist__drain();
+    if (atomic_load_explicit(&f->waiter, memory_order_acquire) ==
+        HEIST__FRAME_DONE)
+        return;
+    if (heist__suspend(HEIST__POST_JOIN, f) == HEIST__WAKE_OK)
+        return;
+    /* No fiber to switch to (out of memory): wait here, yielding. The
+     * child never waits for us (task.h), so this ends. */
+    while (atomic_load_explicit(&f->waiter, memory_order_acquire) !=
+           HEIST__FRAME_DONE)
+        sched_yield();
+}
+
+void heist__drain(void)
+{
+    struct heist__worker *w = heist__self_get();
+    while (w->dq.head > 0) {
+        /* Relaxed: the owner reads its own write. */
+        struct heist__frame *f = atomic_load_explicit(
+            &w->dq.o_slot[w->dq.head - 1], memory_order_relaxed);
+        bool stolen;
+        if (heist__deque_pop_if(&w->dq, f, &stolen)) {
+            /* Run it here, as a thief would (the join finds it done). */
+            atomic_store_explicit(&f->waiter, NULL, memory_order_relaxed);
+            /* Release: pairs with the joiner's acquire (wait_thief). */
+            atomic_store_explicit(&f->thief, w, memory_order_release);
+            void *r = f->fn(f->arg);
+            f->result = r;
+            atomic_store_explicit(&f->state, F_DONE, memory_order_relaxed);
+            /* Release: pairs with the joiner's acquire load; nobody waits
+             * on it yet (its joiner is below us on this stack). */
+            atomic_store_explicit(&f->waiter, HEIST__FRAME_DONE,
+                                  memory_order_release);
+            /* f may have suspended and moved us to another worker. */
+            w = heist__self_get();
+        } else if (stolen) {
+            wait_thief(f);
         } else {
-            /* Holding no RCU pointer here: let grace periods advance. */
-            heist__rcu_quiescent();
-            sched_yield();
+            heist__fatal("fork deque out of order while draining");
         }
     }
 }
@@ -148,21 +191,33 @@ static __attribute__((noinline)) int join_slow(struct heist__frame *f,
 {
     if (heist__unlikely(!f))
         return EINVAL;
-    /* Acquire: if a thief already finished the frame, pairs with its
-     * release store of DONE. */
-    uintptr_t st = atomic_load_explicit(&f->state, memory_order_acquire);
+    uintptr_t st = atomic_load_explicit(&f->state, memory_order_relaxed);
     void *r;
     if (heist__likely(st == F_FORKED || st == F_DONE)) {
-        struct heist__worker *w = heist__self;
+        struct heist__worker *w = heist__self_get();
         bool stolen;
         if (heist__unlikely(!w))
             return EINVAL; /* forked on a worker, joined elsewhere */
-        if (heist__deque_pop_if(&w->dq, f, &stolen)) {
-            r = f->fn(f->arg);
-            heist__count(&w->ctr.inlined);
-        } else if (stolen) {
-            wait_stolen(w, f);
-            heist__count(&w->ctr.joined_stolen);
+        if (w->dq.head > 0 &&
+            atomic_load_explicit(&w->dq.o_slot[w->dq.head - 1],
+                                 memory_order_relaxed) == f) {
+            /* Still on our deque (private, public, or stolen with its
+             * position not yet given back). */
+            if (heist__deque_pop_if(&w->dq, f, &stolen)) {
+                r = f->fn(f->arg);
+                heist__count(&heist__self_get()->ctr.inlined);
+            } else if (stolen) {
+                wait_stolen(f);
+                heist__count(&heist__self_get()->ctr.joined_stolen);
+                r = f->result;
+            } else {
+                return EINVAL;
+            }
+        } else if (atomic_load_explicit(&f->thief, memory_order_acquire)) {
+            /* Acquire: pairs with the release store of its thief or of a
+             * drain (task taken before this fiber last suspended). */
+            wait_stolen(f);
+            heist__count(&heist__self_get()->ctr.joined_stolen);
             r = f->result;
         } else {
             return EINVAL; /* not this worker's newest fork */
@@ -206,20 +261,38 @@ int heist_join(heist_task *t, void **result)
     return join_slow(f, result);
 }
 
-void heist__frame_run_stolen(struct heist__worker *w, struct heist__frame *f)
+void heist__frame_run_stolen(struct heist__worker *w, struct heist__frame *f,
+                             struct heist__tk *task)
 {
-    /* Release: pairs with the acquire in wait_stolen; our read of the deque
-     * slot (in heist__deque_steal) happens before the owner reuses it. */
+    /* Relaxed: published by the release store of thief just below. */
+    atomic_store_explicit(&f->waiter, NULL, memory_order_relaxed);
+    /* Release: pairs with the acquire in wait_thief and join_slow; our read
+     * of the deque slot (in heist__deque_steal) happens before the owner
+     * reuses it. */
     atomic_store_explicit(&f->thief, w, memory_order_release);
-    uint32_t depth = w->dq.head;
+    /* Relaxed: owner-only writes (internal.h). */
+    atomic_store_explicit(&w->task, task, memory_order_relaxed);
     void *r = f->fn(f->arg);
-    if (heist__unlikely(w->dq.head != depth))
+    /* fn may have suspended: we may be on another worker now. */
+    w = heist__self_get();
+    atomic_store_explicit(&w->task, NULL, memory_order_relaxed);
+    if (heist__unlikely(w->dq.head != 0))
         heist__fatal("a task returned with %u heist_fork() not joined "
                      "(every fork needs its heist_join before the forking "
                      "function returns)",
-                     (unsigned)(w->dq.head - depth));
+                     (unsigned)w->dq.head);
     f->result = r;
-    /* Release: pairs with the acquire loads in heist_join/wait_stolen; the
-     * owner reads f->result after it. The frame may be gone right after. */
-    atomic_store_explicit(&f->state, F_DONE, memory_order_release);
+    atomic_store_explicit(&f->state, F_DONE, memory_order_relaxed);
+    /* acq_rel: release publishes f->result (and the state) to the joiner,
+     * which reads them after its acquire of DONE; acquire pairs with the
+     * joiner's release CAS of its suspended fiber. This is our last access
+     * to the frame: the joiner may return and reuse it right after. */
+    void *waiter =
+        atomic_exchange_explicit(&f->waiter, HEIST__FRAME_DONE,
+                                 memory_order_acq_rel);
+    if (waiter) {
+        struct heist__fiber *fb = waiter;
+        fb->wake = HEIST__WAKE_OK;
+        heist__make_runnable(w->sched, &fb->it);
+    }
 }

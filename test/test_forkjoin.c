@@ -159,11 +159,17 @@ static void *chain(void *arg)
     return (void *)((uintptr_t)r + 1);
 }
 
+/* Tasks run on fiber stacks of heist_config.stack_size bytes: 10,000 nested
+ * fork/join frames need more than the 1 MiB default in an unoptimized or
+ * sanitized build, so ask for 32 MiB (only touched pages cost memory). */
 Test(forkjoin, deep_nesting_10000, .timeout = 300)
 {
     const uintptr_t depth = 10000;
     for (size_t w = 0; w < NCOUNTS; w++) {
-        heist_sched *s = new_sched(worker_counts[w]);
+        heist_config cfg = {.workers = worker_counts[w],
+                            .stack_size = (size_t)32 << 20};
+        heist_sched *s = NULL;
+        cr_assert_eq(heist_sched_new(&cfg, &s), 0);
         for (int rep = 0; rep < 3; rep++)
             cr_assert_eq((uintptr_t)run(s, chain, (void *)depth), depth + 1,
                          "chain(%lu) on %u workers", (unsigned long)depth,
@@ -384,6 +390,9 @@ static void *handoff_parent(void *arg)
 {
     struct handoff *h = arg;
     heist_task t;
+    /* The parent's worker at the fork: after a join that waited, the
+     * parent may resume on any worker, the child's included. */
+    int parent_worker = heist_worker_index();
     heist_fork(&t, handoff_child, h);
     bool overlapped = ht_wait_at_least(&h->started, 1, 30);
     void *r = NULL;
@@ -394,7 +403,7 @@ static void *handoff_parent(void *arg)
             return (void *)(intptr_t)-2;
     if (!overlapped)
         return (void *)(intptr_t)-3;
-    return (void *)(intptr_t)(h->child_worker != heist_worker_index());
+    return (void *)(intptr_t)(h->child_worker != parent_worker);
 }
 
 Test(forkjoin, join_orders_child_writes, .timeout = 200)

@@ -37,7 +37,7 @@ typedef struct heist_config {
     unsigned workers;   /* 0: $HEIST_WORKERS if set, else the online CPUs.
                            1..HEIST_MAX_WORKERS, else EINVAL. */
     size_t stack_size;  /* bytes of each task stack (fiber); 0:
-                           $HEIST_STACK_SIZE, else 256 KiB. Tasks run on
+                           $HEIST_STACK_SIZE, else 1 MiB. Tasks run on
                            these stacks: deep recursion needs more. At
                            least 16 KiB, at most 4 GiB, else EINVAL. */
 } heist_config;

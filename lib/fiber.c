@@ -1,0 +1,338 @@
+/*
+ * fiber.c - fiber stacks, the pool, the switch, stack overflow reports.
+ *
+ * Stacks: one mmap per fiber, MAP_NORESERVE (pages cost memory only when
+ * touched), with a PROT_NONE guard page below the stack while the kernel's
+ * map count allows: each guard splits the mapping in two, and the default
+ * vm.max_map_count (65,530) would not hold 100,000 guarded stacks. We guard
+ * at most a quarter of max_map_count; later stacks go unguarded (and an
+ * overflow of those is not detected). The struct heist__fiber sits at the
+ * top of its mapping; the stack grows down from just below it.
+ *
+ * The switch (heist__fiber_switch) calls the sanitizers' fiber hooks around
+ * the assembly switch (ctx_*.S): ThreadSanitizer's __tsan_switch_to_fiber
+ * right before it, from a function TSan does not instrument; AddressSanitizer's
+ * __sanitizer_start_switch_fiber before and __sanitizer_finish_switch_fiber
+ * after.
+ *
+ * Overflow: every worker thread has an alternate signal stack, and a
+ * SIGSEGV handler (installed once per process, chaining to the previous
+ * one) reports a fault inside the running fiber's guard page as a stack
+ * overflow and aborts; any other SIGSEGV goes to the previous handler.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifdef HEIST_TSAN
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void *fiber);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+#endif
+#ifdef HEIST_ASAN
+void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom,
+                                    size_t size);
+void __sanitizer_finish_switch_fiber(void *fake_stack_save,
+                                     const void **bottom_old, size_t *size_old);
+#endif
+
+enum { POOL_LOCAL_MAX = 64 };
+
+static size_t page_size(void)
+{
+    static size_t ps;
+    if (!ps) {
+        long p = sysconf(_SC_PAGESIZE);
+        ps = p > 0 ? (size_t)p : 4096;
+    }
+    return ps;
+}
+
+/* Guarded stacks so far, and the most we allow (a quarter of
+ * vm.max_map_count). Relaxed: a counter; going a little over the soft
+ * limit in a race is harmless. */
+static _Atomic long guarded_stacks;
+static long guard_limit(void)
+{
+    static _Atomic long limit;
+    long l = atomic_load_explicit(&limit, memory_order_relaxed);
+    if (l)
+        return l;
+    l = 65530;
+    FILE *fp = fopen("/proc/sys/vm/max_map_count", "r");
+    if (fp) {
+        long v;
+        if (fscanf(fp, "%ld", &v) == 1 && v > 0)
+            l = v;
+        fclose(fp);
+    }
+    l /= 4;
+    /* Relaxed: every thread computes the same value. */
+    atomic_store_explicit(&limit, l, memory_order_relaxed);
+    return l;
+}
+
+static void fiber_entry(void *arg);
+
+struct heist__fiber *heist__fiber_new(struct heist_sched *s)
+{
+    size_t ps = page_size();
+    size_t stack = (s->stack_size + ps - 1) & ~(ps - 1);
+    size_t hdr = (sizeof(struct heist__fiber) + ps - 1) & ~(ps - 1);
+    size_t total = ps + stack + hdr;
+    char *map = mmap(NULL, total, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                     -1, 0);
+    if (map == MAP_FAILED)
+        return NULL;
+    bool guarded = false;
+    if (atomic_fetch_add_explicit(&guarded_stacks, 1, memory_order_relaxed) <
+        guard_limit()) {
+        guarded = mprotect(map, ps, PROT_NONE) == 0;
+    }
+    if (!guarded)
+        atomic_fetch_sub_explicit(&guarded_stacks, 1, memory_order_relaxed);
+    struct heist__fiber *f = (struct heist__fiber *)(map + ps + stack);
+    memset(f, 0, sizeof(*f));
+    f->it.kind = HEIST__IT_FIBER;
+    cds_wfcq_node_init(&f->it.node);
+    f->map = map;
+    f->map_size = total;
+    f->stack_lo = map + ps;
+    f->stack_size = stack;
+    f->guarded = guarded;
+
+    /* The initial frame that heist__ctx_switch pops (ctx_*.S). */
+    uintptr_t top = (uintptr_t)f & ~(uintptr_t)15;
+#if defined(__x86_64__)
+    /* [mxcsr, fpucw] r15 r14 r13 r12 rbx rbp ret: 64 bytes; after the ret
+     * rsp == top, 16-aligned for heist__ctx_start's call. */
+    uint64_t *sp = (uint64_t *)(top - 64);
+    uint32_t csr = 0x1F80;     /* MXCSR default: all exceptions masked */
+    uint16_t cw = 0x037F;      /* x87 default control word */
+    memcpy(&sp[0], &csr, 4);
+    memcpy((char *)&sp[0] + 4, &cw, 2);
+    sp[1] = 0;                           /* r15 */
+    sp[2] = 0;                           /* r14 */
+    sp[3] = (uint64_t)(uintptr_t)f;      /* r13: the argument */
+    sp[4] = (uint64_t)(uintptr_t)fiber_entry; /* r12: the function */
+    sp[5] = 0;                           /* rbx */
+    sp[6] = 0;                           /* rbp: ends backtraces */
+    sp[7] = (uint64_t)(uintptr_t)heist__ctx_start;
+    f->sp = sp;
+#elif defined(__aarch64__)
+    uint64_t *sp = (uint64_t *)(top - 176);
+    memset(sp, 0, 176);
+    sp[0] = (uint64_t)(uintptr_t)fiber_entry; /* x19: the function */
+    sp[1] = (uint64_t)(uintptr_t)f;           /* x20: the argument */
+    sp[10] = 0;                               /* x29 */
+    sp[11] = (uint64_t)(uintptr_t)heist__ctx_start; /* x30 */
+    sp[20] = 0;                               /* fpcr */
+    f->sp = sp;
+#else
+#error "heist: no fiber switch for this architecture (x86-64, aarch64)"
+#endif
+#ifdef HEIST_TSAN
+    f->tsan = __tsan_create_fiber(0);
+#endif
+    return f;
+}
+
+void heist__fiber_free(struct heist__fiber *f)
+{
+#ifdef HEIST_TSAN
+    __tsan_destroy_fiber(f->tsan);
+#endif
+    if (f->guarded)
+        atomic_fetch_sub_explicit(&guarded_stacks, 1, memory_order_relaxed);
+    munmap(f->map, f->map_size);
+}
+
+struct heist__fiber *heist__fiber_get(struct heist__worker *w)
+{
+    struct heist__fiber *f = w->pool;
+    if (f) {
+        w->pool = f->next;
+        w->npool--;
+        return f;
+    }
+    struct heist_sched *s = w->sched;
+    pthread_mutex_lock(&s->fiber_lock);
+    f = s->fibers;
+    if (f)
+        s->fibers = f->next;
+    pthread_mutex_unlock(&s->fiber_lock);
+    if (f)
+        return f;
+    return heist__fiber_new(s);
+}
+
+void heist__fiber_put(struct heist__worker *w, struct heist__fiber *f)
+{
+    if (w->npool < POOL_LOCAL_MAX) {
+        f->next = w->pool;
+        w->pool = f;
+        w->npool++;
+        return;
+    }
+    struct heist_sched *s = w->sched;
+    pthread_mutex_lock(&s->fiber_lock);
+    f->next = s->fibers;
+    s->fibers = f;
+    pthread_mutex_unlock(&s->fiber_lock);
+}
+
+/* The switch itself. Not instrumented by TSan: between
+ * __tsan_switch_to_fiber and the stack switch nothing may be reported
+ * against the wrong fiber. */
+#if defined(__clang__) || defined(__GNUC__)
+__attribute__((no_sanitize_thread, noinline))
+#endif
+static void
+do_switch(struct heist__fiber *from, struct heist__fiber *to)
+{
+#ifdef HEIST_ASAN
+    __sanitizer_start_switch_fiber(&from->asan_fake, to->stack_lo,
+                                   to->stack_size);
+#endif
+#ifdef HEIST_TSAN
+    __tsan_switch_to_fiber(to->tsan, 0);
+#endif
+    heist__ctx_switch(&from->sp, to->sp);
+#ifdef HEIST_ASAN
+    __sanitizer_finish_switch_fiber(from->asan_fake, NULL, NULL);
+#endif
+}
+
+void heist__fiber_switch(struct heist__worker *w, struct heist__fiber *to,
+                         int post, void *a, void *b)
+{
+    struct heist__fiber *from = w->cur;
+    w->post = post;
+    w->post_a = a;
+    w->post_b = b;
+    w->cur = to;
+    do_switch(from, to);
+    /* Back, perhaps on another thread: the caller re-reads its worker. */
+}
+
+/* A fresh fiber starts here, on its own stack: it does what the fiber that
+ * switched to it left, then runs the worker loop for ever. */
+static void fiber_entry(void *arg)
+{
+    (void)arg;
+#ifdef HEIST_ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    heist__post_switch(heist__self_get());
+    heist__worker_loop();
+}
+
+/* ---- stack overflow reports ------------------------------------------- */
+
+static struct sigaction old_segv;
+
+static void write_str(const char *s)
+{
+    ssize_t r = write(2, s, strlen(s));
+    (void)r;
+}
+
+static void segv_handler(int sig, siginfo_t *si, void *uc)
+{
+    struct heist__worker *w = heist__self;
+    if (w && w->cur && w->cur != &w->home && w->cur->guarded) {
+        char *a = si->si_addr;
+        if (a >= w->cur->map && a < w->cur->stack_lo) {
+            char num[24];
+            size_t n = w->cur->stack_size, i = sizeof(num) - 1;
+            num[i] = 0;
+            do {
+                num[--i] = (char)('0' + n % 10);
+                n /= 10;
+            } while (n && i);
+            write_str("heist: fatal: stack overflow in a task (its stack has ");
+            write_str(&num[i]);
+            write_str(" bytes; raise heist_config.stack_size or "
+                      "HEIST_STACK_SIZE)\n");
+            signal(SIGABRT, SIG_DFL);
+            abort();
+        }
+    }
+    /* Not ours: hand it on. */
+    if (old_segv.sa_flags & SA_SIGINFO) {
+        old_segv.sa_sigaction(sig, si, uc);
+    } else if (old_segv.sa_handler == SIG_DFL ||
+               old_segv.sa_handler == SIG_IGN) {
+        /* Return with the default action restored: the faulting
+         * instruction runs again and the kernel delivers the default. */
+        signal(SIGSEGV, SIG_DFL);
+    } else {
+        old_segv.sa_handler(sig);
+    }
+}
+
+static pthread_once_t segv_once = PTHREAD_ONCE_INIT;
+static void install_segv(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = segv_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_segv);
+}
+
+void heist__fiber_global_init(void)
+{
+    pthread_once(&segv_once, install_segv);
+}
+
+int heist__fiber_thread_init(struct heist__worker *w)
+{
+    memset(&w->home, 0, sizeof(w->home));
+#ifdef HEIST_TSAN
+    w->home.tsan = __tsan_get_current_fiber();
+#endif
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void *addr;
+        size_t size;
+        if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+            w->home.stack_lo = addr;
+            w->home.stack_size = size;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    w->cur = &w->home;
+    size_t sz = 64 * 1024;
+    void *alt = mmap(NULL, sz, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (alt != MAP_FAILED) {
+        stack_t st = {.ss_sp = alt, .ss_size = sz, .ss_flags = 0};
+        if (sigaltstack(&st, NULL) == 0) {
+            w->altstack = alt;
+            w->altstack_size = sz;
+        } else {
+            munmap(alt, sz);
+        }
+    }
+    return 0;
+}
+
+void heist__fiber_thread_fini(struct heist__worker *w)
+{
+    if (w->altstack) {
+        stack_t st = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
+        sigaltstack(&st, NULL);
+        munmap(w->altstack, w->altstack_size);
+        w->altstack = NULL;
+    }
+}

@@ -1,0 +1,164 @@
+/*
+ * readyq.c - the per-worker ready queue: a Chase-Lev deque.
+ *
+ * D. Chase and Y. Lev, "Dynamic circular work-stealing deque", SPAA 2005,
+ * with the C11 orders of N. M. Le, A. Pop, A. Cohen and F. Zappa Nardelli,
+ * "Correct and efficient work-stealing for weak memory models", PPoPP 2013.
+ * Where Le et al. use a seq_cst fence (take, steal) we make the neighbouring
+ * operations seq_cst instead: ThreadSanitizer does not model fences, and the
+ * queue is off the fork-join fast path.
+ *
+ * Indices are signed 64-bit (take on an empty queue computes bottom - 1);
+ * slots are atomic (a slow thief may read a slot the owner rewrites; the CAS
+ * on top then fails). Growth copies the live range to a ring twice as
+ * large; thieves may still read the old one, which is freed after a QSBR
+ * grace period, like the split deque's (deque.c).
+ */
+#include "internal.h"
+#include "rcu.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+struct heist__rq_ring {
+    struct heist__rcu_node rcu; /* first: freed after a grace period */
+    struct heist__rq *q;
+    int64_t mask;
+    _Atomic(struct heist__item *) slot[];
+};
+
+static struct heist__rq_ring *ring_new(int64_t cap)
+{
+    struct heist__rq_ring *r =
+        malloc(sizeof(*r) + (size_t)cap * sizeof(r->slot[0]));
+    if (!r)
+        return NULL;
+    r->mask = cap - 1;
+    for (int64_t i = 0; i < cap; i++)
+        atomic_init(&r->slot[i], NULL);
+    return r;
+}
+
+int heist__rq_init(struct heist__rq *q, unsigned log2cap)
+{
+    struct heist__rq_ring *r = ring_new((int64_t)1 << log2cap);
+    if (!r)
+        return ENOMEM;
+    atomic_init(&q->top, 0);
+    atomic_init(&q->bottom, 0);
+    atomic_init(&q->ring, r);
+    atomic_init(&q->rings_pending, 0);
+    return 0;
+}
+
+static void ring_free(struct heist__rcu_node *n)
+{
+    struct heist__rq_ring *r = (struct heist__rq_ring *)n;
+    struct heist__rq *q = r->q;
+    free(r);
+    /* Release: pairs with the acquire load in heist__rq_destroy. */
+    if (atomic_fetch_sub_explicit(&q->rings_pending, 1,
+                                  memory_order_release) == 1)
+        heist__futex_wake(&q->rings_pending, 1);
+}
+
+void heist__rq_destroy(struct heist__rq *q)
+{
+    uint32_t n;
+    /* Acquire: pairs with the release decrement in ring_free. */
+    while ((n = atomic_load_explicit(&q->rings_pending,
+                                     memory_order_acquire)) != 0)
+        heist__futex_wait(&q->rings_pending, n);
+    free(atomic_load_explicit(&q->ring, memory_order_relaxed));
+}
+
+int heist__rq_push(struct heist__rq *q, struct heist__item *it)
+{
+    /* Relaxed: only the owner writes bottom. */
+    int64_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed);
+    /* Acquire: pairs with the thieves' CAS of top, so the slots they took
+     * are free to overwrite. */
+    int64_t t = atomic_load_explicit(&q->top, memory_order_acquire);
+    struct heist__rq_ring *r =
+        atomic_load_explicit(&q->ring, memory_order_relaxed);
+    if (b - t > r->mask) {
+        struct heist__rq_ring *nr = ring_new((r->mask + 1) * 2);
+        if (!nr)
+            return ENOMEM;
+        for (int64_t i = t; i < b; i++)
+            atomic_store_explicit(
+                &nr->slot[i & nr->mask],
+                atomic_load_explicit(&r->slot[i & r->mask],
+                                     memory_order_relaxed),
+                memory_order_relaxed);
+        /* Release: pairs with the thieves' acquire load of ring. */
+        atomic_store_explicit(&q->ring, nr, memory_order_release);
+        r->q = q;
+        /* Relaxed: read (acquire) only after ring_free's release
+         * decrement, later in this counter's modification order. */
+        atomic_fetch_add_explicit(&q->rings_pending, 1, memory_order_relaxed);
+        heist__rcu_defer(&r->rcu, ring_free);
+        r = nr;
+    }
+    atomic_store_explicit(&r->slot[b & r->mask], it, memory_order_relaxed);
+    /* seq_cst: release for the slot (pairs with the thief's acquire of
+     * bottom) and the publish of the wake protocol (park.c). */
+    atomic_store_explicit(&q->bottom, b + 1, memory_order_seq_cst);
+    return 0;
+}
+
+struct heist__item *heist__rq_pop(struct heist__rq *q)
+{
+    int64_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed) - 1;
+    struct heist__rq_ring *r =
+        atomic_load_explicit(&q->ring, memory_order_relaxed);
+    /* seq_cst store then seq_cst load: the store-load order of Le et al.'s
+     * fence, against the thieves' seq_cst load of top then bottom. */
+    atomic_store_explicit(&q->bottom, b, memory_order_seq_cst);
+    int64_t t = atomic_load_explicit(&q->top, memory_order_seq_cst);
+    if (t > b) {
+        /* Empty. Relaxed: only the owner writes bottom. */
+        atomic_store_explicit(&q->bottom, b + 1, memory_order_relaxed);
+        return NULL;
+    }
+    struct heist__item *it =
+        atomic_load_explicit(&r->slot[b & r->mask], memory_order_relaxed);
+    if (t == b) {
+        /* The last item: race the thieves for it with their CAS. */
+        if (!atomic_compare_exchange_strong_explicit(
+                &q->top, &t, t + 1, memory_order_seq_cst,
+                memory_order_relaxed))
+            it = NULL;
+        atomic_store_explicit(&q->bottom, b + 1, memory_order_relaxed);
+    }
+    return it;
+}
+
+struct heist__item *heist__rq_steal(struct heist__rq *q)
+{
+    /* seq_cst load of top then of bottom: Le et al.'s fence between them;
+     * bottom's seq_cst/acquire pairs with push's store. */
+    int64_t t = atomic_load_explicit(&q->top, memory_order_seq_cst);
+    int64_t b = atomic_load_explicit(&q->bottom, memory_order_seq_cst);
+    if (t >= b)
+        return NULL;
+    /* Acquire: pairs with the release store in push (growth). */
+    struct heist__rq_ring *r =
+        atomic_load_explicit(&q->ring, memory_order_acquire);
+    struct heist__item *it =
+        atomic_load_explicit(&r->slot[t & r->mask], memory_order_relaxed);
+    /* seq_cst CAS: one of the thieves and the owner's take wins slot t. */
+    if (!atomic_compare_exchange_strong_explicit(&q->top, &t, t + 1,
+                                                 memory_order_seq_cst,
+                                                 memory_order_relaxed))
+        return NULL;
+    return it;
+}
+
+bool heist__rq_has_work(const struct heist__rq *q)
+{
+    /* seq_cst: the re-check of a worker about to park (park.c). */
+    int64_t t = atomic_load_explicit(&q->top, memory_order_seq_cst);
+    int64_t b = atomic_load_explicit(&q->bottom, memory_order_seq_cst);
+    return t < b;
+}

@@ -1,0 +1,176 @@
+/*
+ * timer.c - deadlines of sleeps and timed awaits: a binary min-heap of wait
+ * nodes served by one timer thread per scheduler (started on first use).
+ *
+ * The thread sleeps on a condition variable (CLOCK_MONOTONIC) until the
+ * earliest deadline, then claims each due node and queues its fiber on the
+ * injection queue; it holds no worker. The heap holds one reference to each
+ * armed node. A wait that ends otherwise (completion, cancel) disarms its
+ * node, so a cancelled one-hour sleep does not stay in the heap.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+int heist__timers_init(struct heist__timers *t)
+{
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca))
+        return ENOMEM;
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int err = pthread_cond_init(&t->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (err)
+        return ENOMEM;
+    if (pthread_mutex_init(&t->lock, NULL)) {
+        pthread_cond_destroy(&t->cond);
+        return ENOMEM;
+    }
+    t->heap = NULL;
+    t->n = t->cap = 0;
+    t->started = t->stop = false;
+    return 0;
+}
+
+void heist__timers_fini(struct heist__timers *t)
+{
+    pthread_mutex_lock(&t->lock);
+    bool started = t->started;
+    t->stop = true;
+    pthread_cond_signal(&t->cond);
+    pthread_mutex_unlock(&t->lock);
+    if (started)
+        pthread_join(t->thread, NULL);
+    /* Every wait has ended (the scheduler had no task left). */
+    free(t->heap);
+    pthread_mutex_destroy(&t->lock);
+    pthread_cond_destroy(&t->cond);
+}
+
+static void heap_set(struct heist__timers *t, size_t i, struct heist__wnode *n)
+{
+    t->heap[i] = n;
+    n->heap_idx = i;
+}
+
+static void sift_up(struct heist__timers *t, size_t i)
+{
+    struct heist__wnode *n = t->heap[i];
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (t->heap[p]->deadline <= n->deadline)
+            break;
+        heap_set(t, i, t->heap[p]);
+        i = p;
+    }
+    heap_set(t, i, n);
+}
+
+static void sift_down(struct heist__timers *t, size_t i)
+{
+    struct heist__wnode *n = t->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= t->n)
+            break;
+        if (c + 1 < t->n && t->heap[c + 1]->deadline < t->heap[c]->deadline)
+            c++;
+        if (t->heap[c]->deadline >= n->deadline)
+            break;
+        heap_set(t, i, t->heap[c]);
+        i = c;
+    }
+    heap_set(t, i, n);
+}
+
+static void heap_remove(struct heist__timers *t, size_t i)
+{
+    struct heist__wnode *n = t->heap[i];
+    n->heap_idx = SIZE_MAX;
+    t->n--;
+    if (i == t->n)
+        return;
+    heap_set(t, i, t->heap[t->n]);
+    /* The moved node may belong above or below i. */
+    sift_down(t, i);
+    sift_up(t, i);
+}
+
+static void *timer_main(void *arg)
+{
+    struct heist__timers *t = arg;
+    pthread_mutex_lock(&t->lock);
+    while (!t->stop) {
+        if (t->n == 0) {
+            pthread_cond_wait(&t->cond, &t->lock);
+            continue;
+        }
+        struct heist__wnode *n = t->heap[0];
+        uint64_t now = heist__now_ns();
+        if (n->deadline <= now) {
+            heap_remove(t, 0);
+            /* Claimed under the lock, so a waiter that ended otherwise and
+             * disarms (under the lock) finds the node gone or still ours. */
+            heist__wnode_wake(n, HEIST__WAKE_TIMEOUT);
+            heist__wnode_unref(n);
+            continue;
+        }
+        struct timespec ts = {.tv_sec = (time_t)(n->deadline / 1000000000u),
+                              .tv_nsec = (long)(n->deadline % 1000000000u)};
+        pthread_cond_timedwait(&t->cond, &t->lock, &ts);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return NULL;
+}
+
+int heist__timer_arm(struct heist_sched *s, struct heist__wnode *n)
+{
+    struct heist__timers *t = &s->timers;
+    pthread_mutex_lock(&t->lock);
+    if (!t->started) {
+        pthread_attr_t attr;
+        int err = pthread_attr_init(&attr);
+        if (!err) {
+            pthread_attr_setstacksize(&attr, 256 * 1024);
+            err = pthread_create(&t->thread, &attr, timer_main, t);
+            pthread_attr_destroy(&attr);
+        }
+        if (err) {
+            pthread_mutex_unlock(&t->lock);
+            return EAGAIN;
+        }
+        t->started = true;
+    }
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 64;
+        struct heist__wnode **h = realloc(t->heap, cap * sizeof(*h));
+        if (!h) {
+            pthread_mutex_unlock(&t->lock);
+            return ENOMEM;
+        }
+        t->heap = h;
+        t->cap = cap;
+    }
+    t->heap[t->n] = n;
+    n->heap_idx = t->n;
+    t->n++;
+    sift_up(t, t->n - 1);
+    if (n->heap_idx == 0)
+        pthread_cond_signal(&t->cond);
+    pthread_mutex_unlock(&t->lock);
+    return 0;
+}
+
+void heist__timer_disarm(struct heist_sched *s, struct heist__wnode *n)
+{
+    struct heist__timers *t = &s->timers;
+    pthread_mutex_lock(&t->lock);
+    bool armed = n->heap_idx != SIZE_MAX;
+    if (armed)
+        heap_remove(t, n->heap_idx);
+    pthread_mutex_unlock(&t->lock);
+    if (armed)
+        heist__wnode_unref(n);
+}
