@@ -1,0 +1,1844 @@
+/*
+ * test_future.c - futures and tasks (include/heist/future.h): the states of
+ * a future and every error code, tasks (heist_spawn, heist_fail,
+ * heist_cancelling), await and await_timeout in tasks and on plain threads,
+ * then-callbacks, gather and any, sleep, cancellation (before start, while
+ * awaiting, while sleeping, of gathers and anys), heist_run cancelling what
+ * its main left running, reference counts, and the suspend/resume counters.
+ *
+ * Code on workers records failed checks with CHECK (test_check.h) and each
+ * test ends with expect_clean(). Waits are bounded (30 s or more) and assert
+ * nothing about speed; elapsed times are checked only against lower bounds
+ * the API promises and generous upper bounds.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <heist/heist.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+
+#include "test_check.h"
+#include "test_util.h"
+
+#define VAL(x)   ((void *)(uintptr_t)(x))
+#define SENTINEL ((void *)(uintptr_t)0x5e5e5e5eu)
+#define MS(x)    ((uint64_t)(x)*1000000u)
+#define HOUR     (3600u * 1000000000ull)
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static heist_sched *new_sched(unsigned workers)
+{
+    heist_config cfg = {.workers = workers};
+    heist_sched *s = NULL;
+    int err = heist_sched_new(&cfg, &s);
+    cr_assert_eq(err, 0, "heist_sched_new(workers=%u): error %d", workers, err);
+    return s;
+}
+
+static void free_sched(heist_sched *s)
+{
+    cr_assert_eq(heist_sched_free(s), 0);
+}
+
+static void *run_main(heist_sched *s, heist_fn fn, void *arg)
+{
+    void *r = SENTINEL;
+    int err = heist_run(s, fn, arg, &r);
+    cr_assert_eq(err, 0, "heist_run: error %d", err);
+    return r;
+}
+
+static heist_stats stats_of(heist_sched *s)
+{
+    heist_stats st;
+    int err = heist_sched_stats(s, &st);
+    if (err)
+        note_fail(__LINE__, "heist_sched_stats: %d", err);
+    return st;
+}
+
+/* Waits until s's total suspends reach n: the way to know that a task is
+ * really suspended (not merely about to await). False after 30 s. */
+static bool wait_suspends(heist_sched *s, uint64_t n)
+{
+    uint64_t deadline = ht_now_ns() + 30ull * 1000000000u;
+    while (stats_of(s).total.suspends < n) {
+        if (ht_now_ns() > deadline)
+            return false;
+        struct timespec nap = {0, 100 * 1000};
+        nanosleep(&nap, NULL);
+    }
+    return true;
+}
+
+/* Sleeps the task (or thread) in 1 ms steps until *v >= target; false
+ * after 30 s. In a task this lets the worker run other tasks meanwhile. */
+static bool sleep_until(atomic_int *v, int target)
+{
+    for (int i = 0; i < 30000; i++) {
+        if (atomic_load(v) >= target)
+            return true;
+        if (heist_sleep(MS(1)) != 0)
+            return atomic_load(v) >= target;
+    }
+    return atomic_load(v) >= target;
+}
+
+static void *identity(void *arg)
+{
+    return arg;
+}
+
+static void *add_one(void *arg)
+{
+    return (void *)((uintptr_t)arg + 1);
+}
+
+/* Returns a new pending future created in a task, so it belongs to the
+ * task's scheduler; the caller takes the reference. */
+static void *make_future(void *arg)
+{
+    (void)arg;
+    return heist_future_new();
+}
+
+/* A plain thread that runs fn(arg). */
+static pthread_t start_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, fn, arg), 0);
+    return t;
+}
+
+/* ---- a future's states ------------------------------------------------- */
+
+Test(future, new_is_pending)
+{
+    heist_future *f = heist_future_new();
+    cr_assert_not_null(f);
+    cr_assert(!heist_future_done(f));
+    cr_assert(!heist_future_cancelled(f));
+    void *v = SENTINEL;
+    cr_assert_eq(heist_future_result(f, &v), EAGAIN);
+    cr_assert_eq(v, SENTINEL, "result wrote *value of a pending future");
+    cr_assert_eq(heist_future_result(f, NULL), EAGAIN);
+    cr_assert_eq(heist_await_timeout(f, 0, &v), ETIMEDOUT);
+    cr_assert_eq(v, SENTINEL);
+    cr_assert(!heist_future_done(f));
+    heist_future_unref(f);
+}
+
+Test(future, set_result_once)
+{
+    heist_future *f = heist_future_new();
+    cr_assert_eq(heist_future_set_result(f, VAL(11)), 0);
+    cr_assert(heist_future_done(f));
+    cr_assert(!heist_future_cancelled(f));
+    void *v = SENTINEL;
+    cr_assert_eq(heist_future_result(f, &v), 0);
+    cr_assert_eq(v, VAL(11));
+    cr_assert_eq(heist_future_result(f, NULL), 0);
+    /* Completing again in any way: EBUSY / false, and the result stays. */
+    cr_assert_eq(heist_future_set_result(f, VAL(12)), EBUSY);
+    cr_assert_eq(heist_future_set_error(f, EIO), EBUSY);
+    cr_assert(!heist_future_cancel(f));
+    cr_assert(!heist_future_cancelled(f));
+    v = SENTINEL;
+    cr_assert_eq(heist_future_result(f, &v), 0);
+    cr_assert_eq(v, VAL(11));
+    /* Await of a done future on a plain thread returns at once. */
+    v = SENTINEL;
+    cr_assert_eq(heist_await(f, &v), 0);
+    cr_assert_eq(v, VAL(11));
+    v = SENTINEL;
+    cr_assert_eq(heist_await_timeout(f, 0, &v), 0);
+    cr_assert_eq(v, VAL(11));
+    cr_assert_eq(heist_await(f, NULL), 0);
+    heist_future_unref(f);
+
+    /* NULL is a value like any other. */
+    f = heist_future_new();
+    cr_assert_eq(heist_future_set_result(f, NULL), 0);
+    v = SENTINEL;
+    cr_assert_eq(heist_future_result(f, &v), 0);
+    cr_assert_null(v);
+    heist_future_unref(f);
+}
+
+Test(future, set_error_once)
+{
+    heist_future *f = heist_future_new();
+    cr_assert_eq(heist_future_set_error(f, EIO), 0);
+    cr_assert(heist_future_done(f));
+    cr_assert(!heist_future_cancelled(f));
+    void *v = SENTINEL;
+    cr_assert_eq(heist_future_result(f, &v), EIO);
+    cr_assert_eq(v, SENTINEL, "result wrote *value of a failed future");
+    cr_assert_eq(heist_future_set_error(f, ENOSPC), EBUSY);
+    cr_assert_eq(heist_future_set_result(f, VAL(1)), EBUSY);
+    cr_assert(!heist_future_cancel(f));
+    cr_assert_eq(heist_future_result(f, &v), EIO);
+    cr_assert_eq(heist_await(f, &v), EIO);
+    cr_assert_eq(heist_await_timeout(f, 0, &v), EIO);
+    cr_assert_eq(v, SENTINEL);
+    heist_future_unref(f);
+}
+
+Test(future, set_error_rejects_bad_codes)
+{
+    heist_future *f = heist_future_new();
+    cr_assert_eq(heist_future_set_error(f, 0), EINVAL);
+    cr_assert_eq(heist_future_set_error(f, -1), EINVAL);
+    cr_assert_eq(heist_future_set_error(f, -EIO), EINVAL);
+    cr_assert_eq(heist_future_set_error(f, ECANCELED), EINVAL);
+    /* A rejected call leaves f pending and usable. */
+    cr_assert(!heist_future_done(f));
+    cr_assert_eq(heist_future_result(f, NULL), EAGAIN);
+    cr_assert_eq(heist_future_set_error(f, EPIPE), 0);
+    cr_assert_eq(heist_future_result(f, NULL), EPIPE);
+    heist_future_unref(f);
+}
+
+Test(future, cancel_plain_future)
+{
+    heist_future *f = heist_future_new();
+    cr_assert(heist_future_cancel(f));
+    cr_assert(heist_future_done(f));
+    cr_assert(heist_future_cancelled(f));
+    void *v = SENTINEL;
+    cr_assert_eq(heist_future_result(f, &v), ECANCELED);
+    cr_assert_eq(v, SENTINEL);
+    cr_assert(!heist_future_cancel(f), "cancel of a cancelled future");
+    cr_assert_eq(heist_future_set_result(f, VAL(1)), EBUSY);
+    cr_assert_eq(heist_future_set_error(f, EIO), EBUSY);
+    cr_assert(heist_future_cancelled(f));
+    cr_assert_eq(heist_await(f, &v), ECANCELED);
+    cr_assert_eq(v, SENTINEL);
+    heist_future_unref(f);
+}
+
+/* ---- bad arguments, on a plain thread and on a worker ------------------- */
+
+static void never_cb(heist_future *f, void *arg)
+{
+    (void)f;
+    (void)arg;
+    note_fail(__LINE__, "a callback ran that must not");
+}
+
+static void *bad_args(void *arg)
+{
+    bool on_worker = arg != NULL;
+    void *v = SENTINEL;
+    heist_future *f = heist_future_new();
+    CHECK(f != NULL);
+
+    errno = 0;
+    CHECK(heist_future_ref(NULL) == NULL);
+    CHECK_EQ(get_errno(), EINVAL);
+    heist_future_unref(NULL); /* ignored */
+    CHECK_EQ(heist_future_set_result(NULL, VAL(1)), EINVAL);
+    CHECK_EQ(heist_future_set_error(NULL, EIO), EINVAL);
+    CHECK(!heist_future_cancel(NULL));
+    CHECK(!heist_future_done(NULL));
+    CHECK(!heist_future_cancelled(NULL));
+    CHECK_EQ(heist_future_result(NULL, &v), EINVAL);
+    CHECK_EQ(heist_future_then(NULL, never_cb, NULL), EINVAL);
+    if (on_worker) {
+        CHECK_EQ(heist_future_then(f, NULL, NULL), EINVAL);
+    } else {
+        /* f belongs to no scheduler: EPERM applies as well. */
+        int rc = heist_future_then(f, NULL, NULL);
+        CHECK(rc == EINVAL || rc == EPERM);
+    }
+    CHECK_EQ(heist_await(NULL, &v), EINVAL);
+    CHECK_EQ(heist_await_timeout(NULL, MS(1), &v), EINVAL);
+    CHECK_EQ(heist_await_timeout(NULL, 0, &v), EINVAL);
+    CHECK(v == SENTINEL);
+
+    heist_future *with_null[2] = {f, NULL};
+    errno = 0;
+    CHECK(heist_gather(NULL, 1) == NULL);
+    CHECK_EQ(get_errno(), EINVAL);
+    errno = 0;
+    CHECK(heist_gather(with_null, 2) == NULL);
+    CHECK_EQ(get_errno(), EINVAL);
+    errno = 0;
+    CHECK(heist_any(NULL, 1) == NULL);
+    CHECK_EQ(get_errno(), EINVAL);
+    errno = 0;
+    CHECK(heist_any(with_null, 0) == NULL);
+    CHECK_EQ(get_errno(), EINVAL);
+    errno = 0;
+    CHECK(heist_any(with_null, 2) == NULL);
+    CHECK_EQ(get_errno(), EINVAL);
+
+    errno = 0;
+    CHECK(heist_spawn(NULL, NULL, NULL) == NULL);
+    CHECK_EQ(get_errno(), EINVAL);
+    if (!on_worker) {
+        /* No scheduler named and none current. */
+        errno = 0;
+        CHECK(heist_spawn(NULL, identity, NULL) == NULL);
+        CHECK_EQ(get_errno(), EINVAL);
+        CHECK_EQ(heist_fail(EIO), EPERM);
+        CHECK(!heist_cancelling());
+    } else {
+        CHECK_EQ(heist_fail(0), EINVAL);
+        CHECK_EQ(heist_fail(-EIO), EINVAL);
+        CHECK_EQ(heist_fail(ECANCELED), EINVAL);
+        CHECK(!heist_cancelling());
+    }
+
+    /* f survived all of that untouched. */
+    CHECK(!heist_future_done(f));
+    heist_future_unref(f);
+    return NULL;
+}
+
+Test(future, bad_args_plain_thread)
+{
+    bad_args(NULL);
+    heist_sched *s = new_sched(2);
+    errno = 0;
+    cr_assert_null(heist_spawn(s, NULL, NULL));
+    cr_assert_eq(errno, EINVAL);
+    free_sched(s);
+    expect_clean();
+}
+
+Test(future, bad_args_on_worker)
+{
+    heist_sched *s = new_sched(2);
+    /* The rejected heist_fail calls left main's outcome alone. */
+    cr_assert_null(run_main(s, bad_args, s));
+    free_sched(s);
+    expect_clean();
+}
+
+/* ---- reference counts -------------------------------------------------- */
+
+Test(future, ref_unref)
+{
+    heist_future *f = heist_future_new();
+    cr_assert_eq(heist_future_ref(f), f);
+    heist_future_unref(f); /* one reference left: still usable */
+    for (int i = 0; i < 1000; i++)
+        cr_assert_eq(heist_future_ref(f), f);
+    for (int i = 0; i < 1000; i++)
+        heist_future_unref(f);
+    cr_assert_eq(heist_future_set_result(f, VAL(3)), 0);
+    void *v = NULL;
+    cr_assert_eq(heist_future_result(f, &v), 0);
+    cr_assert_eq(v, VAL(3));
+    heist_future_unref(f);
+    /* What is freed too early or never freed shows in the asan build. */
+}
+
+static atomic_int spawned_ran;
+
+static void *slow_then_count(void *arg)
+{
+    heist_future *gate = arg;
+    CHECK_EQ(heist_await(gate, NULL), 0);
+    atomic_fetch_add(&spawned_ran, 1);
+    return NULL;
+}
+
+/* The caller drops its references at once; the runtime keeps what it needs
+ * (the task's own future, the gate it awaits), and heist_sched_free waits
+ * for every task. */
+Test(future, task_outlives_callers_reference)
+{
+    heist_sched *s = new_sched(2);
+    heist_future *gate = heist_future_new();
+    for (int i = 0; i < 50; i++) {
+        heist_future *t = heist_spawn(s, slow_then_count, gate);
+        cr_assert_not_null(t);
+        heist_future_unref(t);
+    }
+    cr_assert(wait_suspends(s, 1));
+    cr_assert_eq(heist_future_set_result(gate, NULL), 0);
+    free_sched(s);
+    /* Tasks that had not started yet hold only our pointer to the gate. */
+    heist_future_unref(gate);
+    cr_assert_eq(atomic_load(&spawned_ran), 50);
+    expect_clean();
+}
+
+/* ---- spawn and await --------------------------------------------------- */
+
+struct whoami {
+    heist_sched *want;
+    int nworkers;
+};
+
+static void *child_where(void *arg)
+{
+    struct whoami *w = arg;
+    CHECK(heist_current() == w->want);
+    int i = heist_worker_index();
+    CHECK(i >= 0 && i < w->nworkers);
+    return VAL(1000 + i);
+}
+
+static void *spawn_children(void *arg)
+{
+    struct whoami *w = arg;
+    heist_future *t[16];
+    for (int i = 0; i < 16; i++) {
+        t[i] = heist_spawn(NULL, i % 2 ? add_one : child_where,
+                           i % 2 ? VAL(i) : (void *)w);
+        CHECK(t[i] != NULL);
+    }
+    for (int i = 0; i < 16; i++) {
+        void *v = SENTINEL;
+        CHECK_EQ(heist_await(t[i], &v), 0);
+        if (i % 2)
+            CHECK(v == VAL(i + 1));
+        else
+            CHECK((uintptr_t)v >= 1000 && (uintptr_t)v < 1000u + 16);
+        CHECK(heist_future_done(t[i]));
+        CHECK_EQ(heist_future_result(t[i], NULL), 0);
+        heist_future_unref(t[i]);
+    }
+    return VAL(77);
+}
+
+Test(future, spawn_in_task_and_await, .timeout = 120)
+{
+    const unsigned counts[] = {1, 2, 8};
+    for (int k = 0; k < 3; k++) {
+        heist_sched *s = new_sched(counts[k]);
+        struct whoami w = {s, (int)counts[k]};
+        for (int rep = 0; rep < 20; rep++)
+            cr_assert_eq(run_main(s, spawn_children, &w), VAL(77));
+        free_sched(s);
+    }
+    expect_clean();
+}
+
+struct delayed_set {
+    heist_future *f;
+    uint64_t delay_ns;
+    void *value;
+};
+
+static void *set_after(void *arg)
+{
+    struct delayed_set *d = arg;
+    CHECK_EQ(heist_sleep(d->delay_ns), 0);
+    CHECK_EQ(heist_future_set_result(d->f, d->value), 0);
+    return NULL;
+}
+
+struct plain_await {
+    heist_future *f;
+    void *want;
+    int rc;
+    void *got;
+};
+
+static void *plain_awaiter(void *arg)
+{
+    struct plain_await *p = arg;
+    p->got = SENTINEL;
+    p->rc = heist_await(p->f, &p->got);
+    return NULL;
+}
+
+/* A task's future awaited from plain threads, which block. */
+Test(future, spawn_from_plain_thread_and_await, .timeout = 60)
+{
+    heist_sched *s = new_sched(2);
+    heist_future *t = heist_spawn(s, add_one, VAL(41));
+    cr_assert_not_null(t);
+    void *v = SENTINEL;
+    cr_assert_eq(heist_await(t, &v), 0);
+    cr_assert_eq(v, VAL(42));
+    cr_assert(heist_future_done(t));
+    cr_assert(!heist_future_cancelled(t));
+    /* A task completes itself: nobody else may. */
+    cr_assert_eq(heist_future_set_result(t, VAL(1)), EPERM);
+    cr_assert_eq(heist_future_set_error(t, EIO), EPERM);
+    cr_assert(!heist_future_cancel(t), "cancel of a finished task");
+    cr_assert_eq(heist_future_result(t, &v), 0);
+    cr_assert_eq(v, VAL(42));
+    heist_future_unref(t);
+
+    /* Four plain threads await one future that a task completes. */
+    heist_future *gate = heist_future_new();
+    struct plain_await p[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        p[i] = (struct plain_await){.f = gate};
+        th[i] = start_thread(plain_awaiter, &p[i]);
+    }
+    struct timespec nap = {0, 20 * 1000 * 1000};
+    nanosleep(&nap, NULL); /* most of them are blocked by now */
+    struct delayed_set d = {gate, MS(10), VAL(5)};
+    heist_future *setter = heist_spawn(s, set_after, &d);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(p[i].rc, 0);
+        cr_assert_eq(p[i].got, VAL(5));
+    }
+    cr_assert_eq(heist_await(setter, NULL), 0);
+    heist_future_unref(setter);
+    heist_future_unref(gate);
+    free_sched(s);
+    expect_clean();
+}
+
+/* A task completes a future a plain thread is blocked on, and the plain
+ * thread sees the task's plain writes made before the completion. */
+struct handoff {
+    heist_future *f;
+    long data[32];
+};
+
+static void *write_then_set(void *arg)
+{
+    struct handoff *h = arg;
+    CHECK_EQ(heist_sleep(MS(10)), 0);
+    for (int i = 0; i < 32; i++)
+        h->data[i] = (long)i * 3 + 1;
+    CHECK_EQ(heist_future_set_result(h->f, h), 0);
+    return NULL;
+}
+
+Test(future, plain_thread_awaits_task_completion, .timeout = 60)
+{
+    heist_sched *s = new_sched(2);
+    for (int rep = 0; rep < 20; rep++) {
+        struct handoff h;
+        memset(&h, 0, sizeof(h));
+        h.f = heist_future_new();
+        heist_future *t = heist_spawn(s, write_then_set, &h);
+        void *v = NULL;
+        cr_assert_eq(heist_await(h.f, &v), 0);
+        cr_assert_eq(v, &h);
+        for (int i = 0; i < 32; i++)
+            cr_assert_eq(h.data[i], (long)i * 3 + 1);
+        cr_assert_eq(heist_await(t, NULL), 0);
+        heist_future_unref(t);
+        heist_future_unref(h.f);
+    }
+    free_sched(s);
+    expect_clean();
+}
+
+/* A plain thread completes what a suspended task awaits. */
+struct gate_wait {
+    heist_future *gate;
+    atomic_int arrived;
+    int rc;
+    void *got;
+};
+
+static void *await_gate(void *arg)
+{
+    struct gate_wait *g = arg;
+    atomic_fetch_add(&g->arrived, 1);
+    g->got = SENTINEL;
+    g->rc = heist_await(g->gate, &g->got);
+    return VAL(9);
+}
+
+Test(future, plain_thread_wakes_suspended_task, .timeout = 60)
+{
+    const unsigned counts[] = {1, 2};
+    for (int k = 0; k < 2; k++) {
+        heist_sched *s = new_sched(counts[k]);
+        heist_stats before = stats_of(s);
+        cr_assert_eq(before.total.suspends, 0);
+        cr_assert_eq(before.total.resumes, 0);
+        struct gate_wait g = {.gate = heist_future_new()};
+        heist_future *t = heist_spawn(s, await_gate, &g);
+        cr_assert(wait_suspends(s, 1), "the task never suspended");
+        cr_assert(!heist_future_done(t));
+        cr_assert_eq(heist_future_set_result(g.gate, VAL(3)), 0);
+        void *v = NULL;
+        cr_assert_eq(heist_await(t, &v), 0);
+        cr_assert_eq(v, VAL(9));
+        cr_assert_eq(g.rc, 0);
+        cr_assert_eq(g.got, VAL(3));
+        /* Once everything ended, every suspension had its resume. The
+         * counters may lag the task's end a little; wait for them. */
+        uint64_t deadline = ht_now_ns() + 30ull * 1000000000u;
+        heist_stats st = stats_of(s);
+        while (st.total.resumes < st.total.suspends && ht_now_ns() < deadline)
+            st = stats_of(s);
+        cr_assert_geq(st.total.suspends, 1);
+        cr_assert_eq(st.total.resumes, st.total.suspends);
+        heist_future_unref(t);
+        heist_future_unref(g.gate);
+        free_sched(s);
+    }
+    expect_clean();
+}
+
+/* Tasks that never block never switch stacks: no suspends counted. */
+static void *fib(void *arg)
+{
+    long n = (long)arg;
+    if (n < 2)
+        return (void *)n;
+    heist_task t;
+    void *a = NULL;
+    heist_fork(&t, fib, (void *)(n - 1));
+    long b = (long)fib((void *)(n - 2));
+    heist_join(&t, &a);
+    return (void *)((long)a + b);
+}
+
+Test(future, no_suspends_without_blocking)
+{
+    heist_sched *s = new_sched(1);
+    cr_assert_eq((long)run_main(s, fib, (void *)20L), 6765);
+    heist_stats st = stats_of(s);
+    cr_assert_eq(st.total.suspends, 0);
+    cr_assert_eq(st.total.resumes, 0);
+    free_sched(s);
+    expect_clean();
+}
+
+/* ---- EDEADLK: a task awaiting its own future --------------------------- */
+
+struct self_await {
+    heist_future *gate, *self;
+    int rc, rc_timeout;
+};
+
+static void *await_self(void *arg)
+{
+    struct self_await *a = arg;
+    /* a->self is written before the gate is set. */
+    CHECK_EQ(heist_await(a->gate, NULL), 0);
+    a->rc = heist_await(a->self, NULL);
+    a->rc_timeout = heist_await_timeout(a->self, MS(10), NULL);
+    return VAL(7);
+}
+
+Test(future, await_own_future_is_edeadlk, .timeout = 60)
+{
+    heist_sched *s = new_sched(2);
+    struct self_await a = {.gate = heist_future_new()};
+    a.self = heist_spawn(s, await_self, &a);
+    cr_assert_not_null(a.self);
+    cr_assert_eq(heist_future_set_result(a.gate, NULL), 0);
+    void *v = NULL;
+    cr_assert_eq(heist_await(a.self, &v), 0);
+    cr_assert_eq(v, VAL(7));
+    cr_assert_eq(a.rc, EDEADLK);
+    cr_assert_eq(a.rc_timeout, EDEADLK);
+    heist_future_unref(a.self);
+    heist_future_unref(a.gate);
+    free_sched(s);
+    expect_clean();
+}
+
+/* ---- heist_fail --------------------------------------------------------- */
+
+static void *fail_with(void *arg)
+{
+    CHECK_EQ(heist_fail((int)(intptr_t)arg), 0);
+    return VAL(99); /* ignored */
+}
+
+static void *fail_twice(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(heist_fail(EIO), 0);
+    CHECK_EQ(heist_fail(ENOSPC), 0); /* the last call wins */
+    return VAL(1);
+}
+
+static void *fail_after_await(void *arg)
+{
+    heist_future *gate = arg;
+    CHECK_EQ(heist_fail(EPIPE), 0);
+    /* The failure belongs to the task, not to the worker it ran on. */
+    CHECK_EQ(heist_await(gate, NULL), 0);
+    return VAL(1);
+}
+
+static void *fail_bad_codes(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(heist_fail(0), EINVAL);
+    CHECK_EQ(heist_fail(-1), EINVAL);
+    CHECK_EQ(heist_fail(ECANCELED), EINVAL);
+    return VAL(5);
+}
+
+/* A child's heist_fail does not leak into its parent (on one worker they
+ * share the thread). */
+static void *parent_of_failing_child(void *arg)
+{
+    (void)arg;
+    heist_future *c = heist_spawn(NULL, fail_with, VAL(ENOENT));
+    void *v = SENTINEL;
+    CHECK_EQ(heist_await(c, &v), ENOENT);
+    CHECK(v == SENTINEL);
+    CHECK(heist_future_done(c));
+    CHECK(!heist_future_cancelled(c));
+    CHECK_EQ(heist_future_result(c, &v), ENOENT);
+    CHECK(v == SENTINEL);
+    heist_future_unref(c);
+    return VAL(8);
+}
+
+Test(future, heist_fail_outcomes, .timeout = 60)
+{
+    const unsigned counts[] = {1, 2};
+    for (int k = 0; k < 2; k++) {
+        heist_sched *s = new_sched(counts[k]);
+        void *r = SENTINEL;
+        cr_assert_eq(heist_run(s, fail_with, VAL(ENOENT), &r), ENOENT);
+        cr_assert_eq(r, SENTINEL, "heist_run wrote *result of a failed main");
+        cr_assert_eq(heist_run(s, fail_twice, NULL, &r), ENOSPC);
+        cr_assert_eq(r, SENTINEL);
+        cr_assert_eq(heist_run(s, fail_with, VAL(EIO), NULL), EIO);
+        /* Rejected codes change nothing. */
+        cr_assert_eq(run_main(s, fail_bad_codes, NULL), VAL(5));
+        /* The next main on the same workers is not failed. */
+        cr_assert_eq(run_main(s, identity, VAL(4)), VAL(4));
+        cr_assert_eq(run_main(s, parent_of_failing_child, NULL), VAL(8));
+
+        heist_future *t = heist_spawn(s, fail_twice, NULL);
+        cr_assert_eq(heist_await(t, NULL), ENOSPC);
+        cr_assert(!heist_future_cancelled(t));
+        heist_future_unref(t);
+
+        heist_future *gate = heist_future_new();
+        uint64_t base = stats_of(s).total.suspends;
+        t = heist_spawn(s, fail_after_await, gate);
+        cr_assert(wait_suspends(s, base + 1));
+        cr_assert_eq(run_main(s, identity, VAL(6)), VAL(6));
+        cr_assert_eq(heist_future_set_result(gate, NULL), 0);
+        cr_assert_eq(heist_await(t, NULL), EPIPE);
+        heist_future_unref(t);
+        heist_future_unref(gate);
+        free_sched(s);
+    }
+    cr_assert_eq(heist_fail(EIO), EPERM);
+    expect_clean();
+}
+
+/* ---- cancellation ------------------------------------------------------- */
+
+static atomic_int blocker_running, blocker_release, victim_ran;
+
+static void *blocker(void *arg)
+{
+    (void)arg;
+    atomic_store(&blocker_running, 1);
+    /* Holds the only worker (without suspending) until released. */
+    CHECK(ht_wait_at_least(&blocker_release, 1, 60));
+    return NULL;
+}
+
+static void *victim(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&victim_ran, 1);
+    return VAL(1);
+}
+
+/* A task that has not started never runs and is cancelled at once. */
+Test(future, cancel_before_start, .timeout = 120)
+{
+    heist_sched *s = new_sched(1);
+    heist_future *b = heist_spawn(s, blocker, NULL);
+    cr_assert(ht_wait_at_least(&blocker_running, 1, 30));
+    heist_future *v[8];
+    for (int i = 0; i < 8; i++)
+        v[i] = heist_spawn(s, victim, NULL);
+    for (int i = 0; i < 8; i++) {
+        cr_assert(heist_future_cancel(v[i]));
+        cr_assert(heist_future_done(v[i]), "not cancelled at once");
+        cr_assert(heist_future_cancelled(v[i]));
+        cr_assert_eq(heist_future_result(v[i], NULL), ECANCELED);
+        cr_assert(!heist_future_cancel(v[i]), "cancelled twice");
+    }
+    atomic_store(&blocker_release, 1);
+    cr_assert_eq(heist_await(b, NULL), 0);
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq(heist_await(v[i], NULL), ECANCELED);
+        heist_future_unref(v[i]);
+    }
+    heist_future_unref(b);
+    free_sched(s);
+    cr_assert_eq(atomic_load(&victim_ran), 0, "a cancelled task ran");
+    expect_clean();
+}
+
+struct cancel_probe {
+    heist_future *gate;
+    atomic_int stage;
+    atomic_int release;
+    bool cancelling_before, cancelling_after;
+    int rc_await, rc_later, rc_timeout, rc_sleep, rc_zero_sleep;
+    void *got;
+};
+
+static void *cancellable_awaiter(void *arg)
+{
+    struct cancel_probe *c = arg;
+    c->cancelling_before = heist_cancelling();
+    atomic_store(&c->stage, 1);
+    c->got = SENTINEL;
+    c->rc_await = heist_await(c->gate, &c->got);
+    c->cancelling_after = heist_cancelling();
+    /* Later awaits and sleeps return ECANCELED without waiting. */
+    heist_future *other = heist_future_new();
+    c->rc_later = heist_await(other, NULL);
+    c->rc_timeout = heist_await_timeout(other, HOUR, NULL);
+    c->rc_sleep = heist_sleep(HOUR);
+    c->rc_zero_sleep = heist_sleep(0);
+    CHECK(!heist_future_done(other));
+    heist_future_unref(other);
+    atomic_store(&c->stage, 2);
+    /* Still running: the task is not completed until this returns. */
+    CHECK(ht_wait_at_least(&c->release, 1, 60));
+    return VAL(5);
+}
+
+Test(future, cancel_while_awaiting, .timeout = 120)
+{
+    const unsigned counts[] = {1, 2};
+    for (int k = 0; k < 2; k++) {
+        heist_sched *s = new_sched(counts[k]);
+        struct cancel_probe c = {.gate = heist_future_new()};
+        heist_future *t = heist_spawn(s, cancellable_awaiter, &c);
+        cr_assert(ht_wait_at_least(&c.stage, 1, 30));
+        cr_assert(wait_suspends(s, 1), "the task never suspended");
+        cr_assert(heist_future_cancel(t));
+        cr_assert(ht_wait_at_least(&c.stage, 2, 30),
+                  "awaits/sleeps of a cancelled task did not return");
+        cr_assert(!heist_future_done(t), "completed before fn returned");
+        cr_assert(!c.cancelling_before);
+        cr_assert(c.cancelling_after);
+        cr_assert_eq(c.rc_await, ECANCELED);
+        cr_assert_eq(c.got, SENTINEL);
+        cr_assert_eq(c.rc_later, ECANCELED);
+        cr_assert_eq(c.rc_timeout, ECANCELED);
+        cr_assert_eq(c.rc_sleep, ECANCELED);
+        cr_assert_eq(c.rc_zero_sleep, ECANCELED);
+        /* The awaited future is left as it was. */
+        cr_assert(!heist_future_done(c.gate));
+        atomic_store(&c.release, 1);
+        void *v = SENTINEL;
+        cr_assert_eq(heist_await(t, &v), ECANCELED);
+        cr_assert_eq(v, SENTINEL);
+        cr_assert(heist_future_cancelled(t));
+        cr_assert_eq(heist_future_result(t, NULL), ECANCELED);
+        cr_assert(!heist_future_cancel(t));
+        /* Nobody waits on the gate any more; completing it is harmless. */
+        cr_assert_eq(heist_future_set_result(c.gate, VAL(1)), 0);
+        heist_future_unref(t);
+        heist_future_unref(c.gate);
+        free_sched(s);
+    }
+    expect_clean();
+}
+
+/* "Later awaits return ECANCELED" holds for a future that is already done,
+ * too: the request is not consumed by the first await. */
+static void *cancelled_then_await_done(void *arg)
+{
+    struct cancel_probe *c = arg;
+    atomic_store(&c->stage, 1);
+    c->rc_await = heist_await(c->gate, NULL);
+    heist_future *done = heist_future_new();
+    CHECK_EQ(heist_future_set_result(done, VAL(1)), 0);
+    c->got = SENTINEL;
+    c->rc_later = heist_await(done, &c->got);
+    heist_future_unref(done);
+    return NULL;
+}
+
+Test(future, cancelled_task_later_await_of_done_future, .timeout = 60)
+{
+    heist_sched *s = new_sched(2);
+    struct cancel_probe c = {.gate = heist_future_new()};
+    heist_future *t = heist_spawn(s, cancelled_then_await_done, &c);
+    cr_assert(wait_suspends(s, 1));
+    cr_assert(heist_future_cancel(t));
+    cr_assert_eq(heist_await(t, NULL), ECANCELED);
+    cr_assert_eq(c.rc_await, ECANCELED);
+    cr_assert_eq(c.rc_later, ECANCELED);
+    cr_assert_eq(c.got, SENTINEL);
+    heist_future_unref(t);
+    heist_future_unref(c.gate);
+    free_sched(s);
+    expect_clean();
+}
+
+/* A running task that never awaits still ends cancelled. */
+static void *busy_until_cancelled(void *arg)
+{
+    struct cancel_probe *c = arg;
+    atomic_store(&c->stage, 1);
+    uint64_t deadline = ht_now_ns() + 60ull * 1000000000u;
+    while (!heist_cancelling() && ht_now_ns() < deadline)
+        sched_yield();
+    c->cancelling_after = heist_cancelling();
+    return VAL(3);
+}
+
+Test(future, cancel_running_task_without_awaits, .timeout = 120)
+{
+    heist_sched *s = new_sched(2);
+    struct cancel_probe c = {0};
+    heist_future *t = heist_spawn(s, busy_until_cancelled, &c);
+    cr_assert(ht_wait_at_least(&c.stage, 1, 30));
+    cr_assert(heist_future_cancel(t));
+    cr_assert_eq(heist_await(t, NULL), ECANCELED);
+    cr_assert(c.cancelling_after, "heist_cancelling() never turned true");
+    cr_assert(heist_future_cancelled(t));
+    heist_future_unref(t);
+    free_sched(s);
+    expect_clean();
+}
+
+struct sleep_probe {
+    atomic_int stage;
+    uint64_t ns;
+    int rc;
+    uint64_t elapsed;
+};
+
+static void *sleeper(void *arg)
+{
+    struct sleep_probe *p = arg;
+    atomic_store(&p->stage, 1);
+    uint64_t t0 = ht_now_ns();
+    p->rc = heist_sleep(p->ns);
+    p->elapsed = ht_now_ns() - t0;
+    return NULL;
+}
+
+Test(future, cancel_while_sleeping, .timeout = 120)
+{
+    /* UINT64_MAX too: a deadline computed as now + ns must not wrap. */
+    const uint64_t lengths[] = {HOUR, UINT64_MAX};
+    for (int k = 0; k < 2; k++) {
+        heist_sched *s = new_sched(2);
+        struct sleep_probe p = {.ns = lengths[k]};
+        heist_future *t = heist_spawn(s, sleeper, &p);
+        cr_assert(ht_wait_at_least(&p.stage, 1, 30));
+        cr_assert(wait_suspends(s, 1), "the sleeping task never suspended");
+        cr_assert(!heist_future_done(t), "sleep of %llu ns returned early",
+                  (unsigned long long)lengths[k]);
+        cr_assert(heist_future_cancel(t));
+        cr_assert_eq(heist_await(t, NULL), ECANCELED);
+        cr_assert_eq(p.rc, ECANCELED);
+        cr_assert_lt(p.elapsed, 60ull * 1000000000u,
+                     "the cancelled sleep was not cut short");
+        heist_future_unref(t);
+        free_sched(s);
+    }
+    expect_clean();
+}
+
+/* Cancelling a gather cancels its children: suspended tasks and a pending
+ * plain future (a done child stays done). */
+static atomic_int gathered_rc_count;
+
+static void *await_gate_count_cancel(void *arg)
+{
+    heist_future *gate = arg;
+    int rc = heist_await(gate, NULL);
+    if (rc == ECANCELED && heist_cancelling())
+        atomic_fetch_add(&gathered_rc_count, 1);
+    return NULL;
+}
+
+Test(future, cancel_gather_cancels_children, .timeout = 120)
+{
+    heist_sched *s = new_sched(2);
+    heist_future *gate = heist_future_new();
+    heist_future *fs[5];
+    for (int i = 0; i < 3; i++)
+        fs[i] = heist_spawn(s, await_gate_count_cancel, gate);
+    cr_assert(wait_suspends(s, 3));
+    fs[3] = heist_future_new();
+    heist_future *done = heist_future_new();
+    cr_assert_eq(heist_future_set_result(done, VAL(1)), 0);
+    fs[4] = done;
+    heist_future *g = heist_gather(fs, 5);
+    cr_assert_not_null(g);
+    cr_assert_eq(heist_future_set_result(g, NULL), EPERM);
+    cr_assert_eq(heist_future_set_error(g, EIO), EPERM);
+    cr_assert(heist_future_cancel(g));
+    cr_assert_eq(heist_await(g, NULL), ECANCELED);
+    cr_assert(heist_future_cancelled(g));
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(heist_await(fs[i], NULL), ECANCELED);
+        cr_assert(heist_future_cancelled(fs[i]));
+    }
+    cr_assert(heist_future_cancelled(fs[3]), "plain child not cancelled");
+    /* A child already done stays done. */
+    void *v = NULL;
+    cr_assert_eq(heist_future_result(done, &v), 0);
+    cr_assert_eq(v, VAL(1));
+    cr_assert(!heist_future_done(gate));
+    cr_assert_eq(atomic_load(&gathered_rc_count), 3);
+    for (int i = 0; i < 5; i++)
+        heist_future_unref(fs[i]);
+    heist_future_unref(g);
+    heist_future_unref(gate);
+    free_sched(s);
+    expect_clean();
+}
+
+Test(future, cancel_any_leaves_children, .timeout = 60)
+{
+    heist_sched *s = new_sched(2);
+    heist_future *gate = heist_future_new();
+    heist_future *fs[2] = {heist_future_new(),
+                           heist_spawn(s, await_gate_count_cancel, gate)};
+    heist_future *y = heist_any(fs, 2);
+    cr_assert_not_null(y);
+    cr_assert_eq(heist_future_set_result(y, NULL), EPERM);
+    cr_assert_eq(heist_future_set_error(y, EIO), EPERM);
+    cr_assert(heist_future_cancel(y));
+    cr_assert(heist_future_cancelled(y));
+    cr_assert_eq(heist_await(y, NULL), ECANCELED);
+    cr_assert(!heist_future_done(fs[0]));
+    cr_assert(!heist_future_done(fs[1]));
+    /* The children go on and complete normally; y stays cancelled. */
+    cr_assert_eq(heist_future_set_result(fs[0], VAL(4)), 0);
+    cr_assert_eq(heist_future_set_result(gate, NULL), 0);
+    cr_assert_eq(heist_await(fs[1], NULL), 0);
+    cr_assert(!heist_future_cancelled(fs[1]));
+    cr_assert_eq(heist_future_result(y, NULL), ECANCELED);
+    cr_assert_eq(atomic_load(&gathered_rc_count), 0);
+    heist_future_unref(fs[0]);
+    heist_future_unref(fs[1]);
+    heist_future_unref(y);
+    heist_future_unref(gate);
+    free_sched(s);
+    expect_clean();
+}
+
+/* ---- heist_run cancels what main left running --------------------------- */
+
+struct leftovers {
+    heist_future *never;
+    heist_future *t_await, *t_sleep, *t_parent, *t_grand;
+    atomic_int started;
+    int rc_await, rc_sleep, rc_grand;
+    bool cancelling_await;
+};
+
+static void *left_await(void *arg)
+{
+    struct leftovers *l = arg;
+    atomic_fetch_add(&l->started, 1);
+    l->rc_await = heist_await(l->never, NULL);
+    l->cancelling_await = heist_cancelling();
+    return NULL;
+}
+
+static void *left_sleep(void *arg)
+{
+    struct leftovers *l = arg;
+    atomic_fetch_add(&l->started, 1);
+    l->rc_sleep = heist_sleep(HOUR);
+    return NULL;
+}
+
+static void *left_grand(void *arg)
+{
+    struct leftovers *l = arg;
+    atomic_fetch_add(&l->started, 1);
+    l->rc_grand = heist_await(l->never, NULL);
+    return NULL;
+}
+
+/* Spawns a grandchild of main and returns: the grandchild is main's too. */
+static void *left_parent(void *arg)
+{
+    struct leftovers *l = arg;
+    l->t_grand = heist_spawn(NULL, left_grand, l);
+    CHECK(l->t_grand != NULL);
+    atomic_fetch_add(&l->started, 1);
+    return NULL;
+}
+
+static void *leaving_main(void *arg)
+{
+    struct leftovers *l = arg;
+    l->t_await = heist_spawn(NULL, left_await, l);
+    l->t_sleep = heist_spawn(NULL, left_sleep, l);
+    l->t_parent = heist_spawn(NULL, left_parent, l);
+    /* Let them all start (on one worker they need this one to yield). */
+    CHECK(sleep_until(&l->started, 4));
+    return VAL(3);
+}
+
+Test(future, run_cancels_leftovers, .timeout = 120)
+{
+    const unsigned counts[] = {1, 4};
+    for (int k = 0; k < 2; k++) {
+        heist_sched *s = new_sched(counts[k]);
+        struct leftovers l = {.never = heist_future_new()};
+        uint64_t t0 = ht_now_ns();
+        cr_assert_eq(run_main(s, leaving_main, &l), VAL(3));
+        cr_assert_lt(ht_now_ns() - t0, 60ull * 1000000000u);
+        /* heist_run waited for them: all ended, cancelled. */
+        heist_future *ts[4] = {l.t_await, l.t_sleep, l.t_parent, l.t_grand};
+        for (int i = 0; i < 3; i++)
+            cr_assert(heist_future_cancelled(ts[i]) ||
+                          (i == 2 && heist_future_done(ts[i])),
+                      "leftover %d not cancelled", i);
+        cr_assert(heist_future_cancelled(l.t_grand),
+                  "a grandchild of main was not cancelled");
+        cr_assert_eq(l.rc_await, ECANCELED);
+        cr_assert(l.cancelling_await);
+        cr_assert_eq(l.rc_sleep, ECANCELED);
+        cr_assert_eq(l.rc_grand, ECANCELED);
+        cr_assert(!heist_future_done(l.never));
+        for (int i = 0; i < 4; i++)
+            heist_future_unref(ts[i]);
+        heist_future_unref(l.never);
+        free_sched(s);
+    }
+    expect_clean();
+}
+
+/* Two threads run mains on one scheduler; one's leftovers are cancelled,
+ * the other's running tasks are not touched. */
+struct two_runs {
+    heist_sched *s;
+    heist_future *gate;
+    atomic_int a_child_waiting;
+    int a_child_rc;
+    int a_run_rc;
+    void *a_result;
+};
+
+static void *a_child(void *arg)
+{
+    struct two_runs *r = arg;
+    atomic_store(&r->a_child_waiting, 1);
+    r->a_child_rc = heist_await(r->gate, NULL);
+    return VAL(21);
+}
+
+static void *a_main(void *arg)
+{
+    struct two_runs *r = arg;
+    heist_future *c = heist_spawn(NULL, a_child, r);
+    void *v = NULL;
+    int rc = heist_await(c, &v);
+    heist_future_unref(c);
+    return rc == 0 ? v : NULL;
+}
+
+static void *a_thread(void *arg)
+{
+    struct two_runs *r = arg;
+    r->a_result = SENTINEL;
+    r->a_run_rc = heist_run(r->s, a_main, r, &r->a_result);
+    return NULL;
+}
+
+Test(future, run_cancels_only_its_own_tasks, .timeout = 120)
+{
+    struct two_runs r = {.s = new_sched(2), .gate = heist_future_new()};
+    pthread_t a = start_thread(a_thread, &r);
+    cr_assert(ht_wait_at_least(&r.a_child_waiting, 1, 30));
+    cr_assert(wait_suspends(r.s, 1));
+    struct leftovers l = {.never = heist_future_new()};
+    cr_assert_eq(run_main(r.s, leaving_main, &l), VAL(3));
+    cr_assert(heist_future_cancelled(l.t_await));
+    cr_assert_eq(heist_future_set_result(r.gate, NULL), 0);
+    pthread_join(a, NULL);
+    cr_assert_eq(r.a_run_rc, 0);
+    cr_assert_eq(r.a_child_rc, 0, "another run's task was cancelled");
+    cr_assert_eq(r.a_result, VAL(21));
+    heist_future *ts[4] = {l.t_await, l.t_sleep, l.t_parent, l.t_grand};
+    for (int i = 0; i < 4; i++)
+        heist_future_unref(ts[i]);
+    heist_future_unref(l.never);
+    heist_future_unref(r.gate);
+    free_sched(r.s);
+    expect_clean();
+}
+
+/* ---- heist_cancelling --------------------------------------------------- */
+
+static void *report_cancelling(void *arg)
+{
+    (void)arg;
+    return VAL(heist_cancelling() ? 1 : 2);
+}
+
+Test(future, cancelling_false_unless_cancelled)
+{
+    cr_assert(!heist_cancelling());
+    heist_sched *s = new_sched(2);
+    cr_assert_eq(run_main(s, report_cancelling, NULL), VAL(2));
+    heist_future *t = heist_spawn(s, report_cancelling, NULL);
+    void *v = NULL;
+    cr_assert_eq(heist_await(t, &v), 0);
+    cr_assert_eq(v, VAL(2));
+    heist_future_unref(t);
+    free_sched(s);
+    cr_assert(!heist_cancelling());
+    expect_clean();
+}
+
+/* ---- then-callbacks ----------------------------------------------------- */
+
+struct cb_rec {
+    atomic_int runs;
+    heist_future *want_f;
+    heist_sched *want_sched; /* NULL: any */
+    int want_rc;
+    void *want_val;
+};
+
+static void cb_record(heist_future *f, void *arg)
+{
+    struct cb_rec *c = arg;
+    CHECK(f == c->want_f);
+    void *v = SENTINEL;
+    int rc = heist_future_result(f, &v);
+    CHECK_EQ(rc, c->want_rc);
+    if (rc == 0)
+        CHECK(v == c->want_val);
+    /* As a task on a worker: never inline in a plain thread. */
+    CHECK(heist_worker_index() >= 0);
+    if (c->want_sched)
+        CHECK(heist_current() == c->want_sched);
+    atomic_fetch_add(&c->runs, 1);
+}
+
+Test(future, then_runs_once_on_a_worker, .timeout = 60)
+{
+    heist_sched *s = new_sched(2);
+    heist_future *f = run_main(s, make_future, NULL); /* belongs to s */
+    cr_assert_not_null(f);
+    struct cb_rec c = {.want_f = f, .want_sched = s, .want_val = VAL(9)};
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(heist_future_then(f, cb_record, &c), 0);
+    struct timespec nap = {0, 5 * 1000 * 1000};
+    nanosleep(&nap, NULL);
+    cr_assert_eq(atomic_load(&c.runs), 0, "a callback ran before completion");
+    cr_assert_eq(heist_future_set_result(f, VAL(9)), 0);
+    cr_assert(ht_wait_at_least(&c.runs, 3, 30));
+    /* Registered after completion: scheduled at once. */
+    cr_assert_eq(heist_future_then(f, cb_record, &c), 0);
+    cr_assert(ht_wait_at_least(&c.runs, 4, 30));
+    heist_future_unref(f);
+    free_sched(s);
+    cr_assert_eq(atomic_load(&c.runs), 4);
+
+    /* A task's future belongs to the scheduler it was spawned to. */
+    s = new_sched(2);
+    heist_future *gate = heist_future_new();
+    heist_future *t = heist_spawn(s, slow_then_count, gate);
+    struct cb_rec d = {.want_f = t, .want_sched = s, .want_val = NULL};
+    cr_assert_eq(heist_future_then(t, cb_record, &d), 0);
+    cr_assert_eq(heist_future_set_result(gate, NULL), 0);
+    cr_assert(ht_wait_at_least(&d.runs, 1, 30));
+    heist_future_unref(t);
+    heist_future_unref(gate);
+    free_sched(s);
+    cr_assert_eq(atomic_load(&d.runs), 1);
+    expect_clean();
+}
+
+/* Failed and cancelled futures run their callbacks too. */
+Test(future, then_on_failed_and_cancelled, .timeout = 60)
+{
+    heist_sched *s = new_sched(2);
+    heist_future *f = run_main(s, make_future, NULL);
+    heist_future *g = run_main(s, make_future, NULL);
+    struct cb_rec cf = {.want_f = f, .want_sched = s, .want_rc = ENOSPC};
+    struct cb_rec cg = {.want_f = g, .want_sched = s, .want_rc = ECANCELED};
+    cr_assert_eq(heist_future_then(f, cb_record, &cf), 0);
+    cr_assert_eq(heist_future_then(g, cb_record, &cg), 0);
+    cr_assert_eq(heist_future_set_error(f, ENOSPC), 0);
+    cr_assert(heist_future_cancel(g));
+    cr_assert(ht_wait_at_least(&cf.runs, 1, 30));
+    cr_assert(ht_wait_at_least(&cg.runs, 1, 30));
+    heist_future_unref(f);
+    heist_future_unref(g);
+    free_sched(s);
+    cr_assert_eq(atomic_load(&cf.runs), 1);
+    cr_assert_eq(atomic_load(&cg.runs), 1);
+    expect_clean();
+}
+
+/* On one worker, completion and registration from the running task cannot
+ * run the callback inline: it runs only once the task lets the worker go.
+ * The task also drops its last reference before the callback runs; cb's f
+ * must still be valid (the asan build checks). */
+static void *then_not_inline(void *arg)
+{
+    struct cb_rec *c = arg;
+    heist_future *f = heist_future_new();
+    c->want_f = f;
+    CHECK_EQ(heist_future_then(f, cb_record, c), 0);
+    CHECK_EQ(heist_future_set_result(f, VAL(12)), 0);
+    CHECK_EQ(atomic_load(&c->runs), 0);
+    CHECK_EQ(heist_future_then(f, cb_record, c), 0); /* already done */
+    CHECK_EQ(atomic_load(&c->runs), 0);
+    heist_future_unref(f);
+    CHECK_EQ(atomic_load(&c->runs), 0);
+    CHECK(sleep_until(&c->runs, 2));
+    return NULL;
+}
+
+Test(future, then_never_inline, .timeout = 60)
+{
+    heist_sched *s = new_sched(1);
+    struct cb_rec c = {.want_sched = s, .want_val = VAL(12)};
+    run_main(s, then_not_inline, &c);
+    free_sched(s);
+    cr_assert_eq(atomic_load(&c.runs), 2);
+    expect_clean();
+}
+
+static atomic_int dropped_runs;
+
+static void cb_count(heist_future *f, void *arg)
+{
+    (void)f;
+    (void)arg;
+    atomic_fetch_add(&dropped_runs, 1);
+}
+
+static void *then_on_dropped(void *arg)
+{
+    (void)arg;
+    heist_future *f = heist_future_new();
+    CHECK_EQ(heist_future_then(f, cb_count, NULL), 0);
+    heist_future_unref(f); /* pending: the callback goes with it */
+    return NULL;
+}
+
+Test(future, then_dropped_with_pending_future, .timeout = 60)
+{
+    heist_sched *s = new_sched(2);
+    for (int i = 0; i < 10; i++)
+        run_main(s, then_on_dropped, NULL);
+    free_sched(s);
+    cr_assert_eq(atomic_load(&dropped_runs), 0);
+    expect_clean();
+}
+
+/* A future created outside any scheduler: a plain thread has nowhere to
+ * run its callback (EPERM); a worker's registration runs on its own
+ * scheduler. */
+static void *register_on_worker(void *arg)
+{
+    struct cb_rec *c = arg;
+    CHECK_EQ(heist_future_then(c->want_f, cb_record, c), 0);
+    return NULL;
+}
+
+Test(future, then_scheduler_choice, .timeout = 60)
+{
+    heist_future *lone = heist_future_new();
+    cr_assert_eq(heist_future_then(lone, never_cb, NULL), EPERM);
+
+    heist_sched *s1 = new_sched(1), *s2 = new_sched(2);
+    struct cb_rec on_s2 = {
+        .want_f = lone, .want_sched = s2, .want_val = VAL(1)};
+    run_main(s2, register_on_worker, &on_s2);
+
+    /* f belongs to s1: a plain thread's registration runs there, a worker
+     * of s2's runs on s2. */
+    heist_future *f = run_main(s1, make_future, NULL);
+    struct cb_rec a = {.want_f = f, .want_sched = s1, .want_val = VAL(2)};
+    struct cb_rec b = {.want_f = f, .want_sched = s2, .want_val = VAL(2)};
+    cr_assert_eq(heist_future_then(f, cb_record, &a), 0);
+    run_main(s2, register_on_worker, &b);
+
+    cr_assert_eq(heist_future_set_result(lone, VAL(1)), 0);
+    cr_assert_eq(heist_future_set_result(f, VAL(2)), 0);
+    cr_assert(ht_wait_at_least(&on_s2.runs, 1, 30));
+    cr_assert(ht_wait_at_least(&a.runs, 1, 30));
+    cr_assert(ht_wait_at_least(&b.runs, 1, 30));
+    heist_future_unref(lone);
+    heist_future_unref(f);
+    free_sched(s1);
+    free_sched(s2);
+    cr_assert_eq(atomic_load(&on_s2.runs), 1);
+    cr_assert_eq(atomic_load(&a.runs), 1);
+    cr_assert_eq(atomic_load(&b.runs), 1);
+    expect_clean();
+}
+
+/* heist_sched_free waits for a callback whose future completed. */
+static atomic_int slow_cb_done;
+
+static void slow_cb(heist_future *f, void *arg)
+{
+    (void)f;
+    (void)arg;
+    struct timespec nap = {0, 50 * 1000 * 1000};
+    nanosleep(&nap, NULL);
+    atomic_store(&slow_cb_done, 1);
+}
+
+Test(future, sched_free_waits_for_callbacks, .timeout = 60)
+{
+    heist_sched *s = new_sched(2);
+    heist_future *f = run_main(s, make_future, NULL);
+    cr_assert_eq(heist_future_then(f, slow_cb, NULL), 0);
+    cr_assert_eq(heist_future_set_result(f, NULL), 0);
+    heist_future_unref(f);
+    free_sched(s);
+    cr_assert_eq(atomic_load(&slow_cb_done), 1,
+                 "heist_sched_free returned before the callback ended");
+    expect_clean();
+}
+
+/* ---- gather ------------------------------------------------------------- */
+
+static void *sleep_then_return(void *arg)
+{
+    uintptr_t i = (uintptr_t)arg;
+    CHECK_EQ(heist_sleep(MS(i % 5)), 0);
+    return VAL(i * 10);
+}
+
+static void *gather_tasks(void *arg)
+{
+    (void)arg;
+    heist_future *t[8];
+    for (int i = 0; i < 8; i++)
+        t[i] = heist_spawn(NULL, sleep_then_return, VAL(i));
+    heist_future *g = heist_gather(t, 8);
+    CHECK(g != NULL);
+    /* Only the gather's references keep them now... */
+    heist_future *keep = heist_future_ref(t[3]);
+    for (int i = 0; i < 8; i++)
+        heist_future_unref(t[i]);
+    void *v = SENTINEL;
+    CHECK_EQ(heist_await(g, &v), 0);
+    CHECK(v == NULL);
+    CHECK(!heist_future_cancelled(g));
+    /* ...and the one kept answers. */
+    CHECK_EQ(heist_future_result(keep, &v), 0);
+    CHECK(v == VAL(30));
+    heist_future_unref(keep);
+    heist_future_unref(g);
+    return VAL(1);
+}
+
+Test(future, gather_all_done, .timeout = 60)
+{
+    const unsigned counts[] = {1, 2, 8};
+    for (int k = 0; k < 3; k++) {
+        heist_sched *s = new_sched(counts[k]);
+        for (int rep = 0; rep < 10; rep++)
+            cr_assert_eq(run_main(s, gather_tasks, NULL), VAL(1));
+        free_sched(s);
+    }
+    expect_clean();
+}
+
+Test(future, gather_empty_is_done)
+{
+    heist_future *fs[1] = {NULL};
+    heist_future *g = heist_gather(NULL, 0);
+    cr_assert_not_null(g);
+    cr_assert(heist_future_done(g));
+    void *v = SENTINEL;
+    cr_assert_eq(heist_future_result(g, &v), 0);
+    cr_assert_null(v);
+    heist_future_unref(g);
+    g = heist_gather(fs, 0);
+    cr_assert_not_null(g);
+    cr_assert_eq(heist_await(g, NULL), 0);
+    heist_future_unref(g);
+}
+
+/* The gather fails with the first failure while the others are pending. */
+static void gather_fails_fast_body(void)
+{
+    heist_future *f[3] = {heist_future_new(), heist_future_new(),
+                          heist_future_new()};
+    heist_future *g = heist_gather(f, 3);
+    CHECK(g != NULL);
+    CHECK_EQ(heist_future_set_result(g, NULL), EPERM);
+    CHECK(!heist_future_done(g));
+    CHECK_EQ(heist_future_set_error(f[1], EIO), 0);
+    void *v = SENTINEL;
+    CHECK_EQ(heist_await_timeout(g, 30ull * 1000000000u, &v), EIO);
+    CHECK(v == SENTINEL);
+    CHECK(!heist_future_cancelled(g));
+    CHECK(!heist_future_done(f[0]));
+    CHECK(!heist_future_done(f[2]));
+    /* Later outcomes change nothing. */
+    CHECK_EQ(heist_future_set_error(f[2], ENOSPC), 0);
+    CHECK_EQ(heist_future_set_result(f[0], VAL(1)), 0);
+    CHECK_EQ(heist_future_result(g, NULL), EIO);
+    for (int i = 0; i < 3; i++)
+        heist_future_unref(f[i]);
+    heist_future_unref(g);
+
+    /* A cancelled child counts as failed with ECANCELED. */
+    heist_future *h[2] = {heist_future_new(), heist_future_new()};
+    g = heist_gather(h, 2);
+    CHECK(heist_future_cancel(h[0]));
+    CHECK_EQ(heist_await_timeout(g, 30ull * 1000000000u, NULL), ECANCELED);
+    CHECK(!heist_future_done(h[1]));
+    heist_future_unref(h[0]);
+    heist_future_unref(h[1]);
+    heist_future_unref(g);
+
+    /* Children done before the gather; the same child twice. */
+    heist_future *d = heist_future_new();
+    CHECK_EQ(heist_future_set_result(d, VAL(1)), 0);
+    heist_future *p = heist_future_new();
+    heist_future *mix[4] = {d, p, d, p};
+    g = heist_gather(mix, 4);
+    CHECK(!heist_future_done(g));
+    CHECK_EQ(heist_future_set_result(p, VAL(2)), 0);
+    CHECK_EQ(heist_await_timeout(g, 30ull * 1000000000u, NULL), 0);
+    heist_future_unref(g);
+    heist_future *dd[2] = {d, d};
+    g = heist_gather(dd, 2);
+    CHECK_EQ(heist_await_timeout(g, 30ull * 1000000000u, NULL), 0);
+    heist_future_unref(g);
+    heist_future_unref(d);
+    heist_future_unref(p);
+}
+
+static void *gather_fails_fast_task(void *arg)
+{
+    (void)arg;
+    gather_fails_fast_body();
+    return NULL;
+}
+
+Test(future, gather_in_task, .timeout = 60)
+{
+    heist_sched *s = new_sched(2);
+    run_main(s, gather_fails_fast_task, NULL);
+    free_sched(s);
+    expect_clean();
+}
+
+/* Futures of no scheduler, gathered and awaited by a plain thread. */
+Test(future, gather_on_plain_thread, .timeout = 60)
+{
+    gather_fails_fast_body();
+    expect_clean();
+}
+
+/* ---- any ---------------------------------------------------------------- */
+
+static void any_body(void)
+{
+    heist_future *f[3] = {heist_future_new(), heist_future_new(),
+                          heist_future_new()};
+    heist_future *y = heist_any(f, 3);
+    CHECK(y != NULL);
+    CHECK_EQ(heist_future_set_result(y, NULL), EPERM);
+    CHECK_EQ(heist_future_set_error(y, EIO), EPERM);
+    CHECK(!heist_future_done(y));
+    CHECK_EQ(heist_future_set_result(f[1], VAL(7)), 0);
+    void *v = SENTINEL;
+    CHECK_EQ(heist_await_timeout(y, 30ull * 1000000000u, &v), 0);
+    CHECK(v == VAL(1));
+    CHECK(!heist_future_done(f[0]));
+    CHECK(!heist_future_done(f[2]));
+    CHECK_EQ(heist_future_set_result(f[0], VAL(8)), 0);
+    v = SENTINEL;
+    CHECK_EQ(heist_future_result(y, &v), 0);
+    CHECK(v == VAL(1));
+    heist_future_unref(y);
+
+    /* Whatever the outcome: a failure, a cancel. */
+    y = heist_any(f, 3); /* f[0] and f[1] are done now */
+    v = SENTINEL;
+    CHECK_EQ(heist_await_timeout(y, 30ull * 1000000000u, &v), 0);
+    CHECK(v == VAL(0) || v == VAL(1));
+    heist_future_unref(y);
+    heist_future *g[2] = {f[2], heist_future_new()};
+    y = heist_any(g, 2);
+    CHECK_EQ(heist_future_set_error(g[1], ENOSPC), 0);
+    v = SENTINEL;
+    CHECK_EQ(heist_await_timeout(y, 30ull * 1000000000u, &v), 0);
+    CHECK(v == VAL(1));
+    heist_future_unref(y);
+    y = heist_any(g, 1);
+    CHECK(heist_future_cancel(g[0]));
+    v = SENTINEL;
+    CHECK_EQ(heist_await_timeout(y, 30ull * 1000000000u, &v), 0);
+    CHECK(v == VAL(0));
+    heist_future_unref(y);
+    heist_future_unref(g[1]);
+    for (int i = 0; i < 3; i++)
+        heist_future_unref(f[i]);
+}
+
+static void *any_task(void *arg)
+{
+    (void)arg;
+    any_body();
+    /* A fast task beats one that waits forever, which keeps running. */
+    heist_future *never = heist_future_new();
+    heist_future *t[2] = {heist_spawn(NULL, await_gate_count_cancel, never),
+                          heist_spawn(NULL, sleep_then_return, VAL(2))};
+    heist_future *y = heist_any(t, 2);
+    heist_future_unref(t[1]);
+    void *v = SENTINEL;
+    CHECK_EQ(heist_await(y, &v), 0);
+    CHECK(v == VAL(1));
+    CHECK(!heist_future_done(t[0]));
+    CHECK(heist_future_cancel(t[0]));
+    CHECK_EQ(heist_await(t[0], NULL), ECANCELED);
+    heist_future_unref(t[0]);
+    heist_future_unref(y);
+    heist_future_unref(never);
+    return NULL;
+}
+
+Test(future, any_in_task, .timeout = 60)
+{
+    heist_sched *s = new_sched(2);
+    run_main(s, any_task, NULL);
+    free_sched(s);
+    cr_assert_eq(atomic_load(&gathered_rc_count), 1);
+    expect_clean();
+}
+
+Test(future, any_on_plain_thread, .timeout = 60)
+{
+    any_body();
+    expect_clean();
+}
+
+/* ---- await_timeout ------------------------------------------------------ */
+
+/* Runs on a worker (arg: the scheduler) or on a plain thread (NULL). */
+static void *timeouts(void *arg)
+{
+    heist_sched *s = arg;
+    heist_future *f = heist_future_new();
+    void *v = SENTINEL;
+    uint64_t t0 = ht_now_ns();
+    CHECK_EQ(heist_await_timeout(f, MS(20), &v), ETIMEDOUT);
+    uint64_t dt = ht_now_ns() - t0;
+    CHECK(dt >= MS(20));
+    CHECK(v == SENTINEL);
+    CHECK(!heist_future_done(f)); /* left pending */
+    CHECK_EQ(heist_await_timeout(f, 0, &v), ETIMEDOUT);
+    CHECK_EQ(heist_await_timeout(f, 1, &v), ETIMEDOUT);
+    /* The timed-out waits left nothing behind: completing f now wakes
+     * nobody twice, and f works as before. */
+    CHECK_EQ(heist_future_set_result(f, VAL(4)), 0);
+    CHECK_EQ(heist_await_timeout(f, 0, &v), 0);
+    CHECK(v == VAL(4));
+    heist_future_unref(f);
+
+    /* Completed while waiting, with a long and an endless limit (a deadline
+     * computed as now + ns must not wrap around). */
+    const uint64_t limits[] = {60ull * 1000000000u, UINT64_MAX};
+    for (int i = 0; i < 2; i++) {
+        struct delayed_set d = {heist_future_new(), MS(10), VAL(5 + i)};
+        heist_future *t = heist_spawn(s, set_after, &d);
+        CHECK(t != NULL);
+        v = SENTINEL;
+        t0 = ht_now_ns();
+        CHECK_EQ(heist_await_timeout(d.f, limits[i], &v), 0);
+        CHECK(v == VAL(5 + i));
+        CHECK(ht_now_ns() - t0 < 60ull * 1000000000u);
+        CHECK_EQ(heist_await(t, NULL), 0);
+        heist_future_unref(t);
+        heist_future_unref(d.f);
+    }
+
+    /* Failed and cancelled futures: their outcome, not ETIMEDOUT. */
+    f = heist_future_new();
+    CHECK_EQ(heist_future_set_error(f, EXDEV), 0);
+    CHECK_EQ(heist_await_timeout(f, MS(1), &v), EXDEV);
+    heist_future_unref(f);
+    f = heist_future_new();
+    CHECK(heist_future_cancel(f));
+    CHECK_EQ(heist_await_timeout(f, MS(1), &v), ECANCELED);
+    heist_future_unref(f);
+    return NULL;
+}
+
+Test(future, await_timeout_in_task, .timeout = 60)
+{
+    const unsigned counts[] = {1, 2};
+    for (int k = 0; k < 2; k++) {
+        heist_sched *s = new_sched(counts[k]);
+        run_main(s, timeouts, NULL);
+        free_sched(s);
+    }
+    expect_clean();
+}
+
+Test(future, await_timeout_on_plain_thread, .timeout = 60)
+{
+    heist_sched *s = new_sched(2);
+    timeouts(s);
+    free_sched(s);
+    expect_clean();
+}
+
+/* A task that timed out goes on to await something else: the first
+ * future's later completion must not resume it a second time. */
+struct stale {
+    heist_future *first, *second;
+    atomic_int stage;
+    int rc1, rc2;
+    void *got2;
+};
+
+static void *timeout_then_await(void *arg)
+{
+    struct stale *st = arg;
+    st->rc1 = heist_await_timeout(st->first, MS(5), NULL);
+    atomic_store(&st->stage, 1);
+    st->got2 = SENTINEL;
+    st->rc2 = heist_await(st->second, &st->got2);
+    atomic_store(&st->stage, 2);
+    return NULL;
+}
+
+Test(future, timed_out_waiter_is_removed, .timeout = 60)
+{
+    heist_sched *s = new_sched(2);
+    for (int rep = 0; rep < 20; rep++) {
+        struct stale st = {.first = heist_future_new(),
+                           .second = heist_future_new()};
+        heist_future *t = heist_spawn(s, timeout_then_await, &st);
+        cr_assert(ht_wait_at_least(&st.stage, 1, 30));
+        cr_assert_eq(st.rc1, ETIMEDOUT);
+        cr_assert_eq(heist_future_set_result(st.first, VAL(1)), 0);
+        struct timespec nap = {0, 1000 * 1000};
+        nanosleep(&nap, NULL);
+        cr_assert_eq(atomic_load(&st.stage), 1,
+                     "completing a timed-out future resumed its old waiter");
+        cr_assert_eq(heist_future_set_result(st.second, VAL(2)), 0);
+        cr_assert_eq(heist_await(t, NULL), 0);
+        cr_assert_eq(st.rc2, 0);
+        cr_assert_eq(st.got2, VAL(2));
+        heist_future_unref(t);
+        heist_future_unref(st.first);
+        heist_future_unref(st.second);
+    }
+    free_sched(s);
+    expect_clean();
+}
+
+/* ---- sleep -------------------------------------------------------------- */
+
+static void *sleeps(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(heist_sleep(0), 0);
+    for (int i = 0; i < 5; i++) {
+        uint64_t ns = MS(1 + i * 5);
+        uint64_t t0 = ht_now_ns();
+        CHECK_EQ(heist_sleep(ns), 0);
+        uint64_t dt = ht_now_ns() - t0;
+        if (dt < ns)
+            note_fail(__LINE__, "heist_sleep(%llu) returned after %llu ns",
+                      (unsigned long long)ns, (unsigned long long)dt);
+    }
+    return VAL(1);
+}
+
+Test(future, sleep_lasts_at_least_ns, .timeout = 60)
+{
+    sleeps(NULL); /* plain thread */
+    heist_sched *s = new_sched(2);
+    cr_assert_eq(run_main(s, sleeps, NULL), VAL(1));
+    free_sched(s);
+    expect_clean();
+}
+
+/* On one worker, a sleeping task leaves the worker to the others. */
+static void *sleep_does_not_block_worker(void *arg)
+{
+    (void)arg;
+    struct sleep_probe p = {.ns = HOUR};
+    heist_future *sl = heist_spawn(NULL, sleeper, &p);
+    CHECK(sleep_until(&p.stage, 1));
+    heist_future *t = heist_spawn(NULL, add_one, VAL(1));
+    void *v = NULL;
+    CHECK_EQ(heist_await(t, &v), 0);
+    CHECK(v == VAL(2));
+    CHECK(!heist_future_done(sl));
+    CHECK(heist_future_cancel(sl));
+    CHECK_EQ(heist_await(sl, NULL), ECANCELED);
+    CHECK_EQ(p.rc, ECANCELED);
+    heist_future_unref(t);
+    heist_future_unref(sl);
+    return NULL;
+}
+
+Test(future, sleep_suspends_only_the_task, .timeout = 60)
+{
+    heist_sched *s = new_sched(1);
+    run_main(s, sleep_does_not_block_worker, NULL);
+    free_sched(s);
+    expect_clean();
+}
+
+/* ---- the seed's example ------------------------------------------------- */
+
+static void *bar(void *arg)
+{
+    CHECK_EQ(heist_sleep(MS(30)), 0);
+    CHECK_EQ(heist_future_set_result(arg, "resolved"), 0);
+    return NULL;
+}
+
+static void *foo(void *arg)
+{
+    void *v = NULL;
+    CHECK_EQ(heist_await(arg, &v), 0);
+    return v;
+}
+
+static void *seed_main(void *arg)
+{
+    (void)arg;
+    heist_future *fut = heist_future_new();
+    heist_future *t[2] = {heist_spawn(NULL, foo, fut),
+                          heist_spawn(NULL, bar, fut)};
+    heist_future *all = heist_gather(t, 2);
+    CHECK_EQ(heist_await(all, NULL), 0);
+    void *v = NULL;
+    CHECK_EQ(heist_future_result(t[0], &v), 0);
+    heist_future_unref(all);
+    heist_future_unref(t[0]);
+    heist_future_unref(t[1]);
+    heist_future_unref(fut);
+    return v;
+}
+
+Test(future, seed_example, .timeout = 60)
+{
+    const unsigned counts[] = {1, 2, 8};
+    for (int k = 0; k < 3; k++) {
+        heist_sched *s = new_sched(counts[k]);
+        void *r = run_main(s, seed_main, NULL);
+        cr_assert_not_null(r);
+        cr_assert_str_eq((const char *)r, "resolved");
+        free_sched(s);
+    }
+    expect_clean();
+}

@@ -1,0 +1,162 @@
+/*
+ * test_overflow.c - a task that overflows its stack must be reported with a
+ * message that says "stack overflow" on stderr, and the process must die,
+ * instead of corrupting memory or dying with a bare SIGSEGV.
+ *
+ * Usage: test_overflow fresh|resumed|forked
+ *   fresh:   heist_run's main task recurses at once;
+ *   resumed: a spawned task first awaits a future another task completes
+ *            and sleeps (it runs on a fiber that was suspended and may have
+ *            moved to another worker), then recurses;
+ *   forked:  a heist_fork child recurses (stolen or run by the join).
+ *
+ * The overflow happens in a child process; this process reads the child's
+ * stderr, copies it to its own, and exits 0 only if the child was killed
+ * by a signal and said "stack overflow". (Not a Criterion test: Criterion
+ * cannot look at the output of a test that crashes.)
+ */
+#include <heist/heist.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Each frame hands its buffer to the next, so frames cannot be merged and
+ * the recursion cannot become a loop. */
+__attribute__((noinline)) static long recurse(long n, volatile char *up)
+{
+    volatile char buf[1024];
+    buf[0] = (char)n;
+    if (up)
+        up[1] = buf[0];
+    if (n == 0)
+        return 0;
+    long r = recurse(n - 1, buf);
+    return r + buf[1];
+}
+
+/* Deeper than any stack heist accepts (4 GiB). */
+#define DEPTH (8L << 20)
+
+static void *overflow(void *arg)
+{
+    (void)arg;
+    return (void *)recurse(DEPTH, NULL);
+}
+
+static void *complete(void *arg)
+{
+    heist_future_set_result(arg, NULL);
+    return NULL;
+}
+
+static void *suspend_then_overflow(void *arg)
+{
+    (void)arg;
+    heist_future *f = heist_future_new();
+    heist_future *t = heist_spawn(NULL, complete, f);
+    heist_await(f, NULL);
+    heist_sleep(1000000);
+    heist_future_unref(t);
+    heist_future_unref(f);
+    return overflow(NULL);
+}
+
+static void *resumed_main(void *arg)
+{
+    (void)arg;
+    heist_future *t = heist_spawn(NULL, suspend_then_overflow, NULL);
+    heist_await(t, NULL);
+    heist_future_unref(t);
+    return NULL;
+}
+
+static void *forked_main(void *arg)
+{
+    (void)arg;
+    heist_task t;
+    void *r = NULL;
+    heist_fork(&t, overflow, NULL);
+    heist_join(&t, &r);
+    return r;
+}
+
+/* The child: overflows, and should never get past heist_run. */
+static int child(const char *mode)
+{
+    heist_config cfg = {.workers = 2, .stack_size = 64 * 1024};
+    heist_sched *s;
+    if (heist_sched_new(&cfg, &s) != 0) {
+        fprintf(stderr, "test_overflow: heist_sched_new failed\n");
+        return 2;
+    }
+    heist_fn fn = strcmp(mode, "fresh") == 0     ? overflow
+                  : strcmp(mode, "resumed") == 0 ? resumed_main
+                                                 : forked_main;
+    heist_run(s, fn, NULL, NULL);
+    fprintf(stderr, "test_overflow: the recursion returned\n");
+    return 3;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2 || (strcmp(argv[1], "fresh") && strcmp(argv[1], "resumed") &&
+                      strcmp(argv[1], "forked"))) {
+        fprintf(stderr, "usage: %s fresh|resumed|forked\n", argv[0]);
+        return 2;
+    }
+    int fds[2];
+    if (pipe(fds) != 0) {
+        perror("pipe");
+        return 2;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        return 2;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[1]);
+        _exit(child(argv[1]));
+    }
+    close(fds[1]);
+    static char out[1 << 16];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(fds[0], out + len, sizeof(out) - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (len == sizeof(out) - 1)
+            break;
+    }
+    out[len] = '\0';
+    close(fds[0]);
+    int status;
+    if (waitpid(pid, &status, 0) != pid) {
+        perror("waitpid");
+        return 2;
+    }
+    fprintf(stderr, "--- the child's stderr ---\n%s--- end ---\n", out);
+    if (!WIFSIGNALED(status)) {
+        fprintf(stderr,
+                "test_overflow %s: FAIL: the child exited (status %d) "
+                "instead of dying by a signal\n",
+                argv[1], WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        return 1;
+    }
+    if (!strstr(out, "stack overflow")) {
+        fprintf(stderr,
+                "test_overflow %s: FAIL: the child died by signal %d "
+                "without saying \"stack overflow\"\n",
+                argv[1], WTERMSIG(status));
+        return 1;
+    }
+    printf("test_overflow %s: ok (signal %d)\n", argv[1], WTERMSIG(status));
+    return 0;
+}
