@@ -7,6 +7,7 @@
 #ifndef HEIST_BENCH_BENCH_HEIST_H
 #define HEIST_BENCH_BENCH_HEIST_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,20 +37,43 @@ static inline long long bench_heist_run(const bench_args *a, heist_sched *s,
     return (intptr_t)r;
 }
 
+/* Fails the benchmark when a futures call returned an error. */
+static inline void bench_heist_check(const bench_args *a, int err,
+                                     const char *what)
+{
+    if (err) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+        bench_fail(a, msg);
+    }
+}
+
+/* Fails the benchmark when a call that returns a future returned NULL. */
+static inline heist_future *
+bench_heist_future(const bench_args *a, heist_future *f, const char *what)
+{
+    if (!f)
+        bench_heist_check(a, errno ? errno : ENOMEM, what);
+    return f;
+}
+
 static inline void bench_heist_free(const bench_args *a, heist_sched *s)
 {
     heist_stats st;
     if (heist_sched_stats(s, &st) == 0)
         fprintf(stderr,
                 "%s(%ld) %s, %u workers: tasks %llu forks %llu inlined %llu "
-                "steals %llu failed_steals %llu parks %llu\n",
+                "steals %llu failed_steals %llu parks %llu suspends %llu "
+                "resumes %llu\n",
                 a->workload, a->param, a->impl, st.workers,
                 (unsigned long long)st.total.tasks,
                 (unsigned long long)st.total.forks,
                 (unsigned long long)st.total.inlined,
                 (unsigned long long)st.total.steals,
                 (unsigned long long)st.total.failed_steals,
-                (unsigned long long)st.total.parks);
+                (unsigned long long)st.total.parks,
+                (unsigned long long)st.total.suspends,
+                (unsigned long long)st.total.resumes);
     int err = heist_sched_free(s);
     if (err)
         bench_fail(a, strerror(err));

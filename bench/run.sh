@@ -14,8 +14,18 @@
 # Each program's stderr (heist's scheduler counters, failure messages) goes
 # to the log beside the CSV (CSV with .log).
 #
+# The futures workloads (pairs, chain, gather, pingpong, sleeps) compare
+# heist with Python's asyncio (<workload>_asyncio.py beside this script, run
+# with python3; one thread, so its rows say 1 worker) and Go (<workload>_go).
+# asyncio's ratio_vs_heist is taken against heist at whatever worker count
+# heist ran that workload and size (2: one thread against 2 workers).
+#
+# HEIST_BENCH_ONLY=w1,w2,... runs only those workloads (e.g. the futures
+# ones: pairs,chain,gather,pingpong,sleeps).
+#
 # Exit status: 0 when every run passed, 1 when one failed or timed out, 2 on
-# a usage error. A peer (omp, tbb) that was not built is reported, not failed.
+# a usage error. A peer (omp, tbb, go, asyncio) that was not built or cannot
+# run (no python3) is reported, not failed.
 set -u
 
 quick=0
@@ -26,14 +36,22 @@ if [ $# -ne 2 ]; then
 fi
 bin=$1
 csv=$2
+here=$(cd "$(dirname "$0")" && pwd)
 
 if [ $quick = 1 ]; then
   # Smoke test: every program, small sizes.
   FIB_T1=25 FIB_SCALE=27 FIB_BIG=0 FIB_OVER=23 NQ=9 SKY=10000 IDLE_MS=100
   PEER=5 SLOW=5 FAST=5
+  PAIRS=10000 CHAIN=10000 GATHER=100000 GATHER_PY=10000 PP=10000 SLEEPS=1000
+  PY=3
 else
   FIB_T1=35 FIB_SCALE=37 FIB_BIG=40 FIB_OVER=32 NQ=12 SKY=1000000 IDLE_MS=1000
   PEER=5 SLOW=7 FAST=11
+  # GATHER_PY: asyncio's gather size, a tenth of the others' (1,000,000
+  # asyncio tasks take seconds and about a GB each repeat); heist and Go run
+  # it too, so the 100k shape has all three from one run.
+  PAIRS=100000 CHAIN=100000 GATHER=1000000 GATHER_PY=100000 PP=100000
+  SLEEPS=10000 PY=5
 fi
 # Per-run time limit in seconds (a hung runtime must not hang the suite).
 LIMIT=${HEIST_BENCH_TIMEOUT:-300}
@@ -79,6 +97,23 @@ fib $FIB_OVER tbb 8 $PEER 0
 idle $IDLE_MS heist 2 $PEER 0
 idle $IDLE_MS omp 2 $PEER 0
 idle $IDLE_MS tbb 2 $PEER 0
+pairs $PAIRS heist 2 $FAST 1
+pairs $PAIRS asyncio 1 $PY 1
+pairs $PAIRS go 2 $FAST 1
+chain $CHAIN heist 2 $FAST 1
+chain $CHAIN asyncio 1 $PY 1
+chain $CHAIN go 2 $FAST 1
+gather $GATHER_PY heist 2 $FAST 1
+gather $GATHER_PY asyncio 1 $PY 1
+gather $GATHER_PY go 2 $FAST 1
+gather $GATHER heist 2 $SLOW 1
+gather $GATHER go 2 $SLOW 1
+pingpong $PP heist 2 $FAST 1
+pingpong $PP asyncio 1 $PY 1
+pingpong $PP go 2 $FAST 1
+sleeps $SLEEPS heist 2 $FAST 1
+sleeps $SLEEPS asyncio 1 $PY 1
+sleeps $SLEEPS go 2 $FAST 1
 PLAN
   if [ "$FIB_BIG" != 0 ]; then
     cat <<PLAN
@@ -97,12 +132,37 @@ log=$(mktemp)
 trap 'rm -f "$raw" "$log" "$log.err"' EXIT
 failed=0
 
+# The plan, less the workloads HEIST_BENCH_ONLY leaves out.
+selected() {
+  if [ -z "${HEIST_BENCH_ONLY:-}" ]; then plan; return; fi
+  plan | awk -v only="$HEIST_BENCH_ONLY" '
+    BEGIN { n = split(only, o, ","); for (i = 1; i <= n; i++) keep[o[i]] = 1 }
+    $1 in keep'
+}
+
 while read -r w p impl workers reps warm; do
   prog="$bin/${w}_${impl}"
+  cmd=("$prog")
+  have=1
+  [ -x "$prog" ] || have=0
+  if [ "$impl" = asyncio ]; then
+    # A script in the source tree, run by python3 (which must leave no
+    # __pycache__ there).
+    prog="$here/${w}_asyncio.py"
+    cmd=(env PYTHONDONTWRITEBYTECODE=1 python3 "$prog")
+    have=1
+    [ -f "$prog" ] || have=0
+  fi
   label="$w($p) $impl ${workers}w x$reps"
-  if [ ! -x "$prog" ]; then
+  # A missing peer is reported, not failed: a missing heist program is.
+  if [ "$impl" = asyncio ] && ! command -v python3 >/dev/null; then
+    echo "bench: $label: not run (no python3), skipped" >&2
+    echo "$w,$p,$impl,$workers,,,0,not built" >>"$raw"
+    continue
+  fi
+  if [ $have = 0 ]; then
     case $impl in
-      omp|tbb)
+      omp|tbb|go)
         echo "bench: $label: not built (peer missing), skipped" >&2
         echo "$w,$p,$impl,$workers,,,0,not built" >>"$raw"
         continue ;;
@@ -113,7 +173,7 @@ while read -r w p impl workers reps warm; do
     continue
   fi
   start=$(date +%s.%N)
-  timeout "$LIMIT" "$prog" -w "$workers" -r "$reps" -W "$warm" "$p" \
+  timeout "$LIMIT" "${cmd[@]}" -w "$workers" -r "$reps" -W "$warm" "$p" \
     >"$log" 2>"$log.err"
   rc=$?
   secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
@@ -129,12 +189,18 @@ while read -r w p impl workers reps warm; do
     failed=1
   fi
   { echo "== $label: exit $rc"; cat "$log.err"; } >>"$errlog"
-done < <(plan)
+done < <(selected)
 
 awk -F, -v OFS=, '
   { row[NR] = $0; n = NR
     if ($3 == "serial" && $8 == "ok") serial[$1 "," $2] = $5
-    if ($3 == "heist" && $8 == "ok") heist[$1 "," $2 "," $4] = $5 }
+    if ($3 == "heist" && $8 == "ok") {
+      heist[$1 "," $2 "," $4] = $5
+      # asyncio (1 thread) is compared with the one worker count heist
+      # ran that workload and size at; with none if it ran at several.
+      wp = $1 "," $2
+      heist_any[wp] = (wp in heist_any) ? "" : $5
+    } }
   function ratio(num, den) {
     return (num != "" && den != "" && den + 0 > 0) ? sprintf("%.3f", num / den) : ""
   }
@@ -144,7 +210,8 @@ awk -F, -v OFS=, '
     for (i = 1; i <= n; i++) {
       $0 = row[i]
       print $1, $2, $3, $4, $5, $6, $7, ratio($5, serial[$1 "," $2]),
-            ratio($5, heist[$1 "," $2 "," $4]), $8
+            ratio($5, ($3 == "asyncio") ? heist_any[$1 "," $2] : \
+                      heist[$1 "," $2 "," $4]), $8
     }
   }' "$raw" >"$csv"
 exit $failed

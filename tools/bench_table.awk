@@ -7,7 +7,9 @@
 # "median (min)" in ms, all from the same suite run. Table 2: derived ratios
 # (T1/Ts, the 2-worker speedup T1/T2, oversubscription T8/T2) and the idle
 # CPU. The Lace column holds figures measured while planning heist, on the
-# same machine but not in this run: they are labelled as such.
+# same machine but not in this run: they are labelled as such. Table 3: the
+# futures workloads, heist against Python's asyncio and Go, with the time
+# per item and the targets of the futures issue.
 
 function num(x) { return x + 0 }
 
@@ -43,6 +45,11 @@ BEGIN {
   lace["fib,35,1"] = 69; lace_serial["fib,35"] = 29
   lace["skynet,1000000,2"] = 11
   np = split("heist omp tbb", pl, " ")
+  # The futures workloads and what one item of each is.
+  split("pairs chain gather pingpong sleeps", fw, " ")
+  for (i in fw) futures[fw[i]] = 1
+  item["pairs"] = "pair"; item["chain"] = "link"; item["gather"] = "task"
+  item["pingpong"] = "round trip"
 }
 
 NR == 1 { next }  # header
@@ -56,6 +63,16 @@ NR == 1 { next }  # header
     idle_workers[w "," p] = wk
     next
   }
+  if (w in futures) {
+    if (impl == "heist") {
+      fk = w "," p "," wk
+      if (!(fk in seen_f)) { seen_f[fk] = 1; frows[++nf] = fk }
+    }
+    # The sizes each peer ran a workload at, for a peer run at a smaller
+    # size than heist (asyncio's gather).
+    if (status[k] == "ok" && !((w "," impl) in psize)) psize[w "," impl] = p
+    next
+  }
   if (impl == "serial") next
   if (impl == "heist_static") { linked[++nlinked] = w "," p "," wk; next }
   rk = w "," p "," wk
@@ -66,6 +83,14 @@ NR == 1 { next }  # header
 }
 
 END {
+  # A run of the futures workloads only (tools/bench --only) has no
+  # fork-join tables.
+  if (nrows > 0 || nwp > 0 || nidle > 0) forkjoin_tables()
+  futures_table()
+  linked_table()
+}
+
+function forkjoin_tables(   i, j, r, w, p, wk, sk, hk, ok_, tk, lk, wp, impl, line, k) {
   print "Times in ms: median (min) of the timed repeats, in-process, all in this run."
   print ""
   print "| workload | workers | serial | heist | OpenMP (libgomp) | oneTBB | heist/serial | OpenMP/heist | oneTBB/heist | Lace (planning, not re-measured) |"
@@ -135,7 +160,10 @@ END {
     print line " - |"
   }
 
-  if (nlinked == 0) exit
+}
+
+function linked_table(   i, r, hk, sk) {
+  if (nlinked == 0) return
   print ""
   print "heist linked with the shared library (the tables above) and with the static one (same objects, same run)."
   print ""
@@ -147,5 +175,85 @@ END {
     sk = r[1] "," r[2] ",heist_static," r[3]
     printf "| %s | %s | %s | %s | %s |\n", name(r[1], r[2]), r[3], cell(hk),
       cell(sk), ratio(okmed(sk), okmed(hk))
+  }
+}
+
+# The key of a peer's row for heist's row w,p,wk: the same size, or, when the
+# peer did not run that size, the size it did run (shrunk = 1). asyncio has
+# one thread whatever heist's worker count; Go runs with heist's.
+function peer_key(w, p, wk, impl,   k, wkp) {
+  wkp = (impl == "asyncio") ? 1 : wk
+  shrunk = 0
+  k = w "," p "," impl "," wkp
+  if (k in status) return k
+  if ((w "," impl) in psize) {
+    shrunk = 1
+    return w "," psize[w "," impl] "," impl "," wkp
+  }
+  return k
+}
+
+function per_item_ns(k, size) {
+  if (okmed(k) == "" || size <= 0) return ""
+  return num(med[k]) * 1e6 / size
+}
+
+function ns(x) {
+  if (x == "") return "-"
+  if (x < 10) return sprintf("%.2f", x)
+  if (x < 100) return sprintf("%.1f", x)
+  return sprintf("%.0f", x)
+}
+
+function xratio(a, b) {
+  if (a == "" || b == "" || b <= 0) return "-"
+  return sprintf("%.1fx", a / b)
+}
+
+function futures_table(   i, r, w, p, wk, hk, ak, gk, ashr, gshr, h, a, g, acell, gcell, target, t) {
+  if (nf == 0) return
+  if (nrows > 0 || nwp > 0 || nidle > 0) print ""
+  print "Futures and tasks: heist against Python's asyncio (one thread, the " \
+        "stock event loop) and Go (goroutines, channels as futures, " \
+        "GOMAXPROCS = heist's workers). Times in ms, median (min), all in " \
+        "this run; per item: the median over the size (ns per pair, link, " \
+        "task or round trip). Ratios divide the peer's time per item by " \
+        "heist's: above 1x, heist is faster. A peer run at a smaller size " \
+        "than heist says so, and its ratio compares times per item."
+  print ""
+  print "| workload | heist workers | heist | asyncio | Go | heist ns/item | asyncio ns/item | Go ns/item | asyncio/heist | Go/heist | target |"
+  print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+  for (i = 1; i <= nf; i++) {
+    split(frows[i], r, ",")
+    w = r[1]; p = r[2]; wk = r[3]
+    hk = w "," p ",heist," wk
+    ak = peer_key(w, p, wk, "asyncio"); ashr = shrunk
+    gk = peer_key(w, p, wk, "go"); gshr = shrunk
+    split(ak, ra, ","); split(gk, rg, ",")
+    acell = cell(ak); if (ashr && acell != "-") acell = acell " at size " ra[2]
+    gcell = cell(gk); if (gshr && gcell != "-") gcell = gcell " at size " rg[2]
+    if (w in item) {
+      h = per_item_ns(hk, p); a = per_item_ns(ak, ra[2]); g = per_item_ns(gk, rg[2])
+    } else {
+      # sleeps: the batch is the item; compare the wall times.
+      h = okmed(hk); a = okmed(ak); g = okmed(gk)
+      if (ashr) a = ""
+      if (gshr) g = ""
+    }
+    target = "-"
+    if (w == "sleeps") {
+      target = "about 10 ms (each sleeps 10 ms)"
+    } else if (p == 100000 && wk == 2 && (w == "pairs" || w == "chain" || w == "gather")) {
+      t = (a != "" && h != "") ? ((a / h >= 100) ? "met" : "MISSED") : "not measured"
+      target = ">= 100x asyncio: " t
+      if (w != "gather") {
+        t = (g != "" && h != "") ? ((g > h) ? "met" : "MISSED") : "not measured"
+        target = target "; faster than Go: " t
+      }
+    }
+    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+      w "(" p ")", wk, cell(hk), acell, gcell,
+      (w in item) ? ns(h) : "-", (w in item) ? ns(a) : "-", (w in item) ? ns(g) : "-",
+      xratio(a, h), xratio(g, h), target
   }
 }
