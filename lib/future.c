@@ -22,8 +22,8 @@
  * if the function awaits, the fiber is suspended (worker.c). The task's
  * outcome completes its future. Cancellation: a task not started is
  * completed as cancelled by the canceller (the runner then skips it); a
- * running one gets cancel_req and its current waits are woken with
- * HEIST__WAKE_CANCEL; later waits see cancel_req when they are published.
+ * running one moves to CANCEL_REQ and its current waits are woken with
+ * HEIST__WAKE_CANCEL; later waits see the request when they are published.
  */
 #include "internal.h"
 
@@ -388,8 +388,9 @@ void heist__callback_run(struct heist__worker *w, struct heist__wnode *n)
 bool heist__cancel_requested(const struct heist__tk *t)
 {
     /* seq_cst: read after the wait is registered (under t->lock, or after
-     * the run list insert), against the canceller's store then scan. */
-    if (atomic_load_explicit(&t->cancel_req, memory_order_seq_cst))
+     * the run list insert), against the canceller's CAS then scan. */
+    if (atomic_load_explicit(&t->tstate, memory_order_seq_cst) ==
+        HEIST__TS_CANCEL_REQ)
         return true;
     return t->run &&
            atomic_load_explicit(&t->run->cancelling, memory_order_seq_cst);
@@ -409,7 +410,6 @@ struct heist__tk *heist__task_new(struct heist_sched *s, heist_fn fn,
     t->arg = arg;
     t->run = run;
     atomic_init(&t->tstate, HEIST__TS_NEW);
-    atomic_init(&t->cancel_req, false);
     pthread_mutex_init(&t->lock, NULL);
     t->waits = NULL;
     atomic_init(&t->fail_err, 0);
@@ -498,12 +498,18 @@ void heist__task_run(struct heist__worker *w, struct heist__tk *t)
     void *r = t->fn(t->arg);
     w = heist__self_get();
     atomic_store_explicit(&w->task, NULL, memory_order_relaxed);
+    /* seq_cst: against the canceller's CAS RUNNING -> CANCEL_REQ; the old
+     * state says whether a cancel request came before the end. */
+    uint32_t was = atomic_exchange_explicit(&t->tstate, HEIST__TS_ENDED,
+                                            memory_order_seq_cst);
     /* Relaxed: heist_fail calls from this task's forks were joined, which
      * orders them before us. */
     int err = atomic_load_explicit(&t->fail_err, memory_order_relaxed);
     if (err)
         complete(&t->f, HEIST__ST_FAILED, NULL, err);
-    else if (heist__cancel_requested(t))
+    else if (was == HEIST__TS_CANCEL_REQ ||
+             (t->run && atomic_load_explicit(&t->run->cancelling,
+                                             memory_order_seq_cst)))
         complete(&t->f, HEIST__ST_CANCELLED, NULL, ECANCELED);
     else
         complete(&t->f, HEIST__ST_DONE, r, 0);
@@ -521,8 +527,6 @@ static void task_wake_waits(struct heist__tk *t)
 
 static bool task_cancel(struct heist__tk *t)
 {
-    if (heist_future_done(&t->f))
-        return false;
     uint32_t st = HEIST__TS_NEW;
     /* acq_rel: against the runner's CAS NEW -> RUNNING. */
     if (atomic_compare_exchange_strong_explicit(&t->tstate, &st,
@@ -533,11 +537,20 @@ static bool task_cancel(struct heist__tk *t)
         return true;
     }
     pthread_mutex_lock(&t->lock);
-    /* seq_cst (and the lock): a wait registered after this sees it. */
-    atomic_store_explicit(&t->cancel_req, true, memory_order_seq_cst);
+    /* seq_cst: against the runner's exchange to ENDED (one of the two
+     * comes first) and heist__cancel_requested's loads; under the lock,
+     * so a wait registered after it sees it. A repeated cancel of a
+     * running task is a request too (asyncio's cancel() says True). */
+    st = HEIST__TS_RUNNING;
+    bool requested = atomic_compare_exchange_strong_explicit(
+                         &t->tstate, &st, HEIST__TS_CANCEL_REQ,
+                         memory_order_seq_cst, memory_order_seq_cst) ||
+                     st == HEIST__TS_CANCEL_REQ;
+    if (requested)
+        for (struct heist__wnode *n = t->waits; n; n = n->tnext)
+            heist__wnode_wake(n, HEIST__WAKE_CANCEL);
     pthread_mutex_unlock(&t->lock);
-    task_wake_waits(t);
-    return !heist_future_done(&t->f);
+    return requested;
 }
 
 /* ---- gather and any ------------------------------------------------------ */
@@ -673,7 +686,25 @@ bool heist_future_cancel(heist_future *f)
 
 /* ---- waiting ------------------------------------------------------------- */
 
+/* Publishes n; once one registration is made, the wait may end and the
+ * waiter resume and drop its references (and the awaited future) at any
+ * moment, so this holds its own references on both until it is done. */
+static void wait_publish_steps(struct heist__wnode *n);
+
 void heist__wait_publish(struct heist__wnode *n)
+{
+    /* Relaxed: the waiter's reference keeps both alive until the first
+     * registration below, and nothing can end the wait before it. */
+    atomic_fetch_add_explicit(&n->refs, 1, memory_order_relaxed);
+    heist_future *f = n->fut;
+    if (f)
+        heist_future_ref(f);
+    wait_publish_steps(n);
+    heist_future_unref(f);
+    heist__wnode_unref(n);
+}
+
+static void wait_publish_steps(struct heist__wnode *n)
 {
     struct heist__tk *t = n->task;
     if (t) {
@@ -690,7 +721,7 @@ void heist__wait_publish(struct heist__wnode *n)
             pthread_mutex_unlock(&t->run->lock);
         }
         pthread_mutex_lock(&t->lock);
-        /* Under the lock: a canceller sets cancel_req under it, then wakes
+        /* Under the lock: a canceller sets CANCEL_REQ under it, then wakes
          * the listed waits; the run's canceller sets `cancelling` before
          * it scans the run list, which has t by now. */
         bool cancel = heist__cancel_requested(t);
@@ -833,11 +864,13 @@ static int await_until(heist_future *f, uint64_t deadline, void **value)
     struct heist__tk *t = atomic_load_explicit(&w->task, memory_order_relaxed);
     if (t && &t->f == f)
         return EDEADLK;
+    /* A task asked to cancel gets ECANCELED from every later await, even
+     * of a completed future (future.h). */
+    if (t && heist__cancel_requested(t))
+        return ECANCELED;
     int r = heist_future_result(f, value);
     if (r != EAGAIN)
         return r;
-    if (t && heist__cancel_requested(t))
-        return ECANCELED;
     if (deadline != UINT64_MAX && heist__now_ns() >= deadline)
         return ETIMEDOUT;
     int why = fiber_wait(f, deadline);

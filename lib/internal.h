@@ -253,15 +253,19 @@ struct heist__run {
     _Atomic uint32_t live;
 };
 
-enum { HEIST__TS_NEW = 0, HEIST__TS_RUNNING, HEIST__TS_DEAD };
+/* Task states: NEW -> RUNNING (runner) or DEAD (cancelled before start);
+ * RUNNING -> CANCEL_REQ (heist_future_cancel); RUNNING or CANCEL_REQ ->
+ * ENDED (runner, exchange: it tells the runner whether a cancel came
+ * first, and the canceller whether its request was in time). */
+enum { HEIST__TS_NEW = 0, HEIST__TS_RUNNING, HEIST__TS_CANCEL_REQ,
+       HEIST__TS_ENDED, HEIST__TS_DEAD };
 struct heist__tk {
     struct heist_future f;     /* first: a task is a future */
     struct heist__item it;     /* HEIST__IT_TASK */
     heist_fn fn;
     void *arg;
     struct heist__run *run;    /* immutable; NULL outside heist_run */
-    _Atomic uint32_t tstate;   /* NEW -> RUNNING (runner) or DEAD (cancel) */
-    atomic_bool cancel_req;
+    _Atomic uint32_t tstate;   /* HEIST__TS_* */
     /* The wait nodes of the task's current suspensions (the task's fiber
      * and fibers running its stolen forks), for a canceller to wake. */
     pthread_mutex_t lock;

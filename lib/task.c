@@ -17,6 +17,7 @@
  *                               the deque could not grow): result written
  *   BAD_FN        fork          forked with fn == NULL: join says EINVAL
  *   JOINED        join          joined: a second join says EINVAL
+ *   DRAINED       drain         its own fiber ran it before suspending
  *
  * The values are odd-looking constants so that a zeroed or reused frame is
  * unlikely to pass for a forked one.
@@ -52,6 +53,7 @@ enum {
     F_INLINE_DONE = 0x494e4c44u, /* "INLD" */
     F_BAD_FN = 0x42414446u,      /* "BADF" */
     F_JOINED = 0x4a4f494eu,      /* "JOIN" */
+    F_DRAINED = 0x4452414eu,     /* "DRAN" */
 };
 
 _Noreturn void heist__fatal(const char *fmt, ...)
@@ -170,7 +172,8 @@ void heist__drain(void)
             atomic_store_explicit(&f->thief, w, memory_order_release);
             void *r = f->fn(f->arg);
             f->result = r;
-            atomic_store_explicit(&f->state, F_DONE, memory_order_relaxed);
+            /* Relaxed: read by the join, later on this same fiber. */
+            atomic_store_explicit(&f->state, F_DRAINED, memory_order_relaxed);
             /* Release: pairs with the joiner's acquire load; nobody waits
              * on it yet (its joiner is below us on this stack). */
             atomic_store_explicit(&f->waiter, HEIST__FRAME_DONE,
@@ -222,6 +225,9 @@ static __attribute__((noinline)) int join_slow(struct heist__frame *f,
         } else {
             return EINVAL; /* not this worker's newest fork */
         }
+    } else if (st == F_DRAINED) {
+        r = f->result;
+        heist__count(&heist__self_get()->ctr.inlined);
     } else if (st == F_INLINE_DONE) {
         r = f->result;
     } else if (st == F_BAD_FN) {

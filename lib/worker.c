@@ -132,7 +132,7 @@ static bool steal_from(struct heist__worker *w, struct heist__worker *v)
     }
     struct heist__item *it = heist__rq_steal(&v->rq);
     if (it) {
-        heist__count(&w->ctr.steals);
+        /* Not a fork: counted as a task (and a resume) only. */
         heist__item_run(w, it);
         return true;
     }
