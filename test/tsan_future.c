@@ -7,18 +7,20 @@
  * the plain global heist_test_fshared and then completes the future with
  * heist_future_set_result.
  *  - HEIST_TEST_ORDERED (tsan_future_ordered): the reader reads the global
- *    after heist_await returns. The completion orders the write before the
- *    read, so TSan must stay silent. The same holds for the other edges a
+ *    after heist_await returns, on the other worker while the writer still
+ *    runs. The completion orders the write before the read, so TSan must
+ *    stay silent. The same holds for the other edges a
  *    user relies on, checked on their own globals: a plain thread's write
  *    before set_result, read by a task after await; a task's write before
  *    set_result, read by a plain thread after its (blocking) await; a
  *    task's write before it returns, read by the task that awaits it; and a
  *    write before set_result, read in a then-callback. The program prints
  *    "tsan_future_ordered: ok".
- *  - default build (tsan_future_race): the writer writes the global again
- *    after set_result, and the reader reads it after seeing a relaxed flag
- *    (no synchronization for TSan). That write and read are unordered, so
- *    TSan must report a race on the global.
+ *  - default build (tsan_future_race): once the reader has resumed (on
+ *    the other worker, while the writer still runs), the writer writes the
+ *    global again, and the reader reads it after seeing a relaxed flag (no
+ *    synchronization for TSan). That write and read are unordered, so TSan
+ *    must report a race on the global.
  * Reader and writer are separate fibers, which TSan tracks as separate
  * threads, wherever they run.
  */
@@ -36,8 +38,9 @@ _Alignas(64) int heist_test_ftask_to_thread;
 _Alignas(64) int heist_test_freturned;
 _Alignas(64) int heist_test_fcallback;
 static _Alignas(64) atomic_int reader_waiting;
+/* Relaxed on purpose: they order in time, not for TSan. */
+static _Alignas(64) atomic_int reader_resumed;
 #ifndef HEIST_TEST_ORDERED
-/* Relaxed on purpose: orders in time, not for TSan. */
 static _Alignas(64) atomic_int rewritten;
 #endif
 static _Alignas(64) atomic_int callback_ok;
@@ -68,6 +71,7 @@ static void *reader(void *arg)
     void *v = NULL;
     if (heist_await(fut, &v) != 0 || v != (void *)1)
         return (void *)"await failed";
+    atomic_store_explicit(&reader_resumed, 1, memory_order_relaxed);
 #ifndef HEIST_TEST_ORDERED
     while (!atomic_load_explicit(&rewritten, memory_order_relaxed))
         sched_yield();
@@ -86,6 +90,22 @@ static void *writer(void *arg)
         return (void *)"the reader never suspended";
     heist_test_fshared = 1;
     heist_future_set_result(fut, (void *)1);
+    /* Wait (without suspending) until the reader runs again, on the other
+     * worker: had it resumed on this thread after this task ended, the
+     * switch between the two fibers would order them for TSan, and only
+     * the future must. */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!atomic_load_explicit(&reader_resumed, memory_order_relaxed)) {
+        sched_yield();
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec > 30) {
+#ifndef HEIST_TEST_ORDERED
+            atomic_store_explicit(&rewritten, 1, memory_order_relaxed);
+#endif
+            return (void *)"the reader did not resume while the writer ran";
+        }
+    }
 #ifndef HEIST_TEST_ORDERED
     heist_test_fshared = 2; /* races with the reader's read */
     atomic_store_explicit(&rewritten, 1, memory_order_relaxed);
