@@ -199,7 +199,8 @@ awk -F, -v OFS=, '
       # asyncio (1 thread) is compared with the one worker count heist
       # ran that workload and size at; with none if it ran at several.
       wp = $1 "," $2
-      heist_any[wp] = (wp in heist_any) ? "" : $5
+      again = (wp in heist_any)  # before the assignment creates it
+      heist_any[wp] = again ? "" : $5
     } }
   function ratio(num, den) {
     return (num != "" && den != "" && den + 0 > 0) ? sprintf("%.3f", num / den) : ""
