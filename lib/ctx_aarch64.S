@@ -6,11 +6,20 @@
  *   link register x30, d8-d15 (the low halves of v8-v15 are callee-saved)
  *   and FPCR on the current stack (176 bytes, a multiple of 16 so sp stays
  *   aligned), stores sp in *save_sp, loads new_sp, restores the same set
- *   and returns through the restored x30.
+ *   and returns through the restored x30. Everything else is caller-saved
+ *   (x0-x17, the rest of v0-v31; x18, the platform register, is left
+ *   alone), so the C caller has already spilled it. FPSR (the sticky
+ *   exception flags) is not switched. The return value is unspecified;
+ *   callers ignore it.
  *
  * heist__ctx_start
- *   The first x30 of a fresh fiber (heist__ctx_init in fiber.c): calls
- *   x19(x20). The entry function never returns; brk traps if it does.
+ *   The first x30 of a fresh fiber (the frame heist__fiber_new in fiber.c
+ *   builds): calls x19(x20) with sp == the 16-aligned top of the stack,
+ *   x29 == 0 to end backtraces. The entry function never returns; brk
+ *   traps if it does.
+ *
+ * test/ctx_switch_check.c checks both against fiber.c's frame; on an
+ * x86-64 machine tools/check-aarch64 runs it under qemu-aarch64.
  */
 #if defined(__aarch64__)
 	.text

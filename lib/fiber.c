@@ -128,6 +128,10 @@ struct heist__fiber *heist__fiber_new(struct heist_sched *s)
     sp[7] = (uint64_t)(uintptr_t)heist__ctx_start;
     f->sp = sp;
 #elif defined(__aarch64__)
+    /* x19-x28, x29 x30, d8-d15, fpcr, pad: 176 bytes (ctx_aarch64.S); after
+     * the switch's final add sp == top, 16-aligned for heist__ctx_start's
+     * blr. fpcr 0 is Linux's default: round to nearest, no traps.
+     * test/ctx_switch_check.c mirrors this frame. */
     uint64_t *sp = (uint64_t *)(top - 176);
     memset(sp, 0, 176);
     sp[0] = (uint64_t)(uintptr_t)fiber_entry; /* x19: the function */

@@ -62,6 +62,52 @@ static void live_dec(struct heist_sched *s)
         heist__futex_wake(&s->live, INT_MAX);
 }
 
+/* ---- record caches --------------------------------------------------------
+ * Task records and wait nodes come from a per-worker free list (owner-only,
+ * LIFO, at most CACHE_MAX each) and go back to the list of the worker that
+ * frees them; threads that are not workers use malloc/free. */
+enum { CACHE_TK = 0, CACHE_WN = 1, CACHE_MAX = 1024 };
+static const size_t cache_size[2] = {sizeof(struct heist__tk),
+                                     sizeof(struct heist__wnode)};
+
+static void *cache_get(int kind)
+{
+    struct heist__worker *w = heist__self_get();
+    void *p;
+    if (w && (p = w->cache[kind])) {
+        w->cache[kind] = *(void **)p;
+        w->ncache[kind]--;
+        return p;
+    }
+    return malloc(cache_size[kind]);
+}
+
+static void cache_put(int kind, void *p)
+{
+    struct heist__worker *w = heist__self_get();
+    if (w && w->ncache[kind] < CACHE_MAX) {
+        *(void **)p = w->cache[kind];
+        w->cache[kind] = p;
+        w->ncache[kind]++;
+        return;
+    }
+    free(p);
+}
+
+void heist__cache_fini(struct heist__worker *w)
+{
+    for (int k = 0; k < 2; k++) {
+        void *p = w->cache[k];
+        while (p) {
+            void *next = *(void **)p;
+            free(p);
+            p = next;
+        }
+        w->cache[k] = NULL;
+        w->ncache[k] = 0;
+    }
+}
+
 /* ---- futures ----------------------------------------------------------- */
 
 /* A gather's or an any's state: one internal node per child. */
@@ -129,7 +175,7 @@ void heist__wnode_unref(struct heist__wnode *n)
     /* acq_rel: the last holder's free happens after every other holder's
      * use (release by each, acquire by the last). */
     if (atomic_fetch_sub_explicit(&n->refs, 1, memory_order_acq_rel) == 1)
-        free(n);
+        cache_put(CACHE_WN, n);
 }
 
 static void task_free(struct heist__tk *t);
@@ -151,7 +197,8 @@ static void fut_free(heist_future *f)
                 heist__wnode_unref((struct heist__wnode *)l);
                 break;
             case HEIST__W_CALLBACK:
-                free(l); /* never scheduled: dropped without running */
+                /* never scheduled: dropped without running */
+                cache_put(CACHE_WN, l);
                 break;
             case HEIST__W_GATHER:
             case HEIST__W_ANY: {
@@ -340,9 +387,10 @@ int heist_future_result(const heist_future *f, void **value)
 
 static struct heist__wnode *wnode_new(uint8_t kind, uint32_t refs)
 {
-    struct heist__wnode *n = calloc(1, sizeof(*n));
+    struct heist__wnode *n = cache_get(CACHE_WN);
     if (!n)
         return NULL;
+    memset(n, 0, sizeof(*n));
     n->l.kind = kind;
     atomic_init(&n->claimed, 0);
     atomic_init(&n->refs, refs);
@@ -379,7 +427,7 @@ void heist__callback_run(struct heist__worker *w, struct heist__wnode *n)
     struct heist_sched *s = n->sched;
     n->cb(n->fut, n->cb_arg);
     heist_future_unref(n->fut);
-    free(n);
+    cache_put(CACHE_WN, n);
     live_dec(s);
 }
 
@@ -399,7 +447,7 @@ bool heist__cancel_requested(const struct heist__tk *t)
 struct heist__tk *heist__task_new(struct heist_sched *s, heist_fn fn,
                                   void *arg, struct heist__run *run)
 {
-    struct heist__tk *t = malloc(sizeof(*t));
+    struct heist__tk *t = cache_get(CACHE_TK);
     if (!t)
         return NULL;
     /* Two references: the caller's and the queue's (dropped by the runner). */
@@ -426,7 +474,7 @@ struct heist__tk *heist__task_new(struct heist_sched *s, heist_fn fn,
 static void task_free(struct heist__tk *t)
 {
     pthread_mutex_destroy(&t->lock);
-    free(t);
+    cache_put(CACHE_TK, t);
 }
 
 heist_future *heist_spawn(heist_sched *s, heist_fn fn, void *arg)
@@ -826,7 +874,7 @@ int heist__await_thread(heist_future *f, uint64_t deadline, void **value)
     if (!n)
         return ENOMEM;
     if (!list_push(f, &n->l)) {
-        free(n);
+        cache_put(CACHE_WN, n);
         return heist_future_result(f, value);
     }
     /* Acquire: pairs with the release store in heist__wnode_wake. */

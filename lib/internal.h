@@ -316,6 +316,8 @@ bool heist__cancel_requested(const struct heist__tk *t);
 /* Blocks a thread that is not a worker until f completes (or deadline). */
 int heist__await_thread(heist_future *f, uint64_t deadline, void **value);
 uint64_t heist__now_ns(void);
+/* Frees the calling worker's caches (at the worker thread's end). */
+void heist__cache_fini(struct heist__worker *w);
 /* heist_run, once main ended: marks the run cancelling and wakes the
  * current waits of its tasks. */
 void heist__run_cancel_leftovers(struct heist__run *run);
@@ -374,6 +376,10 @@ struct heist__worker {
     unsigned npool;
     int post;                      /* HEIST__POST_* left for the next fiber */
     void *post_a, *post_b;
+    /* Owner-only caches of freed task records and wait nodes (future.c):
+     * spawning and awaiting reuse them instead of calling malloc. */
+    void *cache[2];
+    unsigned ncache[2];
     void *altstack;                /* the signal stack (overflow reports) */
     size_t altstack_size;
     struct heist__counters ctr;

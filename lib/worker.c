@@ -328,6 +328,7 @@ void *heist__worker_main(void *arg)
     heist__fiber_switch(w, f, HEIST__POST_NONE, NULL, NULL);
     /* The scheduler is stopping: the loop switched back here. */
     heist__post_switch(w);
+    heist__cache_fini(w);
     heist__fiber_thread_fini(w);
     heist__rcu_unregister();
     heist__self = NULL;
