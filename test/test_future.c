@@ -30,6 +30,23 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
+/* A hang in any test aborts with a message after 120 s. (Not Criterion's
+ * .timeout: with it, Criterion's runner leaks memory that the asan build's
+ * LeakSanitizer reports, failing the whole executable.) */
+static struct ht_watchdog suite_wd;
+
+static void suite_wd_start(void)
+{
+    ht_watchdog_start(&suite_wd, "a future/ test ran for 120 s", 120);
+}
+
+static void suite_wd_stop(void)
+{
+    ht_watchdog_stop(&suite_wd);
+}
+
+TestSuite(future, .init = suite_wd_start, .fini = suite_wd_stop);
+
 static heist_sched *new_sched(unsigned workers)
 {
     heist_config cfg = {.workers = workers};
@@ -409,7 +426,7 @@ static void *spawn_children(void *arg)
     return VAL(77);
 }
 
-Test(future, spawn_in_task_and_await, .timeout = 120)
+Test(future, spawn_in_task_and_await)
 {
     const unsigned counts[] = {1, 2, 8};
     for (int k = 0; k < 3; k++) {
@@ -452,7 +469,7 @@ static void *plain_awaiter(void *arg)
 }
 
 /* A task's future awaited from plain threads, which block. */
-Test(future, spawn_from_plain_thread_and_await, .timeout = 60)
+Test(future, spawn_from_plain_thread_and_await)
 {
     heist_sched *s = new_sched(2);
     heist_future *t = heist_spawn(s, add_one, VAL(41));
@@ -511,7 +528,7 @@ static void *write_then_set(void *arg)
     return NULL;
 }
 
-Test(future, plain_thread_awaits_task_completion, .timeout = 60)
+Test(future, plain_thread_awaits_task_completion)
 {
     heist_sched *s = new_sched(2);
     for (int rep = 0; rep < 20; rep++) {
@@ -549,7 +566,7 @@ static void *await_gate(void *arg)
     return VAL(9);
 }
 
-Test(future, plain_thread_wakes_suspended_task, .timeout = 60)
+Test(future, plain_thread_wakes_suspended_task)
 {
     const unsigned counts[] = {1, 2};
     for (int k = 0; k < 2; k++) {
@@ -624,7 +641,7 @@ static void *await_self(void *arg)
     return VAL(7);
 }
 
-Test(future, await_own_future_is_edeadlk, .timeout = 60)
+Test(future, await_own_future_is_edeadlk)
 {
     heist_sched *s = new_sched(2);
     struct self_await a = {.gate = heist_future_new()};
@@ -693,7 +710,7 @@ static void *parent_of_failing_child(void *arg)
     return VAL(8);
 }
 
-Test(future, heist_fail_outcomes, .timeout = 60)
+Test(future, heist_fail_outcomes)
 {
     const unsigned counts[] = {1, 2};
     for (int k = 0; k < 2; k++) {
@@ -751,7 +768,7 @@ static void *victim(void *arg)
 }
 
 /* A task that has not started never runs and is cancelled at once. */
-Test(future, cancel_before_start, .timeout = 120)
+Test(future, cancel_before_start)
 {
     heist_sched *s = new_sched(1);
     heist_future *b = heist_spawn(s, blocker, NULL);
@@ -809,7 +826,7 @@ static void *cancellable_awaiter(void *arg)
     return VAL(5);
 }
 
-Test(future, cancel_while_awaiting, .timeout = 120)
+Test(future, cancel_while_awaiting)
 {
     const unsigned counts[] = {1, 2};
     for (int k = 0; k < 2; k++) {
@@ -863,7 +880,7 @@ static void *cancelled_then_await_done(void *arg)
     return NULL;
 }
 
-Test(future, cancelled_task_later_await_of_done_future, .timeout = 60)
+Test(future, cancelled_task_later_await_of_done_future)
 {
     heist_sched *s = new_sched(2);
     struct cancel_probe c = {.gate = heist_future_new()};
@@ -892,7 +909,7 @@ static void *busy_until_cancelled(void *arg)
     return VAL(3);
 }
 
-Test(future, cancel_running_task_without_awaits, .timeout = 120)
+Test(future, cancel_running_task_without_awaits)
 {
     heist_sched *s = new_sched(2);
     struct cancel_probe c = {0};
@@ -924,7 +941,7 @@ static void *sleeper(void *arg)
     return NULL;
 }
 
-Test(future, cancel_while_sleeping, .timeout = 120)
+Test(future, cancel_while_sleeping)
 {
     /* UINT64_MAX too: a deadline computed as now + ns must not wrap. */
     const uint64_t lengths[] = {HOUR, UINT64_MAX};
@@ -960,7 +977,7 @@ static void *await_gate_count_cancel(void *arg)
     return NULL;
 }
 
-Test(future, cancel_gather_cancels_children, .timeout = 120)
+Test(future, cancel_gather_cancels_children)
 {
     heist_sched *s = new_sched(2);
     heist_future *gate = heist_future_new();
@@ -998,7 +1015,7 @@ Test(future, cancel_gather_cancels_children, .timeout = 120)
     expect_clean();
 }
 
-Test(future, cancel_any_leaves_children, .timeout = 60)
+Test(future, cancel_any_leaves_children)
 {
     heist_sched *s = new_sched(2);
     heist_future *gate = heist_future_new();
@@ -1084,7 +1101,7 @@ static void *leaving_main(void *arg)
     return VAL(3);
 }
 
-Test(future, run_cancels_leftovers, .timeout = 120)
+Test(future, run_cancels_leftovers)
 {
     const unsigned counts[] = {1, 4};
     for (int k = 0; k < 2; k++) {
@@ -1151,7 +1168,7 @@ static void *a_thread(void *arg)
     return NULL;
 }
 
-Test(future, run_cancels_only_its_own_tasks, .timeout = 120)
+Test(future, run_cancels_only_its_own_tasks)
 {
     struct two_runs r = {.s = new_sched(2), .gate = heist_future_new()};
     pthread_t a = start_thread(a_thread, &r);
@@ -1223,7 +1240,7 @@ static void cb_record(heist_future *f, void *arg)
     atomic_fetch_add(&c->runs, 1);
 }
 
-Test(future, then_runs_once_on_a_worker, .timeout = 60)
+Test(future, then_runs_once_on_a_worker)
 {
     heist_sched *s = new_sched(2);
     heist_future *f = run_main(s, make_future, NULL); /* belongs to s */
@@ -1259,7 +1276,7 @@ Test(future, then_runs_once_on_a_worker, .timeout = 60)
 }
 
 /* Failed and cancelled futures run their callbacks too. */
-Test(future, then_on_failed_and_cancelled, .timeout = 60)
+Test(future, then_on_failed_and_cancelled)
 {
     heist_sched *s = new_sched(2);
     heist_future *f = run_main(s, make_future, NULL);
@@ -1300,7 +1317,7 @@ static void *then_not_inline(void *arg)
     return NULL;
 }
 
-Test(future, then_never_inline, .timeout = 60)
+Test(future, then_never_inline)
 {
     heist_sched *s = new_sched(1);
     struct cb_rec c = {.want_sched = s, .want_val = VAL(12)};
@@ -1328,7 +1345,7 @@ static void *then_on_dropped(void *arg)
     return NULL;
 }
 
-Test(future, then_dropped_with_pending_future, .timeout = 60)
+Test(future, then_dropped_with_pending_future)
 {
     heist_sched *s = new_sched(2);
     for (int i = 0; i < 10; i++)
@@ -1348,7 +1365,7 @@ static void *register_on_worker(void *arg)
     return NULL;
 }
 
-Test(future, then_scheduler_choice, .timeout = 60)
+Test(future, then_scheduler_choice)
 {
     heist_future *lone = heist_future_new();
     cr_assert_eq(heist_future_then(lone, never_cb, NULL), EPERM);
@@ -1393,7 +1410,7 @@ static void slow_cb(heist_future *f, void *arg)
     atomic_store(&slow_cb_done, 1);
 }
 
-Test(future, sched_free_waits_for_callbacks, .timeout = 60)
+Test(future, sched_free_waits_for_callbacks)
 {
     heist_sched *s = new_sched(2);
     heist_future *f = run_main(s, make_future, NULL);
@@ -1439,7 +1456,7 @@ static void *gather_tasks(void *arg)
     return VAL(1);
 }
 
-Test(future, gather_all_done, .timeout = 60)
+Test(future, gather_all_done)
 {
     const unsigned counts[] = {1, 2, 8};
     for (int k = 0; k < 3; k++) {
@@ -1526,7 +1543,7 @@ static void *gather_fails_fast_task(void *arg)
     return NULL;
 }
 
-Test(future, gather_in_task, .timeout = 60)
+Test(future, gather_in_task)
 {
     heist_sched *s = new_sched(2);
     run_main(s, gather_fails_fast_task, NULL);
@@ -1535,7 +1552,7 @@ Test(future, gather_in_task, .timeout = 60)
 }
 
 /* Futures of no scheduler, gathered and awaited by a plain thread. */
-Test(future, gather_on_plain_thread, .timeout = 60)
+Test(future, gather_on_plain_thread)
 {
     gather_fails_fast_body();
     expect_clean();
@@ -1610,7 +1627,7 @@ static void *any_task(void *arg)
     return NULL;
 }
 
-Test(future, any_in_task, .timeout = 60)
+Test(future, any_in_task)
 {
     heist_sched *s = new_sched(2);
     run_main(s, any_task, NULL);
@@ -1619,7 +1636,7 @@ Test(future, any_in_task, .timeout = 60)
     expect_clean();
 }
 
-Test(future, any_on_plain_thread, .timeout = 60)
+Test(future, any_on_plain_thread)
 {
     any_body();
     expect_clean();
@@ -1677,7 +1694,7 @@ static void *timeouts(void *arg)
     return NULL;
 }
 
-Test(future, await_timeout_in_task, .timeout = 60)
+Test(future, await_timeout_in_task)
 {
     const unsigned counts[] = {1, 2};
     for (int k = 0; k < 2; k++) {
@@ -1688,7 +1705,7 @@ Test(future, await_timeout_in_task, .timeout = 60)
     expect_clean();
 }
 
-Test(future, await_timeout_on_plain_thread, .timeout = 60)
+Test(future, await_timeout_on_plain_thread)
 {
     heist_sched *s = new_sched(2);
     timeouts(s);
@@ -1716,7 +1733,7 @@ static void *timeout_then_await(void *arg)
     return NULL;
 }
 
-Test(future, timed_out_waiter_is_removed, .timeout = 60)
+Test(future, timed_out_waiter_is_removed)
 {
     heist_sched *s = new_sched(2);
     for (int rep = 0; rep < 20; rep++) {
@@ -1760,7 +1777,7 @@ static void *sleeps(void *arg)
     return VAL(1);
 }
 
-Test(future, sleep_lasts_at_least_ns, .timeout = 60)
+Test(future, sleep_lasts_at_least_ns)
 {
     sleeps(NULL); /* plain thread */
     heist_sched *s = new_sched(2);
@@ -1789,7 +1806,7 @@ static void *sleep_does_not_block_worker(void *arg)
     return NULL;
 }
 
-Test(future, sleep_suspends_only_the_task, .timeout = 60)
+Test(future, sleep_suspends_only_the_task)
 {
     heist_sched *s = new_sched(1);
     run_main(s, sleep_does_not_block_worker, NULL);
@@ -1830,7 +1847,7 @@ static void *seed_main(void *arg)
     return v;
 }
 
-Test(future, seed_example, .timeout = 60)
+Test(future, seed_example)
 {
     const unsigned counts[] = {1, 2, 8};
     for (int k = 0; k < 3; k++) {
