@@ -8,7 +8,7 @@
  *   else is caller-saved, so the C caller has already spilled it.
  *
  * heist__ctx_start
- *   The first "return address" of a fresh fiber (see heist__ctx_init in
+ *   The first "return address" of a fresh fiber (see heist__fiber_new in
  *   fiber.c): calls r12(r13) with rsp 16-byte aligned at the call, as the
  *   ABI wants ((rsp + 8) % 16 == 0 at the callee's entry). The entry
  *   function never returns; ud2 traps if it does.

@@ -7,7 +7,8 @@
  * vm.max_map_count (65,530) would not hold 100,000 guarded stacks. We guard
  * at most a quarter of max_map_count; later stacks go unguarded (and an
  * overflow of those is not detected). The struct heist__fiber sits at the
- * top of its mapping; the stack grows down from just below it.
+ * top of its mapping; the stack grows down from just below it (so the usable
+ * stack is the requested size rounded up to pages, less the struct).
  *
  * The switch (heist__fiber_switch) calls the sanitizers' fiber hooks around
  * the assembly switch (ctx_*.S): ThreadSanitizer's __tsan_switch_to_fiber
@@ -85,8 +86,7 @@ struct heist__fiber *heist__fiber_new(struct heist_sched *s)
 {
     size_t ps = page_size();
     size_t stack = (s->stack_size + ps - 1) & ~(ps - 1);
-    size_t hdr = (sizeof(struct heist__fiber) + ps - 1) & ~(ps - 1);
-    size_t total = ps + stack + hdr;
+    size_t total = ps + stack;
     char *map = mmap(NULL, total, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
                      -1, 0);
@@ -99,14 +99,18 @@ struct heist__fiber *heist__fiber_new(struct heist_sched *s)
     }
     if (!guarded)
         atomic_fetch_sub_explicit(&guarded_stacks, 1, memory_order_relaxed);
-    struct heist__fiber *f = (struct heist__fiber *)(map + ps + stack);
+    /* The struct takes the top of the stack's own last page, so a fiber
+     * that suspends shallow touches one page only. */
+    struct heist__fiber *f =
+        (struct heist__fiber *)((uintptr_t)(map + total - sizeof(*f)) &
+                                ~(uintptr_t)(HEIST_CACHELINE - 1));
     memset(f, 0, sizeof(*f));
     f->it.kind = HEIST__IT_FIBER;
     cds_wfcq_node_init(&f->it.node);
     f->map = map;
     f->map_size = total;
     f->stack_lo = map + ps;
-    f->stack_size = stack;
+    f->stack_size = (size_t)((char *)f - (map + ps));
     f->guarded = guarded;
 
     /* The initial frame that heist__ctx_switch pops (ctx_*.S). */
