@@ -44,7 +44,7 @@ void __sanitizer_finish_switch_fiber(void *fake_stack_save,
                                      const void **bottom_old, size_t *size_old);
 #endif
 
-enum { POOL_LOCAL_MAX = 64 };
+enum { POOL_LOCAL_MAX = 256 };
 
 static size_t page_size(void)
 {

@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -63,12 +64,13 @@ static void live_dec(struct heist_sched *s)
 }
 
 /* ---- record caches --------------------------------------------------------
- * Task records and wait nodes come from a per-worker free list (owner-only,
+ * Task records, wait nodes and plain futures come from a per-worker free list (owner-only,
  * LIFO, at most CACHE_MAX each) and go back to the list of the worker that
  * frees them; threads that are not workers use malloc/free. */
-enum { CACHE_TK = 0, CACHE_WN = 1, CACHE_MAX = 1024 };
-static const size_t cache_size[2] = {sizeof(struct heist__tk),
-                                     sizeof(struct heist__wnode)};
+enum { CACHE_TK = 0, CACHE_WN = 1, CACHE_FUT = 2, CACHE_MAX = 1 << 16 };
+static const size_t cache_size[HEIST__NCACHE] = {
+    sizeof(struct heist__tk), sizeof(struct heist__wnode),
+    sizeof(struct heist_future)};
 
 static void *cache_get(int kind)
 {
@@ -96,7 +98,7 @@ static void cache_put(int kind, void *p)
 
 void heist__cache_fini(struct heist__worker *w)
 {
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < HEIST__NCACHE; k++) {
         void *p = w->cache[k];
         while (p) {
             void *next = *(void **)p;
@@ -149,7 +151,7 @@ static struct heist_sched *current_sched(void)
 
 heist_future *heist_future_new(void)
 {
-    struct heist_future *f = malloc(sizeof(*f));
+    struct heist_future *f = cache_get(CACHE_FUT);
     if (!f) {
         errno = ENOMEM;
         return NULL;
@@ -221,7 +223,7 @@ static void fut_free(heist_future *f)
         free(f);
         break;
     default:
-        free(f);
+        cache_put(CACHE_FUT, f);
     }
 }
 
@@ -433,6 +435,30 @@ void heist__callback_run(struct heist__worker *w, struct heist__wnode *n)
 
 /* ---- tasks --------------------------------------------------------------- */
 
+/* The task's spinlock: critical sections are a few list operations; a
+ * holder preempted on an oversubscribed machine gets the CPU back through
+ * sched_yield. */
+static void tk_lock(struct heist__tk *t)
+{
+    unsigned spins = 0;
+    /* Acquire: pairs with the release in tk_unlock. */
+    while (atomic_exchange_explicit(&t->lock, 1, memory_order_acquire)) {
+        /* Relaxed: only a hint to retry the exchange. */
+        while (atomic_load_explicit(&t->lock, memory_order_relaxed)) {
+            if (++spins < 64)
+                heist__cpu_relax();
+            else
+                sched_yield();
+        }
+    }
+}
+
+static void tk_unlock(struct heist__tk *t)
+{
+    /* Release: pairs with the acquire exchange in tk_lock. */
+    atomic_store_explicit(&t->lock, 0, memory_order_release);
+}
+
 bool heist__cancel_requested(const struct heist__tk *t)
 {
     /* seq_cst: read after the wait is registered (under t->lock, or after
@@ -458,11 +484,11 @@ struct heist__tk *heist__task_new(struct heist_sched *s, heist_fn fn,
     t->arg = arg;
     t->run = run;
     atomic_init(&t->tstate, HEIST__TS_NEW);
-    pthread_mutex_init(&t->lock, NULL);
+    atomic_init(&t->lock, 0);
     t->waits = NULL;
     atomic_init(&t->fail_err, 0);
     t->rprev = t->rnext = NULL;
-    t->in_run_list = false;
+    atomic_init(&t->in_run_list, false);
     if (run)
         /* Relaxed: heist_run reads it (acquire) after the decrements that
          * follow in its modification order. */
@@ -473,7 +499,6 @@ struct heist__tk *heist__task_new(struct heist_sched *s, heist_fn fn,
 
 static void task_free(struct heist__tk *t)
 {
-    pthread_mutex_destroy(&t->lock);
     cache_put(CACHE_TK, t);
 }
 
@@ -503,8 +528,8 @@ static void task_end(struct heist__tk *t)
 {
     struct heist__run *run = t->run;
     struct heist_sched *s = t->f.sched;
-    if (run && t->in_run_list) {
-        /* in_run_list is written only by this task's own waits, all over. */
+    /* Relaxed: written only by this task's own waits, all over (joined). */
+    if (run && atomic_load_explicit(&t->in_run_list, memory_order_relaxed)) {
         pthread_mutex_lock(&run->lock);
         if (t->rprev)
             t->rprev->rnext = t->rnext;
@@ -512,7 +537,7 @@ static void task_end(struct heist__tk *t)
             run->waiting = t->rnext;
         if (t->rnext)
             t->rnext->rprev = t->rprev;
-        t->in_run_list = false;
+        atomic_store_explicit(&t->in_run_list, false, memory_order_relaxed);
         pthread_mutex_unlock(&run->lock);
     }
     heist_future_unref(&t->f); /* the queue's reference */
@@ -567,10 +592,10 @@ void heist__task_run(struct heist__worker *w, struct heist__tk *t)
 /* Wakes every current wait of t with CANCEL. */
 static void task_wake_waits(struct heist__tk *t)
 {
-    pthread_mutex_lock(&t->lock);
+    tk_lock(t);
     for (struct heist__wnode *n = t->waits; n; n = n->tnext)
         heist__wnode_wake(n, HEIST__WAKE_CANCEL);
-    pthread_mutex_unlock(&t->lock);
+    tk_unlock(t);
 }
 
 static bool task_cancel(struct heist__tk *t)
@@ -584,7 +609,7 @@ static bool task_cancel(struct heist__tk *t)
         complete(&t->f, HEIST__ST_CANCELLED, NULL, ECANCELED);
         return true;
     }
-    pthread_mutex_lock(&t->lock);
+    tk_lock(t);
     /* seq_cst: against the runner's exchange to ENDED (one of the two
      * comes first) and heist__cancel_requested's loads; under the lock,
      * so a wait registered after it sees it. A repeated cancel of a
@@ -597,7 +622,7 @@ static bool task_cancel(struct heist__tk *t)
     if (requested)
         for (struct heist__wnode *n = t->waits; n; n = n->tnext)
             heist__wnode_wake(n, HEIST__WAKE_CANCEL);
-    pthread_mutex_unlock(&t->lock);
+    tk_unlock(t);
     return requested;
 }
 
@@ -756,19 +781,24 @@ static void wait_publish_steps(struct heist__wnode *n)
 {
     struct heist__tk *t = n->task;
     if (t) {
-        if (t->run) {
+        /* Relaxed: a hint; the lock decides (once true it stays true
+         * until the task ends, which cannot happen during its wait). */
+        if (t->run &&
+            !atomic_load_explicit(&t->in_run_list, memory_order_relaxed)) {
             pthread_mutex_lock(&t->run->lock);
-            if (!t->in_run_list) {
+            if (!atomic_load_explicit(&t->in_run_list,
+                                      memory_order_relaxed)) {
                 t->rprev = NULL;
                 t->rnext = t->run->waiting;
                 if (t->rnext)
                     t->rnext->rprev = t;
                 t->run->waiting = t;
-                t->in_run_list = true;
+                atomic_store_explicit(&t->in_run_list, true,
+                                      memory_order_relaxed);
             }
             pthread_mutex_unlock(&t->run->lock);
         }
-        pthread_mutex_lock(&t->lock);
+        tk_lock(t);
         /* Under the lock: a canceller sets CANCEL_REQ under it, then wakes
          * the listed waits; the run's canceller sets `cancelling` before
          * it scans the run list, which has t by now. */
@@ -783,7 +813,7 @@ static void wait_publish_steps(struct heist__wnode *n)
             t->waits = n;
             n->in_task = true;
         }
-        pthread_mutex_unlock(&t->lock);
+        tk_unlock(t);
         if (cancel) {
             heist__wnode_wake(n, HEIST__WAKE_CANCEL);
             return;
@@ -813,7 +843,7 @@ static void wait_cleanup(struct heist__wnode *n, int why)
     struct heist__tk *t = n->task;
     if (t) {
         bool listed;
-        pthread_mutex_lock(&t->lock);
+        tk_lock(t);
         listed = n->in_task;
         if (listed) {
             if (n->tprev)
@@ -824,7 +854,7 @@ static void wait_cleanup(struct heist__wnode *n, int why)
                 n->tnext->tprev = n->tprev;
             n->in_task = false;
         }
-        pthread_mutex_unlock(&t->lock);
+        tk_unlock(t);
         if (listed)
             heist__wnode_unref(n);
     }

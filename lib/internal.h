@@ -267,12 +267,15 @@ struct heist__tk {
     struct heist__run *run;    /* immutable; NULL outside heist_run */
     _Atomic uint32_t tstate;   /* HEIST__TS_* */
     /* The wait nodes of the task's current suspensions (the task's fiber
-     * and fibers running its stolen forks), for a canceller to wake. */
-    pthread_mutex_t lock;
+     * and fibers running its stolen forks), for a canceller to wake; under
+     * `lock`, a spinlock (held for a few instructions; future.c). */
+    _Atomic uint32_t lock;
     struct heist__wnode *waits;
     _Atomic int fail_err;      /* heist_fail: relaxed (read after joins) */
     struct heist__tk *rprev, *rnext; /* run->waiting links (run->lock) */
-    bool in_run_list;          /* run->lock */
+    /* In run->waiting: set under run->lock by the task's first wait,
+     * cleared by its end; read without the lock as a hint (relaxed). */
+    atomic_bool in_run_list;
     struct heist__tk *pool_next; /* free list link (future.c) */
 };
 
@@ -357,6 +360,7 @@ static inline void heist__count(_Atomic uint64_t *c)
                           memory_order_relaxed);
 }
 
+#define HEIST__NCACHE 3
 struct heist__worker {
     struct heist__deque dq;        /* forks: owner pushes/pops, thieves steal */
     struct heist__rq rq;           /* ready items: owner pops, thieves steal */
@@ -378,8 +382,8 @@ struct heist__worker {
     void *post_a, *post_b;
     /* Owner-only caches of freed task records and wait nodes (future.c):
      * spawning and awaiting reuse them instead of calling malloc. */
-    void *cache[2];
-    unsigned ncache[2];
+    void *cache[HEIST__NCACHE];
+    unsigned ncache[HEIST__NCACHE];
     void *altstack;                /* the signal stack (overflow reports) */
     size_t altstack_size;
     struct heist__counters ctr;
