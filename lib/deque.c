@@ -109,21 +109,12 @@ static void ring_free(struct heist__rcu_node *n)
     struct heist__ring *r = (struct heist__ring *)n;
     struct heist__deque *dq = r->dq;
     free(r);
-    /* Release: pairs with the acquire load in heist__deque_destroy, which
-     * frees dq after it sees zero. The futex wake names dq's address only
-     * (the kernel tolerates a stale one). */
-    if (atomic_fetch_sub_explicit(&dq->rings_pending, 1,
-                                  memory_order_release) == 1)
-        heist__futex_wake(&dq->rings_pending, 1);
+    heist__rcu_retired(&dq->rings_pending);
 }
 
 void heist__deque_destroy(struct heist__deque *dq)
 {
-    uint32_t n;
-    /* Acquire: pairs with the release decrement in ring_free. */
-    while ((n = atomic_load_explicit(&dq->rings_pending,
-                                     memory_order_acquire)) != 0)
-        heist__futex_wait(&dq->rings_pending, n);
+    heist__rcu_wait_retired(&dq->rings_pending);
     free(dq->o_ring);
     dq->o_ring = NULL;
     atomic_store_explicit(&dq->ring, NULL, memory_order_relaxed);
@@ -150,11 +141,7 @@ static int grow(struct heist__deque *dq)
     dq->o_slot = r->slot;
     dq->o_cap = r->capacity;
     old->dq = dq;
-    /* Relaxed: read (acquire) only after the callback's release decrement
-     * of the same counter, which follows this increment in its
-     * modification order. */
-    atomic_fetch_add_explicit(&dq->rings_pending, 1, memory_order_relaxed);
-    heist__rcu_defer(&old->rcu, ring_free);
+    heist__rcu_retire(&dq->rings_pending, &old->rcu, ring_free);
     return 0;
 }
 

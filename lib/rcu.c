@@ -67,3 +67,29 @@ void heist__rcu_defer(struct heist__rcu_node *n,
     n->fn = fn;
     call_rcu((struct rcu_head *)n, deferred_cb);
 }
+
+void heist__rcu_retire(_Atomic uint32_t *pending, struct heist__rcu_node *n,
+                       void (*fn)(struct heist__rcu_node *))
+{
+    /* Relaxed: read (acquire) only after heist__rcu_retired's release
+     * decrement, which follows in this counter's modification order. */
+    atomic_fetch_add_explicit(pending, 1, memory_order_relaxed);
+    heist__rcu_defer(n, fn);
+}
+
+void heist__rcu_retired(_Atomic uint32_t *pending)
+{
+    /* Release: pairs with the acquire load in heist__rcu_wait_retired,
+     * which lets the owner be freed. The futex wake names the address only
+     * (the kernel tolerates a stale one). */
+    if (atomic_fetch_sub_explicit(pending, 1, memory_order_release) == 1)
+        heist__futex_wake(pending, 1);
+}
+
+void heist__rcu_wait_retired(_Atomic uint32_t *pending)
+{
+    uint32_t n;
+    /* Acquire: pairs with the release decrement in heist__rcu_retired. */
+    while ((n = atomic_load_explicit(pending, memory_order_acquire)) != 0)
+        heist__futex_wait(pending, n);
+}

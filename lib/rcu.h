@@ -17,7 +17,9 @@
 #ifndef HEIST_RCU_H
 #define HEIST_RCU_H
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Registers the calling thread as a QSBR reader (online). */
 void heist__rcu_register(void);
@@ -37,5 +39,18 @@ struct heist__rcu_node {
  * caller must be a registered thread. */
 void heist__rcu_defer(struct heist__rcu_node *n,
                       void (*fn)(struct heist__rcu_node *));
+
+/*
+ * Buffers retired by an owner that must not be freed before they are (a
+ * deque's old rings): heist__rcu_retire counts one in *pending and defers
+ * fn; fn frees the buffer and then calls heist__rcu_retired(pending) as its
+ * last access to the owner; the owner's destroy calls
+ * heist__rcu_wait_retired(pending), which waits for zero (the caller must
+ * not be an online reader, or it waits for itself).
+ */
+void heist__rcu_retire(_Atomic uint32_t *pending, struct heist__rcu_node *n,
+                       void (*fn)(struct heist__rcu_node *));
+void heist__rcu_retired(_Atomic uint32_t *pending);
+void heist__rcu_wait_retired(_Atomic uint32_t *pending);
 
 #endif /* HEIST_RCU_H */

@@ -56,19 +56,12 @@ static void ring_free(struct heist__rcu_node *n)
     struct heist__rq_ring *r = (struct heist__rq_ring *)n;
     struct heist__rq *q = r->q;
     free(r);
-    /* Release: pairs with the acquire load in heist__rq_destroy. */
-    if (atomic_fetch_sub_explicit(&q->rings_pending, 1,
-                                  memory_order_release) == 1)
-        heist__futex_wake(&q->rings_pending, 1);
+    heist__rcu_retired(&q->rings_pending);
 }
 
 void heist__rq_destroy(struct heist__rq *q)
 {
-    uint32_t n;
-    /* Acquire: pairs with the release decrement in ring_free. */
-    while ((n = atomic_load_explicit(&q->rings_pending,
-                                     memory_order_acquire)) != 0)
-        heist__futex_wait(&q->rings_pending, n);
+    heist__rcu_wait_retired(&q->rings_pending);
     free(atomic_load_explicit(&q->ring, memory_order_relaxed));
 }
 
@@ -94,10 +87,7 @@ int heist__rq_push(struct heist__rq *q, struct heist__item *it)
         /* Release: pairs with the thieves' acquire load of ring. */
         atomic_store_explicit(&q->ring, nr, memory_order_release);
         r->q = q;
-        /* Relaxed: read (acquire) only after ring_free's release
-         * decrement, later in this counter's modification order. */
-        atomic_fetch_add_explicit(&q->rings_pending, 1, memory_order_relaxed);
-        heist__rcu_defer(&r->rcu, ring_free);
+        heist__rcu_retire(&q->rings_pending, &r->rcu, ring_free);
         r = nr;
     }
     atomic_store_explicit(&r->slot[b & r->mask], it, memory_order_relaxed);
