@@ -55,7 +55,8 @@ func (a *benchArgs) fail(what string) {
 // checks each result against expected(param).
 func benchMain(workload string, paramDefault int64,
 	body func(param int64) int64, expected func(param int64) int64) {
-	a := &benchArgs{workload: workload, param: paramDefault, workers: 1,
+	// 2 workers unless told otherwise, as the heist futures programs.
+	a := &benchArgs{workload: workload, param: paramDefault, workers: 2,
 		reps: 5, warmup: 1}
 	args := os.Args[1:]
 	for i := 0; i < len(args); i++ {

@@ -46,7 +46,8 @@ static long long body(void *ctx, long n)
 
 int main(int argc, char **argv)
 {
-    bench_parse(&args, "gather", BENCH_HEIST_IMPL, 1000000, argc, argv);
+    bench_parse_workers(&args, "gather", BENCH_HEIST_IMPL, 1000000, 2, argc,
+                        argv);
     heist_sched *s = bench_heist_new(&args);
     bench_time(&args, body, s, (long long)args.param * (args.param + 1) / 2);
     bench_heist_free(&args, s);

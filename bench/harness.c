@@ -33,10 +33,17 @@ static long parse_long(const bench_args *a, const char *s, long lo, long hi)
 void bench_parse(bench_args *a, const char *workload, const char *impl,
                  long param_default, int argc, char **argv)
 {
+    bench_parse_workers(a, workload, impl, param_default, 1, argc, argv);
+}
+
+void bench_parse_workers(bench_args *a, const char *workload, const char *impl,
+                         long param_default, unsigned workers_default, int argc,
+                         char **argv)
+{
     a->workload = workload;
     a->impl = impl;
     a->param = param_default;
-    a->workers = 1;
+    a->workers = workers_default;
     a->reps = 5;
     a->warmup = 1;
     for (int i = 1; i < argc; i++) {

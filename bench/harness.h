@@ -33,7 +33,7 @@ typedef struct bench_args {
     const char *workload; /* "fib", "nqueens", ... */
     const char *impl;     /* "serial", "heist", "heist_static", "omp", "tbb" */
     long param;           /* the problem size */
-    unsigned workers;     /* -w, default 1 */
+    unsigned workers;     /* -w, default 1 (2 for the futures programs) */
     unsigned reps;        /* -r, default 5 */
     unsigned warmup;      /* -W, default 1 */
 } bench_args;
@@ -44,6 +44,12 @@ typedef struct bench_args {
  */
 void bench_parse(bench_args *a, const char *workload, const char *impl,
                  long param_default, int argc, char **argv);
+
+/* bench_parse with another default for -w: the futures programs run on 2
+ * workers when not told otherwise (their comparisons are at 2). */
+void bench_parse_workers(bench_args *a, const char *workload, const char *impl,
+                         long param_default, unsigned workers_default, int argc,
+                         char **argv);
 
 /* One run of the workload; returns its result. */
 typedef long long (*bench_body)(void *ctx, long param);

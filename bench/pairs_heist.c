@@ -73,7 +73,8 @@ static long long body(void *ctx, long n)
 
 int main(int argc, char **argv)
 {
-    bench_parse(&args, "pairs", BENCH_HEIST_IMPL, 100000, argc, argv);
+    bench_parse_workers(&args, "pairs", BENCH_HEIST_IMPL, 100000, 2, argc,
+                        argv);
     heist_sched *s = bench_heist_new(&args);
     bench_time(&args, body, s, (long long)args.param * (args.param + 1) / 2);
     bench_heist_free(&args, s);

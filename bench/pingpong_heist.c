@@ -94,7 +94,8 @@ static long long body(void *ctx, long rounds)
 
 int main(int argc, char **argv)
 {
-    bench_parse(&args, "pingpong", BENCH_HEIST_IMPL, 100000, argc, argv);
+    bench_parse_workers(&args, "pingpong", BENCH_HEIST_IMPL, 100000, 2, argc,
+                        argv);
     heist_sched *s = bench_heist_new(&args);
     bench_time(&args, body, s, args.param);
     bench_heist_free(&args, s);

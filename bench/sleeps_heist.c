@@ -62,7 +62,8 @@ static long long body(void *ctx, long n)
 
 int main(int argc, char **argv)
 {
-    bench_parse(&args, "sleeps", BENCH_HEIST_IMPL, 10000, argc, argv);
+    bench_parse_workers(&args, "sleeps", BENCH_HEIST_IMPL, 10000, 2, argc,
+                        argv);
     heist_sched *s = bench_heist_new(&args);
     bench_time(&args, body, s, args.param);
     bench_heist_free(&args, s);
