@@ -54,6 +54,13 @@ static void live_inc(struct heist_sched *s)
     atomic_fetch_add_explicit(&s->live, 1, memory_order_relaxed);
 }
 
+static void cb_waiting_dec(struct heist_sched *s)
+{
+    /* Release: pairs with heist_sched_free's acquire load; a callback's
+     * live increment comes before this decrement. */
+    atomic_fetch_sub_explicit(&s->cb_waiting, 1, memory_order_release);
+}
+
 static void live_dec(struct heist_sched *s)
 {
     /* Release: pairs with heist_sched_free's acquire load; everything the
@@ -198,10 +205,13 @@ static void fut_free(heist_future *f)
             case HEIST__W_THREAD:
                 heist__wnode_unref((struct heist__wnode *)l);
                 break;
-            case HEIST__W_CALLBACK:
+            case HEIST__W_CALLBACK: {
                 /* never scheduled: dropped without running */
+                struct heist_sched *cs = ((struct heist__wnode *)l)->sched;
                 cache_put(CACHE_WN, l);
+                cb_waiting_dec(cs);
                 break;
+            }
             case HEIST__W_GATHER:
             case HEIST__W_ANY: {
                 struct gnode *g = (struct gnode *)l;
@@ -286,9 +296,12 @@ static void fire_list(heist_future *f, struct heist__lnode *l)
             heist__wnode_wake((struct heist__wnode *)l, HEIST__WAKE_OK);
             heist__wnode_unref((struct heist__wnode *)l);
             break;
-        case HEIST__W_CALLBACK:
+        case HEIST__W_CALLBACK: {
+            struct heist_sched *cs = ((struct heist__wnode *)l)->sched;
             schedule_callback((struct heist__wnode *)l, f);
+            cb_waiting_dec(cs);
             break;
+        }
         case HEIST__W_GATHER:
         case HEIST__W_ANY:
             multi_kid_done((struct gnode *)l, f);
@@ -418,8 +431,13 @@ int heist_future_then(heist_future *f, void (*cb)(heist_future *, void *),
     n->cb = cb;
     n->cb_arg = arg;
     n->sched = s;
-    if (!list_push(f, &n->l))
+    /* Relaxed: read (acquire) by heist_sched_free only after the release
+     * decrement that follows. */
+    atomic_fetch_add_explicit(&s->cb_waiting, 1, memory_order_relaxed);
+    if (!list_push(f, &n->l)) {
         schedule_callback(n, f); /* already completed: run it now */
+        cb_waiting_dec(s);
+    }
     return 0;
 }
 

@@ -419,6 +419,11 @@ struct heist_sched {
      * they are queued, decremented (release) when they end; a futex:
      * heist_sched_free waits for zero. */
     _Atomic uint32_t live;
+    /* Callbacks registered (heist_future_then) on futures still pending:
+     * incremented before the push, decremented (release) once the
+     * callback is scheduled (after live's increment) or dropped with its
+     * future. heist_sched_free says EBUSY while there are any. */
+    _Atomic uint32_t cb_waiting;
     /* Free fibers beyond the workers' own pools (under fiber_lock). */
     pthread_mutex_t fiber_lock;
     struct heist__fiber *fibers;

@@ -233,8 +233,17 @@ int heist_sched_free(heist_sched *s)
      * scheduled callback. Acquire: pairs with the release decrements in
      * future.c. */
     uint32_t live;
-    while ((live = atomic_load_explicit(&s->live, memory_order_acquire)) != 0)
-        heist__futex_wait(&s->live, live);
+    for (;;) {
+        while ((live = atomic_load_explicit(&s->live,
+                                            memory_order_acquire)) != 0)
+            heist__futex_wait(&s->live, live);
+        /* Acquire: pairs with the release decrements in future.c; a
+         * callback scheduled since our read of live is visible in it now. */
+        if (atomic_load_explicit(&s->cb_waiting, memory_order_acquire) != 0)
+            return EBUSY; /* callbacks wait on pending futures */
+        if (atomic_load_explicit(&s->live, memory_order_acquire) == 0)
+            break;
+    }
     stop_workers(s, s->nworkers);
     /* Rings retired by deque growth are freed by call_rcu callbacks, which
      * free_workers waits for (heist__deque_destroy). A worker of another

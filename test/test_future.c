@@ -1859,3 +1859,57 @@ Test(future, seed_example)
     }
     expect_clean();
 }
+
+/* ---- heist_sched_free with callbacks still registered ----------------- */
+
+static void *make_future_on_worker(void *arg)
+{
+    (void)arg;
+    return heist_future_new(); /* belongs to this worker's scheduler */
+}
+
+static void count_callback(heist_future *f, void *arg)
+{
+    (void)f;
+    atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+/* A callback registered on a pending future keeps its scheduler busy:
+ * heist_sched_free says EBUSY and leaves it running, until the future
+ * completes (then the callback runs and the free succeeds). */
+Test(future, sched_free_busy_while_callback_waits)
+{
+    heist_sched *s = new_sched(2);
+    void *r = NULL;
+    cr_assert_eq(heist_run(s, make_future_on_worker, NULL, &r), 0);
+    heist_future *f = r;
+    cr_assert_not_null(f);
+    atomic_int ran = 0;
+    cr_assert_eq(heist_future_then(f, count_callback, &ran), 0);
+    cr_assert_eq(heist_sched_free(s), EBUSY);
+    cr_assert_eq(atomic_load(&ran), 0);
+    /* Still running: it takes work. */
+    cr_assert_eq(heist_run(s, make_future_on_worker, NULL, &r), 0);
+    heist_future_unref(r);
+    cr_assert_eq(heist_future_set_result(f, NULL), 0);
+    cr_assert_eq(heist_sched_free(s), 0);
+    cr_assert_eq(atomic_load(&ran), 1);
+    heist_future_unref(f);
+    expect_clean();
+}
+
+/* Dropping the future drops its callback: the free then succeeds and the
+ * callback never runs. */
+Test(future, sched_free_after_pending_future_dropped)
+{
+    heist_sched *s = new_sched(1);
+    void *r = NULL;
+    cr_assert_eq(heist_run(s, make_future_on_worker, NULL, &r), 0);
+    atomic_int ran = 0;
+    cr_assert_eq(heist_future_then(r, count_callback, &ran), 0);
+    cr_assert_eq(heist_sched_free(s), EBUSY);
+    heist_future_unref(r);
+    cr_assert_eq(heist_sched_free(s), 0);
+    cr_assert_eq(atomic_load(&ran), 0);
+    expect_clean();
+}

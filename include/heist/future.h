@@ -132,8 +132,8 @@ int heist_future_result(const heist_future *f, void **value);
  * itself for the callback, and cb's f is valid while cb runs.
  * The callback runs on the calling worker's scheduler, or, when called from
  * another thread, on the scheduler f belongs to (the one it was created on
- * or spawned to). heist_sched_free waits for registered callbacks whose
- * future completes.
+ * or spawned to). heist_sched_free of that scheduler says EBUSY while the
+ * callback still waits for f.
  * Errors: EINVAL (f or cb is NULL), EPERM (called from a thread that is not
  * a worker, for a future created outside any scheduler: nowhere to run cb),
  * ENOMEM.

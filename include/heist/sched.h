@@ -81,10 +81,12 @@ typedef struct heist_stats {
 int heist_sched_new(const heist_config *cfg, heist_sched **out);
 
 /*
- * Waits until every task submitted to s has finished, stops and joins the
- * workers, and frees s.
+ * Waits until every task submitted to s has finished (and every callback
+ * scheduled on s has run), stops and joins the workers, and frees s.
  * Errors: EINVAL (s is NULL), EDEADLK (called from a worker of s: it would
- * wait for itself; s is left running).
+ * wait for itself; s is left running), EBUSY (callbacks of s registered with
+ * heist_future_then still wait on futures that are pending: complete or
+ * cancel those futures, or drop them, then call again; s is left running).
  * Call it once, from a thread that is not one of s's workers, after every
  * heist_run() on s has returned.
  */
