@@ -150,7 +150,8 @@ void heist__item_run(struct heist__worker *w, struct heist__item *it);
  * models", PPoPP 2013), fences replaced by seq_cst operations so that TSan
  * sees the synchronization. Holds spawned tasks, resumed fibers and
  * callbacks: positions wrap, so unlike the split deque it suits a queue the
- * owner pops between tasks for ever. */
+ * owner pops between tasks for ever. The owner takes the oldest item (FIFO,
+ * as asyncio runs ready tasks), the thieves too. */
 struct heist__rq_ring;
 struct heist__rq {
     _Alignas(HEIST_CACHELINE) _Atomic int64_t top; /* thieves CAS */
@@ -161,7 +162,7 @@ struct heist__rq {
 int heist__rq_init(struct heist__rq *q, unsigned log2cap);
 void heist__rq_destroy(struct heist__rq *q);
 int heist__rq_push(struct heist__rq *q, struct heist__item *it); /* owner */
-struct heist__item *heist__rq_pop(struct heist__rq *q);         /* owner */
+struct heist__item *heist__rq_pop(struct heist__rq *q);  /* owner: oldest */
 struct heist__item *heist__rq_steal(struct heist__rq *q);       /* others */
 bool heist__rq_has_work(const struct heist__rq *q);             /* any */
 

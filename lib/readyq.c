@@ -13,6 +13,9 @@
  * on top then fails). Growth copies the live range to a ring twice as
  * large; thieves may still read the old one, which is freed after a QSBR
  * grace period, like the split deque's (deque.c).
+ *
+ * Unlike a fork deque, the owner takes from the top too (FIFO): see
+ * heist__rq_pop. Only push touches bottom.
  */
 #include "internal.h"
 #include "rcu.h"
@@ -99,29 +102,11 @@ int heist__rq_push(struct heist__rq *q, struct heist__item *it)
 
 struct heist__item *heist__rq_pop(struct heist__rq *q)
 {
-    int64_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed) - 1;
-    struct heist__rq_ring *r =
-        atomic_load_explicit(&q->ring, memory_order_relaxed);
-    /* seq_cst store then seq_cst load: the store-load order of Le et al.'s
-     * fence, against the thieves' seq_cst load of top then bottom. */
-    atomic_store_explicit(&q->bottom, b, memory_order_seq_cst);
-    int64_t t = atomic_load_explicit(&q->top, memory_order_seq_cst);
-    if (t > b) {
-        /* Empty. Relaxed: only the owner writes bottom. */
-        atomic_store_explicit(&q->bottom, b + 1, memory_order_relaxed);
-        return NULL;
-    }
-    struct heist__item *it =
-        atomic_load_explicit(&r->slot[b & r->mask], memory_order_relaxed);
-    if (t == b) {
-        /* The last item: race the thieves for it with their CAS. */
-        if (!atomic_compare_exchange_strong_explicit(
-                &q->top, &t, t + 1, memory_order_seq_cst,
-                memory_order_relaxed))
-            it = NULL;
-        atomic_store_explicit(&q->bottom, b + 1, memory_order_relaxed);
-    }
-    return it;
+    /* The owner takes the oldest item, as a thief would: ready tasks and
+     * resumed fibers run in the order they became ready (asyncio's order,
+     * and no task starves behind newer ones). It costs a CAS where the
+     * LIFO take would cost a store-load pair. */
+    return heist__rq_steal(q);
 }
 
 struct heist__item *heist__rq_steal(struct heist__rq *q)

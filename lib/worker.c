@@ -3,7 +3,7 @@
  * fibers hand the worker over to each other.
  *
  * Order of the search (each worker, between tasks):
- *   1. its own ready queue (spawned tasks, resumed fibers, callbacks), newest
+ *   1. its own ready queue (spawned tasks, resumed fibers, callbacks), oldest
  *      first;
  *   2. the other workers, starting at a random victim and trying each once:
  *      its fork deque, then its ready queue (random start spreads thieves;
