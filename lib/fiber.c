@@ -93,6 +93,8 @@ struct heist__fiber *heist__fiber_new(struct heist_sched *s)
     if (map == MAP_FAILED)
         return NULL;
     bool guarded = false;
+    /* Relaxed (here and below): a count against a soft limit; it orders
+     * nothing. */
     if (atomic_fetch_add_explicit(&guarded_stacks, 1, memory_order_relaxed) <
         guard_limit()) {
         guarded = mprotect(map, ps, PROT_NONE) == 0;
@@ -158,7 +160,7 @@ void heist__fiber_free(struct heist__fiber *f)
 #ifdef HEIST_TSAN
     __tsan_destroy_fiber(f->tsan);
 #endif
-    if (f->guarded)
+    if (f->guarded) /* relaxed: the count only (see heist__fiber_new) */
         atomic_fetch_sub_explicit(&guarded_stacks, 1, memory_order_relaxed);
     munmap(f->map, f->map_size);
 }

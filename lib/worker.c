@@ -304,6 +304,7 @@ int heist__suspend(int post, void *b)
     struct heist__fiber *self = w->cur, *next = heist__fiber_get(w);
     if (!next)
         return 0;
+    /* Relaxed: the owner reads its own write. */
     struct heist__tk *task =
         atomic_load_explicit(&w->task, memory_order_relaxed);
     heist__count(&w->ctr.suspends);
