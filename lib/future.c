@@ -446,6 +446,7 @@ void heist__callback_run(struct heist__worker *w, struct heist__wnode *n)
     (void)w;
     struct heist_sched *s = n->sched;
     n->cb(n->fut, n->cb_arg);
+    heist__check_joined(heist__self_get());
     heist_future_unref(n->fut);
     cache_put(CACHE_WN, n);
     live_dec(s);
@@ -589,6 +590,7 @@ void heist__task_run(struct heist__worker *w, struct heist__tk *t)
     void *r = t->fn(t->arg);
     w = heist__self_get();
     atomic_store_explicit(&w->task, NULL, memory_order_relaxed);
+    heist__check_joined(w);
     /* seq_cst: against the canceller's CAS RUNNING -> CANCEL_REQ; the old
      * state says whether a cancel request came before the end. */
     uint32_t was = atomic_exchange_explicit(&t->tstate, HEIST__TS_ENDED,
@@ -674,8 +676,7 @@ static struct multi *multi_new(uint8_t kind, heist_future *const *fs,
         s = fs[i]->sched;
     /* References: the caller's, one per child node, one for this set-up
      * (dropped at the end of it, so a completion during it cannot free m). */
-    fut_init(&m->f, kind, s, (uint32_t)1);
-    atomic_fetch_add_explicit(&m->f.refs, 1, memory_order_relaxed);
+    fut_init(&m->f, kind, s, 2);
     m->n = n;
     atomic_init(&m->remaining, n);
     atomic_init(&m->released, false);
@@ -756,9 +757,10 @@ bool heist_future_cancel(heist_future *f)
         heist_future_ref(f);
         bool won = complete(f, HEIST__ST_CANCELLED, NULL, ECANCELED) == 0;
         if (won) {
-            if (!atomic_load_explicit(&m->released, memory_order_acquire))
-                for (size_t i = 0; i < m->n; i++)
-                    heist_future_cancel(m->kids[i]);
+            /* Only the completion's winner releases the children: we
+             * still hold them. */
+            for (size_t i = 0; i < m->n; i++)
+                heist_future_cancel(m->kids[i]);
             multi_release(m);
         }
         heist_future_unref(f);
@@ -989,28 +991,27 @@ int heist_await_timeout(heist_future *f, uint64_t ns, void **value)
     return await_until(f, deadline_after(ns), value);
 }
 
+/* Sleeps the calling thread (not a task on a fiber). */
+static int thread_sleep(uint64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
+                          .tv_nsec = (long)(ns % 1000000000u)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
 int heist_sleep(uint64_t ns)
 {
     struct heist__worker *w = heist__self_get();
-    if (!on_fiber(w)) {
-        struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
-                              .tv_nsec = (long)(ns % 1000000000u)};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-            ;
-        return 0;
-    }
+    if (!on_fiber(w))
+        return thread_sleep(ns);
     struct heist__tk *t = atomic_load_explicit(&w->task, memory_order_relaxed);
     if (t && heist__cancel_requested(t))
         return ECANCELED;
     int why = fiber_wait(NULL, deadline_after(ns));
-    if (why < 0) {
-        /* No fiber to switch to: sleep the thread instead. */
-        struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
-                              .tv_nsec = (long)(ns % 1000000000u)};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-            ;
-        return 0;
-    }
+    if (why < 0)
+        return thread_sleep(ns); /* no fiber to switch to */
     return why == HEIST__WAKE_CANCEL ? ECANCELED : 0;
 }
 

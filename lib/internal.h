@@ -124,6 +124,11 @@ _Static_assert(_Alignof(struct heist__frame) <= _Alignof(heist_task),
 /* Runs a frame the worker w stole from victim (task.c). */
 void heist__frame_run_stolen(struct heist__worker *w, struct heist__frame *f,
                              struct heist__tk *task);
+/* Aborts with a message if a task that just returned (on worker w, which
+ * started it with an empty deque) left forks unjoined. Call it before the
+ * task is reported done: after that a forgotten fork's frame could be
+ * stolen and run on a dead stack. */
+void heist__check_joined(struct heist__worker *w);
 /* Runs every fork still on the calling worker's deque (they belong to the
  * running fiber) and waits for the thieves of stolen ones to acknowledge
  * them, so that the deque is empty: a fiber suspends only then (task.c). */
@@ -277,7 +282,6 @@ struct heist__tk {
     /* In run->waiting: set under run->lock by the task's first wait,
      * cleared by its end; read without the lock as a hint (relaxed). */
     atomic_bool in_run_list;
-    struct heist__tk *pool_next; /* free list link (future.c) */
 };
 
 /* What a pending future's list holds: wait nodes of awaiting fibers and
@@ -440,9 +444,6 @@ extern __thread struct heist__worker *heist__self
 void *heist__worker_main(void *arg);
 /* The worker loop; runs on fibers and never returns (worker.c). */
 _Noreturn void heist__worker_loop(void);
-/* Tries to steal one frame from w's victims (or the given victim if not
- * NULL) and run it. Returns true if it ran something. */
-bool heist__steal_and_run(struct heist__worker *w, struct heist__worker *victim);
 /* Wakes one sleeping worker if any sleeps (after publishing work). */
 void heist__wake_one(struct heist_sched *s);
 

@@ -222,7 +222,7 @@ int heist_sched_free(heist_sched *s)
     if (on_worker_of(s))
         return EDEADLK;
     /* Wait for heist_run calls still in progress (acquire: pairs with the
-     * release decrement in heist_run; their jobs are then finished). */
+     * release decrement in heist_run; their mains have then ended). */
     for (;;) {
         uint32_t q = atomic_load_explicit(&s->quiet, memory_order_seq_cst);
         if (atomic_load_explicit(&s->runs, memory_order_seq_cst) == 0)

@@ -67,6 +67,15 @@ _Noreturn void heist__fatal(const char *fmt, ...)
     abort();
 }
 
+void heist__check_joined(struct heist__worker *w)
+{
+    if (heist__unlikely(w->dq.head != 0))
+        heist__fatal("a task returned with %u heist_fork() not joined "
+                     "(every fork needs its heist_join before the forking "
+                     "function returns)",
+                     (unsigned)w->dq.head);
+}
+
 /* Everything heist_fork does beyond the fast path below. */
 static __attribute__((noinline)) void fork_slow(struct heist__frame *f,
                                                 heist_fn fn, void *arg)
@@ -195,12 +204,12 @@ static __attribute__((noinline)) int join_slow(struct heist__frame *f,
     if (heist__unlikely(!f))
         return EINVAL;
     uintptr_t st = atomic_load_explicit(&f->state, memory_order_relaxed);
-    void *r;
+    void *r = NULL;
     if (heist__likely(st == F_FORKED || st == F_DONE)) {
         struct heist__worker *w = heist__self_get();
-        bool stolen;
         if (heist__unlikely(!w))
             return EINVAL; /* forked on a worker, joined elsewhere */
+        bool stolen = false;
         if (w->dq.head > 0 &&
             atomic_load_explicit(&w->dq.o_slot[w->dq.head - 1],
                                  memory_order_relaxed) == f) {
@@ -209,21 +218,21 @@ static __attribute__((noinline)) int join_slow(struct heist__frame *f,
             if (heist__deque_pop_if(&w->dq, f, &stolen)) {
                 r = f->fn(f->arg);
                 heist__count(&heist__self_get()->ctr.inlined);
-            } else if (stolen) {
-                wait_stolen(f);
-                heist__count(&heist__self_get()->ctr.joined_stolen);
-                r = f->result;
-            } else {
+            } else if (!stolen) {
                 return EINVAL;
             }
-        } else if (atomic_load_explicit(&f->thief, memory_order_acquire)) {
-            /* Acquire: pairs with the release store of its thief or of a
-             * drain (task taken before this fiber last suspended). */
+        } else {
+            /* Taken before this fiber last suspended, or never ours.
+             * Acquire: pairs with the release store of its thief (or of a
+             * drain). */
+            stolen = atomic_load_explicit(&f->thief, memory_order_acquire);
+            if (!stolen)
+                return EINVAL; /* not this worker's newest fork */
+        }
+        if (stolen) {
             wait_stolen(f);
             heist__count(&heist__self_get()->ctr.joined_stolen);
             r = f->result;
-        } else {
-            return EINVAL; /* not this worker's newest fork */
         }
     } else if (st == F_DRAINED) {
         r = f->result;
@@ -282,11 +291,9 @@ void heist__frame_run_stolen(struct heist__worker *w, struct heist__frame *f,
     /* fn may have suspended: we may be on another worker now. */
     w = heist__self_get();
     atomic_store_explicit(&w->task, NULL, memory_order_relaxed);
-    if (heist__unlikely(w->dq.head != 0))
-        heist__fatal("a task returned with %u heist_fork() not joined "
-                     "(every fork needs its heist_join before the forking "
-                     "function returns)",
-                     (unsigned)w->dq.head);
+    /* Before the frame is reported done: once its joiner goes on, a
+     * forgotten fork's frame here may be stolen and run on a dead stack. */
+    heist__check_joined(w);
     f->result = r;
     atomic_store_explicit(&f->state, F_DONE, memory_order_relaxed);
     /* acq_rel: release publishes f->result (and the state) to the joiner,

@@ -10,7 +10,7 @@
  *      a full round makes "found nothing" mean something);
  *   3. the injection queue (work from threads that are not workers).
  * The worker's own fork deque is empty between tasks: a task joins every
- * fork before it returns (checked here), and a fiber empties it before it
+ * fork before it returns (heist__check_joined), and a fiber empties it before it
  * suspends (heist__drain).
  *
  * Idle: after SPIN_ROUNDS fruitless rounds (with a pause between them) and a
@@ -115,8 +115,7 @@ void heist__item_run(struct heist__worker *w, struct heist__item *it)
 /* Steals one frame or ready item from v and runs it. */
 static bool steal_from(struct heist__worker *w, struct heist__worker *v)
 {
-    enum heist__steal_status st;
-    struct heist__frame *f = heist__deque_steal(&v->dq, &st);
+    struct heist__frame *f = heist__deque_steal(&v->dq, NULL);
     if (f) {
         heist__count(&w->ctr.steals);
         /* The fork's task: v runs it now and cannot finish it before we
@@ -232,11 +231,6 @@ _Noreturn void heist__worker_loop(void)
             /* A fiber switch may have moved this loop to another worker. */
             w = heist__self_get();
             heist__count(&w->ctr.tasks);
-            if (heist__unlikely(w->dq.head != 0))
-                heist__fatal("a task returned with %u heist_fork() not "
-                             "joined (every fork needs its heist_join "
-                             "before the forking function returns)",
-                             (unsigned)w->dq.head);
             /* Between tasks this thread holds no RCU-protected pointer. */
             heist__rcu_quiescent();
             idle = 0;

@@ -47,10 +47,10 @@ typedef struct heist_config {
  * scheduler runs, each counter is exact but the set is not one snapshot.
  */
 typedef struct heist_counters {
-    uint64_t tasks;         /* tasks the worker's loop started: stolen forks,
-                               spawned tasks, heist_run mains, callbacks (a
-                               fork run inline by its join is not counted
-                               here, see inlined) */
+    uint64_t tasks;         /* items the worker's loop ran: stolen forks,
+                               spawned tasks, heist_run mains, callbacks and
+                               resumptions of suspended tasks (a fork run
+                               inline by its join is counted in inlined) */
     uint64_t forks;         /* forks joined on this worker (a fork is counted
                                when its heist_join returns) */
     uint64_t inlined;       /* of those, the ones not stolen: run inline */
