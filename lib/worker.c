@@ -10,8 +10,8 @@
  *      a full round makes "found nothing" mean something);
  *   3. the injection queue (work from threads that are not workers).
  * The worker's own fork deque is empty between tasks: a task joins every
- * fork before it returns (heist__check_joined), and a fiber empties it before it
- * suspends (heist__drain).
+ * fork before it returns (heist__check_joined), and a fiber empties it
+ * before it suspends (heist__drain).
  *
  * Idle: after SPIN_ROUNDS fruitless rounds (with a pause between them) and a
  * few sched_yield()s (so that on an oversubscribed machine a spinning worker
