@@ -51,8 +51,9 @@
  * the old ring finds the same pointer there, because claimed slots are never
  * rewritten (I3). Old rings are freed after a QSBR grace period (rcu.h).
  */
-#include "internal.h"
+#include "deque.h"
 #include "rcu.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,5 +1,6 @@
 /*
- * fiber.c - fiber stacks, the pool, the switch, stack overflow reports.
+ * fiber.c - fiber stacks, the pool, the switch, suspension, stack overflow
+ * reports.
  *
  * Stacks: one mmap per fiber, MAP_NORESERVE (pages cost memory only when
  * touched), with a PROT_NONE guard page below the stack while the kernel's
@@ -9,6 +10,19 @@
  * overflow of those is not detected). The struct heist__fiber sits at the
  * top of its mapping; the stack grows down from just below it (so the usable
  * stack is the requested size rounded up to pages, less the struct).
+ *
+ * Switching: the loop runs on a fiber, and the tasks it starts run on top
+ * of it, on the same stack. When a task must wait, heist__suspend switches
+ * to a fresh fiber (from the pool), which goes on with the loop; the old one
+ * is left suspended with the task's frames on it. When the wait ends,
+ * whoever ends it makes the fiber ready (ready.c); a loop that takes it
+ * switches to it (resume_run) and gives its own, now frameless, fiber back
+ * to the pool. Every switch leaves the fiber switched to a "then" action to
+ * carry out first (fiber.h): a waiter is published only there, after its
+ * fiber is off the CPU, so no one can resume a fiber that is still running.
+ * A finished task returns into the loop frames below it, which carry on as
+ * the loop of whatever worker the fiber runs on now (the loop re-reads its
+ * worker after every item).
  *
  * The switch (heist__fiber_switch) calls the sanitizers' fiber hooks around
  * the assembly switch (ctx_*.S): ThreadSanitizer's __tsan_switch_to_fiber
@@ -21,7 +35,8 @@
  * one) reports a fault inside the running fiber's guard page as a stack
  * overflow and aborts; any other SIGSEGV goes to the previous handler.
  */
-#include "internal.h"
+#include "fiber.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -80,7 +95,19 @@ static long guard_limit(void)
     return l;
 }
 
+__thread struct heist__worker *heist__self
+    __attribute__((tls_model("initial-exec")));
+
+__attribute__((noinline)) struct heist__worker *heist__self_get(void)
+{
+    /* An empty asm the compiler must assume reads memory: the TLS load
+     * below is not merged with one before a fiber switch. */
+    __asm__ __volatile__("" ::: "memory");
+    return heist__self;
+}
+
 static void fiber_entry(void *arg);
+static void resume_run(struct heist__item *it);
 
 struct heist__fiber *heist__fiber_new(struct heist_sched *s)
 {
@@ -107,7 +134,7 @@ struct heist__fiber *heist__fiber_new(struct heist_sched *s)
         (struct heist__fiber *)((uintptr_t)(map + total - sizeof(*f)) &
                                 ~(uintptr_t)(HEIST_CACHELINE - 1));
     memset(f, 0, sizeof(*f));
-    f->it.kind = HEIST__IT_FIBER;
+    f->it.run = resume_run;
     cds_wfcq_node_init(&f->it.node);
     f->map = map;
     f->map_size = total;
@@ -184,6 +211,15 @@ struct heist__fiber *heist__fiber_get(struct heist__worker *w)
     return heist__fiber_new(s);
 }
 
+void heist__fiber_free_list(struct heist__fiber *f)
+{
+    while (f) {
+        struct heist__fiber *next = f->next;
+        heist__fiber_free(f);
+        f = next;
+    }
+}
+
 void heist__fiber_put(struct heist__worker *w, struct heist__fiber *f)
 {
     if (w->npool < POOL_LOCAL_MAX) {
@@ -221,16 +257,32 @@ do_switch(struct heist__fiber *from, struct heist__fiber *to)
 #endif
 }
 
+void heist__fiber_then(struct heist__worker *w)
+{
+    heist__then_fn then = w->then;
+    if (then) {
+        w->then = NULL;
+        then(w->then_from, w->then_arg);
+    }
+}
+
 void heist__fiber_switch(struct heist__worker *w, struct heist__fiber *to,
-                         int post, void *a, void *b)
+                         heist__then_fn then, void *arg)
 {
     struct heist__fiber *from = w->cur;
-    w->post = post;
-    w->post_a = a;
-    w->post_b = b;
+    w->then = then;
+    w->then_from = from;
+    w->then_arg = arg;
     w->cur = to;
     do_switch(from, to);
-    /* Back, perhaps on another thread: the caller re-reads its worker. */
+    /* Back, perhaps on another thread. */
+    heist__fiber_then(heist__self_get());
+}
+
+void heist__fiber_pool_then(struct heist__fiber *from, void *arg)
+{
+    (void)arg;
+    heist__fiber_put(heist__self_get(), from);
 }
 
 /* A fresh fiber starts here, on its own stack: it does what the fiber that
@@ -241,8 +293,38 @@ static void fiber_entry(void *arg)
 #ifdef HEIST_ASAN
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
-    heist__post_switch(heist__self_get());
-    heist__worker_loop();
+    struct heist__worker *w = heist__self_get();
+    heist__fiber_then(w);
+    w->sched->fiber_main();
+    heist__fatal("the worker loop returned");
+}
+
+/* The run function of a ready fiber: a loop took it. The loop's own fiber
+ * has no task frames above the loop: it goes to the pool, and comes back
+ * from this switch when some worker takes it from the pool again. */
+static void resume_run(struct heist__item *it)
+{
+    struct heist__fiber *f = caa_container_of(it, struct heist__fiber, it);
+    struct heist__worker *w = heist__self_get();
+    heist__count(&w->ctr.resumes);
+    heist__fiber_switch(w, f, heist__fiber_pool_then, NULL);
+}
+
+int heist__suspend(heist__then_fn then, void *arg)
+{
+    struct heist__worker *w = heist__self_get();
+    struct heist__fiber *self = w->cur, *next = heist__fiber_get(w);
+    if (!next)
+        return 0;
+    /* Relaxed: the owner reads its own write. */
+    struct heist__tk *task =
+        atomic_load_explicit(&w->task, memory_order_relaxed);
+    heist__count(&w->ctr.suspends);
+    heist__fiber_switch(w, next, then, arg);
+    w = heist__self_get();
+    /* Relaxed: owner-only writes; thieves read it (worker.h). */
+    atomic_store_explicit(&w->task, task, memory_order_relaxed);
+    return self->wake;
 }
 
 /* ---- stack overflow reports ------------------------------------------- */

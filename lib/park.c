@@ -28,7 +28,7 @@
  * Cost: a publisher that finds nobody asleep pays one load. Publishing is
  * rare on the fork path (the split deque publishes only when asked, deque.c).
  */
-#include "internal.h"
+#include "park.h"
 
 #include <limits.h>
 #include <linux/futex.h>

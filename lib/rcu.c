@@ -7,8 +7,8 @@
  * library they are invisible, and the annotations below tell TSan about the
  * ordering they provide.
  */
-#include "internal.h"
 #include "rcu.h"
+#include "park.h"
 
 #include <stdlib.h>
 #include <urcu-qsbr.h>

@@ -17,7 +17,7 @@
  * Unlike a fork deque, the owner takes from the top too (FIFO): see
  * heist__rq_pop. Only push touches bottom.
  */
-#include "internal.h"
+#include "readyq.h"
 #include "rcu.h"
 
 #include <errno.h>

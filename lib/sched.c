@@ -1,17 +1,15 @@
 /*
- * sched.c - the scheduler's lifecycle, heist_run, statistics.
+ * sched.c - the scheduler's lifecycle and statistics.
  *
  * heist_sched_new allocates the workers (each on its own cache lines),
- * their deques and first fibers, and starts one pthread per worker.
- * heist_run makes main a task, puts it on the injection queue (liburcu
- * wfcqueue: wait-free for any number of producer threads), and blocks on
- * the task's future; then it cancels the tasks main left behind and waits
- * until they have ended. heist_sched_free waits until no heist_run is in
- * progress and no task is left, tells the workers to stop, wakes them all
- * and joins them.
+ * their deques and first fibers, and starts one pthread per worker; it
+ * makes everything a worker needs to start, so a scheduler that cannot
+ * have it fails here with ENOMEM or EAGAIN. heist_sched_free waits until no
+ * heist_run is in progress (run.c) and no task or scheduled callback is
+ * left, tells the workers to stop, wakes them all and joins them.
  */
-#include "internal.h"
 #include "rcu.h"
+#include "worker.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -77,26 +75,17 @@ static int resolve_config(const heist_config *cfg, unsigned *workers,
     return 0;
 }
 
-static void free_fiber_list(struct heist__fiber *f)
-{
-    while (f) {
-        struct heist__fiber *next = f->next;
-        heist__fiber_free(f);
-        f = next;
-    }
-}
-
 static void free_workers(struct heist_sched *s, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
         struct heist__worker *w = s->workers[i];
         heist__deque_destroy(&w->dq);
         heist__rq_destroy(&w->rq);
-        free_fiber_list(w->pool);
+        heist__fiber_free_list(w->pool);
         free(w);
     }
     free(s->workers);
-    free_fiber_list(s->fibers);
+    heist__fiber_free_list(s->fibers);
     s->fibers = NULL;
 }
 
@@ -134,6 +123,7 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
         return ENOMEM;
     s->nworkers = n;
     s->stack_size = stack_size;
+    s->fiber_main = heist__worker_loop;
     cds_wfcq_init(&s->inj_head, &s->inj_tail);
     if (pthread_mutex_init(&s->fiber_lock, NULL)) {
         free(s);
@@ -230,15 +220,16 @@ int heist_sched_free(heist_sched *s)
         heist__futex_wait(&s->quiet, q);
     }
     /* Then for every task (those spawned from other threads too) and
-     * scheduled callback. Acquire: pairs with the release decrements in
-     * future.c. */
+     * scheduled callback. Acquire: pairs with the release decrements of
+     * heist__live_dec (worker.h). */
     uint32_t live;
     for (;;) {
         while ((live = atomic_load_explicit(&s->live,
                                             memory_order_acquire)) != 0)
             heist__futex_wait(&s->live, live);
         /* Acquire: pairs with the release decrements in future.c; a
-         * callback scheduled since our read of live is visible in it now. */
+         * callback scheduled since our read of live is visible in live
+         * now. */
         if (atomic_load_explicit(&s->cb_waiting, memory_order_acquire) != 0)
             return EBUSY; /* callbacks wait on pending futures */
         if (atomic_load_explicit(&s->live, memory_order_acquire) == 0)
@@ -257,53 +248,6 @@ int heist_sched_free(heist_sched *s)
         heist__rcu_online();
     sched_dealloc(s);
     return 0;
-}
-
-int heist_run(heist_sched *s, heist_fn main, void *arg, void **result)
-{
-    if (!s || !main)
-        return EINVAL;
-    if (on_worker_of(s))
-        return EDEADLK;
-    struct heist__run run;
-    if (pthread_mutex_init(&run.lock, NULL))
-        return ENOMEM;
-    run.waiting = NULL;
-    atomic_init(&run.cancelling, false);
-    atomic_init(&run.live, 0);
-    /* Relaxed: heist_sched_free may not run concurrently with us (the
-     * contract); the count is read there after we return. */
-    atomic_fetch_add_explicit(&s->runs, 1, memory_order_relaxed);
-    struct heist__tk *t = heist__task_new(s, main, arg, &run);
-    int err = ENOMEM;
-    if (t) {
-        heist__make_runnable(s, &t->it);
-        void *r = NULL;
-        while (heist__await_thread(&t->f, UINT64_MAX, NULL) == ENOMEM &&
-               !heist_future_done(&t->f)) {
-            /* No memory for a wait node: poll. */
-            struct timespec ts = {0, 1000000};
-            nanosleep(&ts, NULL);
-        }
-        /* Like asyncio.run: cancel what main left running, wait for it. */
-        heist__run_cancel_leftovers(&run);
-        uint32_t live;
-        /* Acquire: pairs with the release decrements in task_end. */
-        while ((live = atomic_load_explicit(&run.live,
-                                            memory_order_acquire)) != 0)
-            heist__futex_wait(&run.live, live);
-        err = heist_future_result(&t->f, &r);
-        heist_future_unref(&t->f);
-        if (err == 0 && result)
-            *result = r;
-    }
-    pthread_mutex_destroy(&run.lock);
-    /* seq_cst: pairs with the loads in heist_sched_free's wait. */
-    if (atomic_fetch_sub_explicit(&s->runs, 1, memory_order_seq_cst) == 1) {
-        atomic_fetch_add_explicit(&s->quiet, 1, memory_order_seq_cst);
-        heist__futex_wake(&s->quiet, INT_MAX);
-    }
-    return err;
 }
 
 heist_sched *heist_current(void)

@@ -1,14 +1,17 @@
 /*
- * timer.c - deadlines of sleeps and timed awaits: a binary min-heap of wait
+ * timer.c - deadlines of sleeps and timed awaits: a binary min-heap of timer
  * nodes served by one timer thread per scheduler (started on first use).
  *
  * The thread sleeps on a condition variable (CLOCK_MONOTONIC) until the
- * earliest deadline, then claims each due node and queues its fiber on the
- * injection queue; it holds no worker. The heap holds one reference to each
- * armed node. A wait that ends otherwise (completion, cancel) disarms its
- * node, so a cancelled one-hour sleep does not stay in the heap.
+ * earliest deadline, then takes each due node out of the heap and calls its
+ * fire function under the lock (a wait node's claims the wait and queues its
+ * fiber: wait.c); it holds no worker. The heap holds one reference to each
+ * armed node, which fire takes over. A wait that ends otherwise
+ * (completion, cancel) disarms its node under the same lock, so it finds the
+ * node either still armed (and removes it) or already fired, and a
+ * cancelled one-hour sleep does not stay in the heap.
  */
-#include "internal.h"
+#include "timer.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -49,7 +52,7 @@ void heist__timers_fini(struct heist__timers *t)
     pthread_cond_destroy(&t->cond);
 }
 
-static void heap_set(struct heist__timers *t, size_t i, struct heist__wnode *n)
+static void heap_set(struct heist__timers *t, size_t i, struct heist__timer_node *n)
 {
     t->heap[i] = n;
     n->heap_idx = i;
@@ -57,7 +60,7 @@ static void heap_set(struct heist__timers *t, size_t i, struct heist__wnode *n)
 
 static void sift_up(struct heist__timers *t, size_t i)
 {
-    struct heist__wnode *n = t->heap[i];
+    struct heist__timer_node *n = t->heap[i];
     while (i > 0) {
         size_t p = (i - 1) / 2;
         if (t->heap[p]->deadline <= n->deadline)
@@ -70,7 +73,7 @@ static void sift_up(struct heist__timers *t, size_t i)
 
 static void sift_down(struct heist__timers *t, size_t i)
 {
-    struct heist__wnode *n = t->heap[i];
+    struct heist__timer_node *n = t->heap[i];
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= t->n)
@@ -87,7 +90,7 @@ static void sift_down(struct heist__timers *t, size_t i)
 
 static void heap_remove(struct heist__timers *t, size_t i)
 {
-    struct heist__wnode *n = t->heap[i];
+    struct heist__timer_node *n = t->heap[i];
     n->heap_idx = SIZE_MAX;
     t->n--;
     if (i == t->n)
@@ -107,14 +110,13 @@ static void *timer_main(void *arg)
             pthread_cond_wait(&t->cond, &t->lock);
             continue;
         }
-        struct heist__wnode *n = t->heap[0];
+        struct heist__timer_node *n = t->heap[0];
         uint64_t now = heist__now_ns();
         if (n->deadline <= now) {
             heap_remove(t, 0);
-            /* Claimed under the lock, so a waiter that ended otherwise and
-             * disarms (under the lock) finds the node gone or still ours. */
-            heist__wnode_wake(n, HEIST__WAKE_TIMEOUT);
-            heist__wnode_unref(n);
+            /* Under the lock, so a waiter that ended otherwise and disarms
+             * (under the lock) finds the node gone or still ours. */
+            n->fire(n);
             continue;
         }
         struct timespec ts = {.tv_sec = (time_t)(n->deadline / 1000000000u),
@@ -125,9 +127,8 @@ static void *timer_main(void *arg)
     return NULL;
 }
 
-int heist__timer_arm(struct heist_sched *s, struct heist__wnode *n)
+int heist__timer_arm(struct heist__timers *t, struct heist__timer_node *n)
 {
-    struct heist__timers *t = &s->timers;
     pthread_mutex_lock(&t->lock);
     if (!t->started) {
         pthread_attr_t attr;
@@ -145,7 +146,7 @@ int heist__timer_arm(struct heist_sched *s, struct heist__wnode *n)
     }
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 64;
-        struct heist__wnode **h = realloc(t->heap, cap * sizeof(*h));
+        struct heist__timer_node **h = realloc(t->heap, cap * sizeof(*h));
         if (!h) {
             pthread_mutex_unlock(&t->lock);
             return ENOMEM;
@@ -163,14 +164,12 @@ int heist__timer_arm(struct heist_sched *s, struct heist__wnode *n)
     return 0;
 }
 
-void heist__timer_disarm(struct heist_sched *s, struct heist__wnode *n)
+bool heist__timer_disarm(struct heist__timers *t, struct heist__timer_node *n)
 {
-    struct heist__timers *t = &s->timers;
     pthread_mutex_lock(&t->lock);
     bool armed = n->heap_idx != SIZE_MAX;
     if (armed)
         heap_remove(t, n->heap_idx);
     pthread_mutex_unlock(&t->lock);
-    if (armed)
-        heist__wnode_unref(n);
+    return armed;
 }

@@ -1,7 +1,8 @@
 /*
- * task.c - zero-allocation fork-join.
+ * fork.c - zero-allocation fork-join: heist_fork, heist_join, frames
+ * stolen by other workers, draining before a suspension.
  *
- * A heist_task (struct heist__frame, internal.h) lives in the forking
+ * A heist_task (struct heist__frame, fork.h) lives in the forking
  * function's storage. heist_fork pushes a pointer to it on the worker's
  * deque; heist_join pops it back and runs it inline (the common case: no
  * atomic read-modify-write, no fence), or finds that a thief took it and
@@ -30,22 +31,19 @@
  * and the worker goes on with other work. The thief's last act on the frame
  * is an exchange of `waiter` to HEIST__FRAME_DONE; if it finds a fiber there
  * it resumes it. The joiner's CAS of its fiber into `waiter` happens after
- * its switch (worker.c, POST_JOIN), so the thief never resumes a running
- * fiber; if the CAS finds DONE, the joiner's fiber is simply queued again.
+ * its switch (join_then, the suspension's "then"), so the thief never
+ * resumes a running fiber; if the CAS finds DONE, the joiner's fiber is
+ * simply made ready again.
  *
  * Draining runs the fiber's remaining forks inline before it suspends, as
  * the serial program would (task.h: a forked task must not wait for what its
  * parent does after the fork). Stolen ones among them only need the thief's
  * acknowledgement; their joins find `thief` set and wait on `waiter`.
  */
-#include "internal.h"
-#include "rcu.h"
+#include "fork.h"
 
 #include <errno.h>
 #include <sched.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
 
 enum {
     F_FORKED = 0x4f524b31u,      /* "ORK1" */
@@ -56,18 +54,11 @@ enum {
     F_DRAINED = 0x4452414eu,     /* "DRAN" */
 };
 
-_Noreturn void heist__fatal(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("heist: fatal: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    abort();
-}
-
-void heist__check_joined(struct heist__worker *w)
+/* Aborts with a message if a task that just returned (on worker w, which
+ * started it with an empty deque) left forks unjoined. Called before the
+ * item is reported done: after that a forgotten fork's frame could be
+ * stolen and run on a dead stack. */
+static void check_joined(struct heist__worker *w)
 {
     if (heist__unlikely(w->dq.head != 0))
         heist__fatal("a task returned with %u heist_fork() not joined "
@@ -144,6 +135,22 @@ static struct heist__worker *wait_thief(struct heist__frame *f)
     return thief;
 }
 
+/* The suspension's then of a joiner whose child a thief still runs: hands
+ * the suspended fiber to the thief, or, if the thief finished meanwhile,
+ * makes it ready again at once. */
+static void join_then(struct heist__fiber *from, void *arg)
+{
+    struct heist__frame *f = arg;
+    void *expected = NULL;
+    /* acq_rel: release publishes the fiber's saved state to the thief
+     * that will resume it; acquire pairs with the thief's exchange to
+     * DONE when we lose (then we resume it ourselves). */
+    if (!atomic_compare_exchange_strong_explicit(&f->waiter, &expected, from,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire))
+        heist__fiber_ready(heist__self_get()->sched, from, HEIST__WAKE_OK);
+}
+
 /* The joiner waits for a frame a thief took (see the top of the file). */
 static void wait_stolen(struct heist__frame *f)
 {
@@ -157,7 +164,7 @@ static void wait_stolen(struct heist__frame *f)
     if (atomic_load_explicit(&f->waiter, memory_order_acquire) ==
         HEIST__FRAME_DONE)
         return;
-    if (heist__suspend(HEIST__POST_JOIN, f) == HEIST__WAKE_OK)
+    if (heist__suspend(join_then, f) == HEIST__WAKE_OK)
         return;
     /* No fiber to switch to (out of memory): wait here, yielding. The
      * child never waits for us (task.h), so this ends. */
@@ -276,24 +283,29 @@ int heist_join(heist_task *t, void **result)
     return join_slow(f, result);
 }
 
-void heist__frame_run_stolen(struct heist__worker *w, struct heist__frame *f,
-                             struct heist__tk *task)
+void *heist__run_user(struct heist__tk *task, heist_fn fn, void *arg)
 {
+    struct heist__worker *w = heist__self_get();
+    /* Relaxed: owner-only writes (worker.h). */
+    atomic_store_explicit(&w->task, task, memory_order_relaxed);
+    void *r = fn(arg);
+    /* fn may have suspended: we may be on another worker now. */
+    w = heist__self_get();
+    atomic_store_explicit(&w->task, NULL, memory_order_relaxed);
+    check_joined(w);
+    return r;
+}
+
+void heist__frame_run_stolen(struct heist__frame *f, struct heist__tk *task)
+{
+    struct heist__worker *w = heist__self_get();
     /* Relaxed: published by the release store of thief just below. */
     atomic_store_explicit(&f->waiter, NULL, memory_order_relaxed);
     /* Release: pairs with the acquire in wait_thief and join_slow; our read
      * of the deque slot (in heist__deque_steal) happens before the owner
      * reuses it. */
     atomic_store_explicit(&f->thief, w, memory_order_release);
-    /* Relaxed: owner-only writes (internal.h). */
-    atomic_store_explicit(&w->task, task, memory_order_relaxed);
-    void *r = f->fn(f->arg);
-    /* fn may have suspended: we may be on another worker now. */
-    w = heist__self_get();
-    atomic_store_explicit(&w->task, NULL, memory_order_relaxed);
-    /* Before the frame is reported done: once its joiner goes on, a
-     * forgotten fork's frame here may be stolen and run on a dead stack. */
-    heist__check_joined(w);
+    void *r = heist__run_user(task, f->fn, f->arg);
     f->result = r;
     atomic_store_explicit(&f->state, F_DONE, memory_order_relaxed);
     /* acq_rel: release publishes f->result (and the state) to the joiner,
@@ -303,9 +315,6 @@ void heist__frame_run_stolen(struct heist__worker *w, struct heist__frame *f,
     void *waiter =
         atomic_exchange_explicit(&f->waiter, HEIST__FRAME_DONE,
                                  memory_order_acq_rel);
-    if (waiter) {
-        struct heist__fiber *fb = waiter;
-        fb->wake = HEIST__WAKE_OK;
-        heist__make_runnable(w->sched, &fb->it);
-    }
+    if (waiter)
+        heist__fiber_ready(heist__self_get()->sched, waiter, HEIST__WAKE_OK);
 }

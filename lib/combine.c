@@ -1,0 +1,178 @@
+/*
+ * combine.c - heist_gather and heist_any: futures made of other futures.
+ *
+ * A gather or an any holds a reference to each child and pushes one node
+ * on each child's list; the node holds a reference to the combined future.
+ * A child's completion fires its node: an any completes with the child's
+ * index; a gather counts the children done (the last one completes it) and
+ * fails at once with the first child that fails or is cancelled. Whoever
+ * completes the combined future drops the children's references, once
+ * (`released`), so a done gather does not keep children that never
+ * complete alive through it; cancelling a gather first cancels its
+ * children.
+ */
+#include "fut.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+/* One per child: in the child's list. */
+struct gnode {
+    struct heist__lnode l;
+    size_t idx;
+};
+struct multi {
+    struct heist_future f;
+    size_t n;
+    _Atomic size_t remaining;    /* gather: children not yet done */
+    atomic_bool released;        /* children's references dropped */
+    heist_future **kids;
+    struct gnode nodes[];
+};
+
+static struct multi *multi_of(struct gnode *g)
+{
+    return caa_container_of(g - g->idx, struct multi, nodes[0]);
+}
+
+/* Drops the children's references, once. */
+static void multi_release(struct multi *m)
+{
+    /* acq_rel: one caller does it. */
+    if (atomic_exchange_explicit(&m->released, true, memory_order_acq_rel))
+        return;
+    for (size_t i = 0; i < m->n; i++)
+        heist_future_unref(m->kids[i]);
+}
+
+static void multi_free(heist_future *f)
+{
+    multi_release((struct multi *)f);
+    free(f);
+}
+
+static bool any_cancel(heist_future *f)
+{
+    bool won = heist__fut_complete(f, HEIST__ST_CANCELLED, NULL,
+                                   ECANCELED) == 0;
+    if (won)
+        multi_release((struct multi *)f);
+    return won;
+}
+
+static bool gather_cancel(heist_future *f)
+{
+    struct multi *m = (struct multi *)f;
+    /* Hold the children while we cancel them. */
+    heist_future_ref(f);
+    bool won = heist__fut_complete(f, HEIST__ST_CANCELLED, NULL,
+                                   ECANCELED) == 0;
+    if (won) {
+        /* Only the completion's winner releases the children: we still
+         * hold them. */
+        for (size_t i = 0; i < m->n; i++)
+            heist_future_cancel(m->kids[i]);
+        multi_release(m);
+    }
+    heist_future_unref(f);
+    return won;
+}
+
+static const struct heist__fut_ops gather_ops = {multi_free, gather_cancel};
+static const struct heist__fut_ops any_ops = {multi_free, any_cancel};
+
+/* A child completed (or was seen completed at set-up). */
+static void kid_done(struct gnode *g, heist_future *kid)
+{
+    struct multi *m = multi_of(g);
+    /* Acquire: kid is completed (we run from its completion or after its
+     * terminal state was seen). */
+    uintptr_t st = atomic_load_explicit(&kid->state, memory_order_acquire);
+    int r = EBUSY;
+    if (m->f.ops == &any_ops) {
+        r = heist__fut_complete(&m->f, HEIST__ST_DONE,
+                                (void *)(uintptr_t)g->idx, 0);
+    } else if (st == HEIST__ST_DONE) {
+        /* acq_rel: the last child's completer sees every other's. */
+        if (atomic_fetch_sub_explicit(&m->remaining, 1,
+                                      memory_order_acq_rel) == 1)
+            r = heist__fut_complete(&m->f, HEIST__ST_DONE, NULL, 0);
+    } else {
+        r = heist__fut_complete(&m->f, HEIST__ST_FAILED, NULL,
+                                st == HEIST__ST_FAILED ? kid->err
+                                                       : ECANCELED);
+    }
+    if (r == 0)
+        multi_release(m);
+    heist_future_unref(&m->f); /* this node's reference */
+}
+
+static void gnode_fire(struct heist__lnode *l, heist_future *kid,
+                       bool completed)
+{
+    struct gnode *g = (struct gnode *)l;
+    if (completed)
+        kid_done(g, kid);
+    else
+        heist_future_unref(&multi_of(g)->f); /* the kid was freed pending */
+}
+
+static heist_future *multi_new(const struct heist__fut_ops *ops,
+                               heist_future *const *fs, size_t n)
+{
+    if ((n && !fs) || (ops == &any_ops && n == 0)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!fs[i]) {
+            errno = EINVAL;
+            return NULL;
+        }
+    if (n > (SIZE_MAX - sizeof(struct multi)) /
+                (sizeof(struct gnode) + sizeof(heist_future *))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    struct multi *m = malloc(sizeof(*m) + n * sizeof(struct gnode) +
+                             n * sizeof(heist_future *));
+    if (!m) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    struct heist_sched *s = heist__current_sched();
+    for (size_t i = 0; !s && i < n; i++)
+        s = fs[i]->sched;
+    /* References: the caller's, one per child node, one for this set-up
+     * (dropped at the end of it, so a completion during it cannot free m). */
+    heist__fut_init(&m->f, ops, s, 2);
+    m->n = n;
+    atomic_init(&m->remaining, n);
+    atomic_init(&m->released, false);
+    m->kids = (heist_future **)&m->nodes[n];
+    for (size_t i = 0; i < n; i++) {
+        m->kids[i] = heist_future_ref(fs[i]);
+        m->nodes[i].idx = i;
+        m->nodes[i].l.fire = gnode_fire;
+    }
+    if (n == 0)
+        heist__fut_complete(&m->f, HEIST__ST_DONE, NULL, 0);
+    for (size_t i = 0; i < n; i++) {
+        /* Relaxed: we hold a reference (the set-up's). */
+        atomic_fetch_add_explicit(&m->f.refs, 1, memory_order_relaxed);
+        if (!heist__fut_push(fs[i], &m->nodes[i].l))
+            kid_done(&m->nodes[i], fs[i]);
+    }
+    heist_future_unref(&m->f);
+    return &m->f;
+}
+
+heist_future *heist_gather(heist_future *const *fs, size_t n)
+{
+    return multi_new(&gather_ops, fs, n);
+}
+
+heist_future *heist_any(heist_future *const *fs, size_t n)
+{
+    return multi_new(&any_ops, fs, n);
+}

@@ -1,0 +1,44 @@
+/*
+ * fork.h - fork-join frames and the calls the layers above need (internal).
+ * See fork.c for the frame protocol.
+ */
+#ifndef HEIST_FORK_H
+#define HEIST_FORK_H
+
+#include "worker.h"
+
+/* The private layout of heist_task. */
+struct heist__frame {
+    heist_fn fn;     /* written by the forking worker before the push */
+    void *arg;       /* same */
+    void *result;    /* written by whoever runs fn, before state = DONE */
+    _Atomic uintptr_t state; /* see fork.c */
+    /* The worker that stole the frame: written by the thief (release) once
+     * it has read the deque slot; read by the joining owner (acquire). */
+    _Atomic(struct heist__worker *) thief;
+    /* Set by the thief (relaxed, before its release store of thief) to
+     * NULL; then the joiner may CAS in its suspended fiber, and the thief's
+     * last act is an exchange to HEIST__FRAME_DONE (fork.c). */
+    _Atomic(void *) waiter;
+};
+#define HEIST__FRAME_DONE ((void *)1)
+_Static_assert(sizeof(struct heist__frame) <= sizeof(heist_task),
+               "heist_task too small for its frame");
+_Static_assert(_Alignof(struct heist__frame) <= _Alignof(heist_task),
+               "heist_task under-aligned for its frame");
+
+/* Runs user code on the calling worker on behalf of `task` (NULL: none):
+ * the one way every item runs its function (a spawned task, a stolen fork,
+ * a callback). fn may suspend: on return the caller is perhaps on another
+ * worker and must re-read it. Aborts (heist__check_joined) if fn left forks
+ * unjoined; returns fn's result. */
+void *heist__run_user(struct heist__tk *task, heist_fn fn, void *arg);
+/* Runs a frame the calling worker stole from a worker whose running task
+ * was `task` (worker.c). */
+void heist__frame_run_stolen(struct heist__frame *f, struct heist__tk *task);
+/* Runs every fork still on the calling worker's deque (they belong to the
+ * running fiber) and waits for the thieves of stolen ones to acknowledge
+ * them, so that the deque is empty: a fiber suspends only then. */
+void heist__drain(void);
+
+#endif /* HEIST_FORK_H */

@@ -1,0 +1,70 @@
+/*
+ * ready.c - making work runnable: the caller's ready queue or the
+ * injection queue, and the wake-up that follows.
+ *
+ * A worker of the item's scheduler pushes on its own ready queue (readyq.c,
+ * owner-only push); any other thread, or a worker whose queue cannot grow,
+ * enqueues on the scheduler's injection queue (liburcu's wfcqueue: wait-free
+ * for any number of producers; the workers dequeue). Either publish is a
+ * seq_cst write (the queue's bottom, the injection counter) followed by
+ * heist__wake_one, the publisher's half of the parking protocol (park.c),
+ * so a worker about to sleep either sees the item or is woken.
+ *
+ * Resuming a suspended fiber is one protocol for every resumer (a
+ * completion, the timer, a canceller, a thief that finished a stolen
+ * child): write why into the fiber, then queue it. The queue's release and
+ * the taker's acquire order the write before the resumed code reads it.
+ */
+#include "worker.h"
+
+void heist__wake_one(struct heist_sched *s)
+{
+    heist__park_wake_one(&s->park);
+}
+
+static void inject(struct heist_sched *s, struct heist__item *it)
+{
+    cds_wfcq_node_init(&it->node);
+    /* liburcu orders the enqueue before the dequeue, invisibly to TSan:
+     * pairs with the acquire in heist__inject_take. */
+    heist__tsan_release(it);
+    cds_wfcq_enqueue(&s->inj_head, &s->inj_tail, &it->node);
+    /* seq_cst: the publish of the wake protocol (park.c). */
+    atomic_fetch_add_explicit(&s->inj_pending, 1, memory_order_seq_cst);
+    heist__wake_one(s);
+}
+
+void heist__make_runnable(struct heist_sched *s, struct heist__item *it)
+{
+    struct heist__worker *w = heist__self_get();
+    if (w && w->sched == s && heist__rq_push(&w->rq, it) == 0) {
+        heist__wake_one(s);
+        return;
+    }
+    inject(s, it);
+}
+
+void heist__fiber_ready(struct heist_sched *s, struct heist__fiber *f,
+                        int reason)
+{
+    f->wake = reason;
+    heist__make_runnable(s, &f->it);
+}
+
+struct heist__item *heist__inject_take(struct heist_sched *s)
+{
+    /* seq_cst: pairs with the increment after the enqueue in inject (a
+     * positive count means a node is or will soon be dequeuable). */
+    if (atomic_load_explicit(&s->inj_pending, memory_order_seq_cst) <= 0)
+        return NULL;
+    struct cds_wfcq_node *node =
+        cds_wfcq_dequeue_blocking(&s->inj_head, &s->inj_tail);
+    if (!node)
+        return NULL; /* counted but not yet linked: try again later */
+    atomic_fetch_sub_explicit(&s->inj_pending, 1, memory_order_relaxed);
+    struct heist__item *it = caa_container_of(node, struct heist__item, node);
+    /* liburcu's enqueue/dequeue order the item's fields, invisibly to TSan:
+     * pairs with the release before the enqueue in inject. */
+    heist__tsan_acquire(it);
+    return it;
+}

@@ -1,0 +1,35 @@
+/*
+ * readyq.h - the per-worker ready queue (internal): spawned tasks, resumed
+ * fibers and callbacks wait here for a worker.
+ *
+ * A Chase-Lev deque (D. Chase and Y. Lev, "Dynamic circular work-stealing
+ * deque", SPAA 2005) with the C11 orders of N. M. Le, A. Pop, A. Cohen and
+ * F. Zappa Nardelli ("Correct and efficient work-stealing for weak memory
+ * models", PPoPP 2013), fences replaced by seq_cst operations so that TSan
+ * sees the synchronization. Positions wrap, so unlike the split deque it
+ * suits a queue the owner pops between tasks for ever. The owner takes the
+ * oldest item (FIFO, as asyncio runs ready tasks), the thieves too.
+ * Growth retires old rings through QSBR, as the split deque does (rcu.h).
+ */
+#ifndef HEIST_READYQ_H
+#define HEIST_READYQ_H
+
+#include "util.h"
+
+struct heist__rq_ring;
+struct heist__rq {
+    _Alignas(HEIST_CACHELINE) _Atomic int64_t top; /* thieves CAS */
+    _Alignas(HEIST_CACHELINE) _Atomic int64_t bottom; /* owner writes */
+    _Atomic(struct heist__rq_ring *) ring; /* owner replaces (release) */
+    _Atomic uint32_t rings_pending;         /* as in heist__deque */
+};
+/* Not thread-safe; destroy waits for retired rings (see deque.h). */
+int heist__rq_init(struct heist__rq *q, unsigned log2cap);
+void heist__rq_destroy(struct heist__rq *q);
+/* Owner only: 0 or ENOMEM (full and could not grow). */
+int heist__rq_push(struct heist__rq *q, struct heist__item *it);
+struct heist__item *heist__rq_pop(struct heist__rq *q);  /* owner: oldest */
+struct heist__item *heist__rq_steal(struct heist__rq *q);       /* others */
+bool heist__rq_has_work(const struct heist__rq *q);             /* any */
+
+#endif /* HEIST_READYQ_H */

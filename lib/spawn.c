@@ -1,0 +1,307 @@
+/*
+ * spawn.c - spawned tasks (a task is a future), their cancellation,
+ * heist_fail and heist_cancelling, and the groups heist_run cancels.
+ *
+ * heist_spawn makes a task record (a future plus the function) and queues
+ * it. A worker that takes it runs the function on its current fiber
+ * (heist__run_user); if the function awaits, the fiber is suspended
+ * (wait.c). The task's outcome completes its future.
+ *
+ * Cancellation (tstate, see spawn.h):
+ *   - NEW: the canceller CASes NEW -> DEAD and completes the future as
+ *     cancelled; the runner's CAS NEW -> RUNNING then fails and it skips
+ *     the task. One of the two CASes wins.
+ *   - RUNNING: the canceller CASes RUNNING -> CANCEL_REQ under the task's
+ *     lock and ends every wait listed in the task (their fibers resume with
+ *     ECANCELED). A wait listed later checks for the request under the same
+ *     lock (heist__task_wait_add), so no wait misses it. The runner's
+ *     exchange to ENDED at the task's end tells whether a request came
+ *     first: then the task ends cancelled.
+ * Groups (heist_run): a task lists itself in its group on its first wait;
+ * heist__group_cancel sets `cancelling` under the group's lock, then ends
+ * the listed tasks' waits. A task's later wait sees `cancelling` (seq_cst)
+ * in heist__cancel_requested, after it was listed: either the canceller's
+ * scan finds it or its own check sees the flag.
+ */
+#include "cache.h"
+#include "fork.h"
+#include "spawn.h"
+
+#include <errno.h>
+#include <sched.h>
+
+/* The task's spinlock: critical sections are a few list operations; a
+ * holder preempted on an oversubscribed machine gets the CPU back through
+ * sched_yield. */
+static void tk_lock(struct heist__tk *t)
+{
+    unsigned spins = 0;
+    /* Acquire: pairs with the release in tk_unlock. */
+    while (atomic_exchange_explicit(&t->lock, 1, memory_order_acquire)) {
+        /* Relaxed: only a hint to retry the exchange. */
+        while (atomic_load_explicit(&t->lock, memory_order_relaxed)) {
+            if (++spins < 64)
+                heist__cpu_relax();
+            else
+                sched_yield();
+        }
+    }
+}
+
+static void tk_unlock(struct heist__tk *t)
+{
+    /* Release: pairs with the acquire exchange in tk_lock. */
+    atomic_store_explicit(&t->lock, 0, memory_order_release);
+}
+
+/* ---- current waits ------------------------------------------------------- */
+
+bool heist__task_wait_add(struct heist__tk *t, struct heist__task_wait *tw)
+{
+    struct heist__group *g = t->group;
+    /* Relaxed: a hint; the lock decides (once true it stays true until the
+     * task ends, which cannot happen during its wait). */
+    if (g && !atomic_load_explicit(&t->in_group, memory_order_relaxed)) {
+        pthread_mutex_lock(&g->lock);
+        if (!atomic_load_explicit(&t->in_group, memory_order_relaxed)) {
+            cds_list_add(&t->glink, &g->waiting);
+            atomic_store_explicit(&t->in_group, true, memory_order_relaxed);
+        }
+        pthread_mutex_unlock(&g->lock);
+    }
+    tk_lock(t);
+    /* Under the lock: a canceller sets CANCEL_REQ under it, then ends the
+     * listed waits; the group's canceller sets `cancelling` before it scans
+     * the group's list, which has t by now. */
+    bool cancel = heist__cancel_requested(t);
+    if (!cancel) {
+        cds_list_add(&tw->link, &t->waits);
+        tw->listed = true;
+    }
+    tk_unlock(t);
+    return !cancel;
+}
+
+bool heist__task_wait_remove(struct heist__tk *t, struct heist__task_wait *tw)
+{
+    tk_lock(t);
+    bool listed = tw->listed;
+    if (listed) {
+        cds_list_del(&tw->link);
+        tw->listed = false;
+    }
+    tk_unlock(t);
+    return listed;
+}
+
+/* Ends every current wait of t as cancelled; t->lock held. */
+static void cancel_waits_locked(struct heist__tk *t)
+{
+    struct heist__task_wait *tw;
+    cds_list_for_each_entry(tw, &t->waits, link)
+        tw->cancel(tw);
+}
+
+/* ---- the task's life ------------------------------------------------------- */
+
+static void task_free(heist_future *f)
+{
+    heist__cache_put(HEIST__C_TASK, f);
+}
+
+static bool task_cancel(heist_future *f)
+{
+    struct heist__tk *t = (struct heist__tk *)f;
+    uint32_t st = HEIST__TS_NEW;
+    /* acq_rel: against the runner's CAS NEW -> RUNNING. */
+    if (atomic_compare_exchange_strong_explicit(&t->tstate, &st,
+                                                HEIST__TS_DEAD,
+                                                memory_order_acq_rel,
+                                                memory_order_acquire)) {
+        heist__fut_complete(&t->f, HEIST__ST_CANCELLED, NULL, ECANCELED);
+        return true;
+    }
+    tk_lock(t);
+    /* seq_cst: against the runner's exchange to ENDED (one of the two
+     * comes first) and heist__cancel_requested's loads; under the lock,
+     * so a wait registered after it sees it. A repeated cancel of a
+     * running task is a request too (asyncio's cancel() says True). */
+    st = HEIST__TS_RUNNING;
+    bool requested = atomic_compare_exchange_strong_explicit(
+                         &t->tstate, &st, HEIST__TS_CANCEL_REQ,
+                         memory_order_seq_cst, memory_order_seq_cst) ||
+                     st == HEIST__TS_CANCEL_REQ;
+    if (requested)
+        cancel_waits_locked(t);
+    tk_unlock(t);
+    return requested;
+}
+
+static const struct heist__fut_ops task_ops = {task_free, task_cancel};
+
+static void task_run(struct heist__item *it);
+
+struct heist__tk *heist__task_new(struct heist_sched *s, heist_fn fn,
+                                  void *arg, struct heist__group *g)
+{
+    struct heist__tk *t = heist__cache_get(HEIST__C_TASK, sizeof(*t));
+    if (!t)
+        return NULL;
+    /* Two references: the caller's and the queue's (dropped by the runner). */
+    heist__fut_init(&t->f, &task_ops, s, 2);
+    cds_wfcq_node_init(&t->it.node);
+    t->it.run = task_run;
+    t->fn = fn;
+    t->arg = arg;
+    t->group = g;
+    atomic_init(&t->tstate, HEIST__TS_NEW);
+    atomic_init(&t->lock, 0);
+    CDS_INIT_LIST_HEAD(&t->waits);
+    atomic_init(&t->fail_err, 0);
+    CDS_INIT_LIST_HEAD(&t->glink);
+    atomic_init(&t->in_group, false);
+    if (g)
+        /* Relaxed: heist__group_wait reads it (acquire) after the
+         * decrements that follow in its modification order. */
+        atomic_fetch_add_explicit(&g->live, 1, memory_order_relaxed);
+    heist__live_inc(s);
+    return t;
+}
+
+heist_future *heist_spawn(heist_sched *s, heist_fn fn, void *arg)
+{
+    struct heist__worker *w = heist__self_get();
+    if (!s)
+        s = w ? w->sched : NULL;
+    if (!s || !fn) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct heist__tk *cur =
+        w && w->sched == s ? atomic_load_explicit(&w->task,
+                                                  memory_order_relaxed)
+                           : NULL;
+    struct heist__tk *t = heist__task_new(s, fn, arg, cur ? cur->group : NULL);
+    if (!t) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    heist__make_runnable(s, &t->it);
+    return &t->f;
+}
+
+static void task_end(struct heist__tk *t)
+{
+    struct heist__group *g = t->group;
+    struct heist_sched *s = t->f.sched;
+    /* Relaxed: written only by this task's own waits, all over (joined). */
+    if (g && atomic_load_explicit(&t->in_group, memory_order_relaxed)) {
+        pthread_mutex_lock(&g->lock);
+        cds_list_del(&t->glink);
+        atomic_store_explicit(&t->in_group, false, memory_order_relaxed);
+        pthread_mutex_unlock(&g->lock);
+    }
+    heist_future_unref(&t->f); /* the queue's reference */
+    /* Release: pairs with heist__group_wait's acquire load; the wake names
+     * the address only (heist_run's stack may be gone by then). */
+    if (g &&
+        atomic_fetch_sub_explicit(&g->live, 1, memory_order_release) == 1)
+        heist__futex_wake(&g->live, INT_MAX);
+    heist__live_dec(s);
+}
+
+/* The item's run function: starts the task on the calling worker. */
+static void task_run(struct heist__item *it)
+{
+    struct heist__tk *t = caa_container_of(it, struct heist__tk, it);
+    uint32_t st = HEIST__TS_NEW;
+    /* acq_rel: against the canceller's CAS NEW -> DEAD; one wins. */
+    if (!atomic_compare_exchange_strong_explicit(
+            &t->tstate, &st, HEIST__TS_RUNNING, memory_order_acq_rel,
+            memory_order_acquire)) {
+        task_end(t); /* cancelled before it started: completed already */
+        return;
+    }
+    if (t->group && atomic_load_explicit(&t->group->cancelling,
+                                         memory_order_seq_cst)) {
+        /* Its heist_run is cancelling its leftovers: never start it. */
+        heist__fut_complete(&t->f, HEIST__ST_CANCELLED, NULL, ECANCELED);
+        task_end(t);
+        return;
+    }
+    void *r = heist__run_user(t, t->fn, t->arg);
+    /* seq_cst: against the canceller's CAS RUNNING -> CANCEL_REQ; the old
+     * state says whether a cancel request came before the end. */
+    uint32_t was = atomic_exchange_explicit(&t->tstate, HEIST__TS_ENDED,
+                                            memory_order_seq_cst);
+    /* Relaxed: heist_fail calls from this task's forks were joined, which
+     * orders them before us. */
+    int err = atomic_load_explicit(&t->fail_err, memory_order_relaxed);
+    if (err)
+        heist__fut_complete(&t->f, HEIST__ST_FAILED, NULL, err);
+    else if (was == HEIST__TS_CANCEL_REQ ||
+             (t->group && atomic_load_explicit(&t->group->cancelling,
+                                               memory_order_seq_cst)))
+        heist__fut_complete(&t->f, HEIST__ST_CANCELLED, NULL, ECANCELED);
+    else
+        heist__fut_complete(&t->f, HEIST__ST_DONE, r, 0);
+    task_end(t);
+}
+
+int heist_fail(int err)
+{
+    if (err <= 0 || err == ECANCELED)
+        return EINVAL;
+    struct heist__tk *t = heist__current_task();
+    if (!t)
+        return EPERM;
+    /* Relaxed: read by the task's runner after the task's function (and
+     * its joins) returned. */
+    atomic_store_explicit(&t->fail_err, err, memory_order_relaxed);
+    return 0;
+}
+
+bool heist_cancelling(void)
+{
+    struct heist__tk *t = heist__current_task();
+    return t && heist__cancel_requested(t);
+}
+
+/* ---- groups (heist_run) ------------------------------------------------- */
+
+int heist__group_init(struct heist__group *g)
+{
+    if (pthread_mutex_init(&g->lock, NULL))
+        return ENOMEM;
+    CDS_INIT_LIST_HEAD(&g->waiting);
+    atomic_init(&g->cancelling, false);
+    atomic_init(&g->live, 0);
+    return 0;
+}
+
+void heist__group_destroy(struct heist__group *g)
+{
+    pthread_mutex_destroy(&g->lock);
+}
+
+void heist__group_cancel(struct heist__group *g)
+{
+    pthread_mutex_lock(&g->lock);
+    /* seq_cst: against heist__cancel_requested's loads. */
+    atomic_store_explicit(&g->cancelling, true, memory_order_seq_cst);
+    struct heist__tk *t;
+    cds_list_for_each_entry(t, &g->waiting, glink) {
+        tk_lock(t);
+        cancel_waits_locked(t);
+        tk_unlock(t);
+    }
+    pthread_mutex_unlock(&g->lock);
+}
+
+void heist__group_wait(struct heist__group *g)
+{
+    uint32_t live;
+    /* Acquire: pairs with the release decrements in task_end. */
+    while ((live = atomic_load_explicit(&g->live, memory_order_acquire)) != 0)
+        heist__futex_wait(&g->live, live);
+}

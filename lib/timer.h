@@ -1,0 +1,40 @@
+/*
+ * timer.h - deadlines served by a timer thread (internal). See timer.c.
+ */
+#ifndef HEIST_TIMER_H
+#define HEIST_TIMER_H
+
+#include "util.h"
+
+#include <pthread.h>
+
+/* A deadline to watch; embedded in its owner (a wait node). */
+struct heist__timer_node {
+    uint64_t deadline;  /* CLOCK_MONOTONIC ns: set before arming */
+    size_t heap_idx;    /* heap index, or SIZE_MAX when not armed (under
+                           the timers' lock) */
+    /* Called by the timer thread, with the timers' lock held, once the
+     * deadline passed; the node is already out of the heap and the call
+     * takes over the heap's reference. */
+    void (*fire)(struct heist__timer_node *n);
+};
+
+struct heist__timers {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;       /* CLOCK_MONOTONIC */
+    struct heist__timer_node **heap; /* min-heap on deadline (under lock) */
+    size_t n, cap;
+    bool started, stop;
+    pthread_t thread;
+};
+int heist__timers_init(struct heist__timers *t);
+/* Stops the thread; every node must have been disarmed or fired. */
+void heist__timers_fini(struct heist__timers *t);
+/* Adds n (deadline and fire set; the caller gave the heap a reference).
+ * Returns 0 or ENOMEM/EAGAIN (then the caller keeps the reference). */
+int heist__timer_arm(struct heist__timers *t, struct heist__timer_node *n);
+/* Removes n if still armed: returns true, and the caller drops the heap's
+ * reference; false if it fired (or was never armed). */
+bool heist__timer_disarm(struct heist__timers *t, struct heist__timer_node *n);
+
+#endif /* HEIST_TIMER_H */

@@ -1,0 +1,320 @@
+/*
+ * wait.c - waiting: heist_await, heist_await_timeout and heist_sleep on a
+ * fiber (the task suspends, its worker goes on) and on a plain thread (it
+ * blocks on a futex).
+ *
+ * A wait is a reference-counted wait node, listed in up to three places,
+ * each holding a reference: the awaited future's list (its fire ends the
+ * wait when the future completes), the timer heap (its fire ends it at the
+ * deadline) and the waiting task's current waits (a canceller ends it).
+ * The waiter holds a fourth. Whoever ends the wait first claims the node
+ * (`claimed`, one CAS) with its reason and resumes the waiter: the fiber is
+ * made ready (ready.c) or the thread's futex is woken. The others find the
+ * node claimed and only drop their reference.
+ *
+ * A fiber's wait is published only once its fiber is off the CPU: the
+ * suspension's "then" (wait_publish, run by the fiber switched to) lists
+ * the node, so nobody can resume a fiber that is still running. Once the
+ * first listing is made the wait may end and the waiter resume and drop
+ * its references at any moment, so the publisher holds its own references
+ * on the node and the future until it is done. After it resumes, the
+ * waiter takes the node out of its task and the timer heap (wait_cleanup).
+ */
+#include "cache.h"
+#include "fork.h"
+#include "spawn.h"
+#include "wait.h"
+
+#include <errno.h>
+#include <time.h>
+
+struct wnode {
+    struct heist__lnode l;        /* in the awaited future's list */
+    struct heist__timer_node tn;  /* in the timer heap (deadline) */
+    struct heist__task_wait tw;   /* in the waiting task's waits */
+    _Atomic uint32_t claimed;     /* 0, then a HEIST__WAKE_* by the claimer */
+    _Atomic uint32_t refs;        /* holders: waiter, list, timer, task */
+    bool thread;                  /* a thread waits (futex), not a fiber */
+    struct heist__fiber *fiber;   /* fiber waits: whom to resume */
+    struct heist_sched *sched;    /* fiber waits: where to resume it */
+    struct heist__tk *task;       /* fiber waits: the waiting task, or NULL */
+    heist_future *fut;            /* the awaited future, or NULL (sleep) */
+    _Atomic uint32_t futex;       /* thread waits: 1 once woken */
+};
+
+static void wnode_unref(struct wnode *n)
+{
+    /* acq_rel: the last holder's free happens after every other holder's
+     * use (release by each, acquire by the last). */
+    if (atomic_fetch_sub_explicit(&n->refs, 1, memory_order_acq_rel) == 1)
+        heist__cache_put(HEIST__C_WAIT, n);
+}
+
+static void wnode_ref(struct wnode *n)
+{
+    /* Relaxed: the caller holds a reference; taking one publishes
+     * nothing. */
+    atomic_fetch_add_explicit(&n->refs, 1, memory_order_relaxed);
+}
+
+/* Claims n with reason and resumes its waiter; false if already claimed. */
+static bool wnode_wake(struct wnode *n, int reason)
+{
+    uint32_t z = 0;
+    /* acq_rel: one claimer wins; release orders what the claimer did
+     * (completion) before the resumed waiter runs (with the queue's own
+     * ordering), acquire pairs with the publisher. */
+    if (!atomic_compare_exchange_strong_explicit(&n->claimed, &z,
+                                                 (uint32_t)reason,
+                                                 memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return false;
+    if (!n->thread) {
+        heist__fiber_ready(n->sched, n->fiber, reason);
+    } else {
+        /* Release: pairs with the waiting thread's acquire load. */
+        atomic_store_explicit(&n->futex, 1, memory_order_release);
+        heist__futex_wake(&n->futex, 1);
+    }
+    return true;
+}
+
+/* The future's list: completed, or freed while pending. */
+static void list_fire(struct heist__lnode *l, heist_future *f, bool completed)
+{
+    (void)f;
+    struct wnode *n = (struct wnode *)l;
+    if (completed)
+        wnode_wake(n, HEIST__WAKE_OK);
+    wnode_unref(n);
+}
+
+/* The timer heap: the deadline passed (under the timers' lock). */
+static void timer_fire(struct heist__timer_node *tn)
+{
+    struct wnode *n = caa_container_of(tn, struct wnode, tn);
+    wnode_wake(n, HEIST__WAKE_TIMEOUT);
+    wnode_unref(n);
+}
+
+/* The task: a canceller (under the task's lock). */
+static void task_cancel(struct heist__task_wait *tw)
+{
+    wnode_wake(caa_container_of(tw, struct wnode, tw), HEIST__WAKE_CANCEL);
+}
+
+static struct wnode *wnode_new(bool thread, uint32_t refs)
+{
+    struct wnode *n = heist__cache_get(HEIST__C_WAIT, sizeof(*n));
+    if (!n)
+        return NULL;
+    n->l.next = NULL;
+    n->l.fire = list_fire;
+    n->tn.deadline = UINT64_MAX;
+    n->tn.heap_idx = SIZE_MAX;
+    n->tn.fire = timer_fire;
+    n->tw.listed = false;
+    n->tw.cancel = task_cancel;
+    atomic_init(&n->claimed, 0);
+    atomic_init(&n->refs, refs);
+    n->thread = thread;
+    n->fiber = NULL;
+    n->sched = NULL;
+    n->task = NULL;
+    n->fut = NULL;
+    atomic_init(&n->futex, 0);
+    return n;
+}
+
+/* ---- a fiber's wait -------------------------------------------------------- */
+
+static void publish_steps(struct wnode *n)
+{
+    struct heist__tk *t = n->task;
+    if (t) {
+        wnode_ref(n);
+        if (!heist__task_wait_add(t, &n->tw)) {
+            wnode_unref(n);
+            wnode_wake(n, HEIST__WAKE_CANCEL);
+            return;
+        }
+    }
+    if (n->tn.deadline != UINT64_MAX) {
+        wnode_ref(n);
+        if (heist__timer_arm(&n->sched->timers, &n->tn) != 0) {
+            /* No timer (out of memory or threads): end the wait now. */
+            wnode_unref(n);
+            wnode_wake(n, HEIST__WAKE_TIMEOUT);
+            return;
+        }
+    }
+    if (n->fut) {
+        wnode_ref(n);
+        if (!heist__fut_push(n->fut, &n->l)) {
+            wnode_unref(n);
+            wnode_wake(n, HEIST__WAKE_OK);
+        }
+    }
+}
+
+/* The suspension's then: publishes the wait of the fiber that just left. */
+static void wait_publish(struct heist__fiber *from, void *arg)
+{
+    (void)from; /* n->fiber */
+    struct wnode *n = arg;
+    /* The waiter's reference keeps both alive until the first listing
+     * below, and nothing can end the wait before it. */
+    wnode_ref(n);
+    heist_future *f = n->fut;
+    if (f)
+        heist_future_ref(f);
+    publish_steps(n);
+    heist_future_unref(f);
+    wnode_unref(n);
+}
+
+/* After the wait of n ended: takes it out of its task and timer. */
+static void wait_cleanup(struct wnode *n, int why)
+{
+    if (n->task && heist__task_wait_remove(n->task, &n->tw))
+        wnode_unref(n);
+    if (n->tn.deadline != UINT64_MAX && why != HEIST__WAKE_TIMEOUT &&
+        heist__timer_disarm(&n->sched->timers, &n->tn))
+        wnode_unref(n);
+    wnode_unref(n); /* the waiter's reference */
+}
+
+/* A fiber waits for f (NULL: a sleep) until deadline. Returns the wake
+ * reason, or a negative errno when it could not wait. */
+static int fiber_wait(heist_future *f, uint64_t deadline)
+{
+    struct wnode *n = wnode_new(false, 1);
+    if (!n)
+        return -ENOMEM;
+    n->task = heist__current_task();
+    n->fut = f;
+    n->tn.deadline = deadline;
+    /* The fiber suspends with an empty fork deque (fork.c). */
+    heist__drain();
+    if (f && heist_future_done(f)) {
+        wnode_unref(n);
+        return HEIST__WAKE_OK;
+    }
+    struct heist__worker *w = heist__self_get();
+    n->fiber = w->cur;
+    n->sched = w->sched;
+    int why = heist__suspend(wait_publish, n);
+    if (why == 0) {
+        wnode_unref(n);
+        return -ENOMEM;
+    }
+    wait_cleanup(n, why);
+    return why;
+}
+
+/* ---- a thread's wait ----------------------------------------------------- */
+
+int heist__await_thread(heist_future *f, uint64_t deadline, void **value)
+{
+    int r = heist_future_result(f, value);
+    if (r != EAGAIN)
+        return r;
+    if (deadline != UINT64_MAX && heist__now_ns() >= deadline)
+        return ETIMEDOUT;
+    /* References: ours and the list's. */
+    struct wnode *n = wnode_new(true, 2);
+    if (!n)
+        return ENOMEM;
+    if (!heist__fut_push(f, &n->l)) {
+        heist__cache_put(HEIST__C_WAIT, n);
+        return heist_future_result(f, value);
+    }
+    /* Acquire: pairs with the release store in wnode_wake. */
+    while (!atomic_load_explicit(&n->futex, memory_order_acquire)) {
+        if (deadline != UINT64_MAX && heist__now_ns() >= deadline) {
+            uint32_t z = 0;
+            /* acq_rel: against the completer's claim; one wins. */
+            if (atomic_compare_exchange_strong_explicit(
+                    &n->claimed, &z, HEIST__WAKE_TIMEOUT,
+                    memory_order_acq_rel, memory_order_acquire)) {
+                wnode_unref(n);
+                return ETIMEDOUT;
+            }
+            /* The completer claimed it: its wake comes at once. */
+            deadline = UINT64_MAX;
+        }
+        heist__futex_wait_until(&n->futex, 0, deadline);
+    }
+    wnode_unref(n);
+    return heist_future_result(f, value);
+}
+
+/* ---- the public calls -------------------------------------------------------- */
+
+static bool on_fiber(struct heist__worker *w)
+{
+    return w && w->cur && w->cur != &w->home;
+}
+
+static int await_until(heist_future *f, uint64_t deadline, void **value)
+{
+    if (!f)
+        return EINVAL;
+    struct heist__worker *w = heist__self_get();
+    if (!on_fiber(w))
+        return heist__await_thread(f, deadline, value);
+    struct heist__tk *t = heist__current_task();
+    if (t && &t->f == f)
+        return EDEADLK;
+    /* A task asked to cancel gets ECANCELED from every later await, even
+     * of a completed future (future.h). */
+    if (t && heist__cancel_requested(t))
+        return ECANCELED;
+    int r = heist_future_result(f, value);
+    if (r != EAGAIN)
+        return r;
+    if (deadline != UINT64_MAX && heist__now_ns() >= deadline)
+        return ETIMEDOUT;
+    int why = fiber_wait(f, deadline);
+    if (why < 0)
+        return -why;
+    if (why == HEIST__WAKE_TIMEOUT)
+        return ETIMEDOUT;
+    if (why == HEIST__WAKE_CANCEL)
+        return ECANCELED;
+    return heist_future_result(f, value);
+}
+
+int heist_await(heist_future *f, void **value)
+{
+    return await_until(f, UINT64_MAX, value);
+}
+
+int heist_await_timeout(heist_future *f, uint64_t ns, void **value)
+{
+    return await_until(f, heist__deadline_after(ns), value);
+}
+
+/* Sleeps the calling thread (not a task on a fiber). */
+static int thread_sleep(uint64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
+                          .tv_nsec = (long)(ns % 1000000000u)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
+int heist_sleep(uint64_t ns)
+{
+    struct heist__worker *w = heist__self_get();
+    if (!on_fiber(w))
+        return thread_sleep(ns);
+    struct heist__tk *t = heist__current_task();
+    if (t && heist__cancel_requested(t))
+        return ECANCELED;
+    int why = fiber_wait(NULL, heist__deadline_after(ns));
+    if (why < 0)
+        return thread_sleep(ns); /* no fiber to switch to */
+    return why == HEIST__WAKE_CANCEL ? ECANCELED : 0;
+}

@@ -1,0 +1,131 @@
+/*
+ * worker.h - the worker and scheduler structs; making items runnable
+ * (ready.c) and the worker loop (worker.c) (internal).
+ *
+ * Every shared field says which threads write it and which read it.
+ */
+#ifndef HEIST_WORKER_H
+#define HEIST_WORKER_H
+
+#include "deque.h"
+#include "fiber.h"
+#include "park.h"
+#include "readyq.h"
+#include "timer.h"
+
+#include <limits.h>
+#include <pthread.h>
+
+/* Counters: written by the owning worker only (heist__count), read by any
+ * thread (relaxed) for statistics. Forks are counted when joined (inlined +
+ * joined_stolen): the fork path stays free of counters. */
+struct heist__counters {
+    _Atomic uint64_t tasks, inlined, joined_stolen, steals, failed_steals,
+        parks, suspends, resumes;
+};
+
+#define HEIST__NCACHE 4
+struct heist__worker {
+    struct heist__deque dq;        /* forks: owner pushes/pops, thieves steal */
+    struct heist__rq rq;           /* ready items: owner pops, thieves steal */
+    _Alignas(HEIST_CACHELINE) struct heist_sched *sched; /* immutable */
+    unsigned index;                /* immutable */
+    uint64_t rng;                  /* owner-only: victim selection */
+    pthread_t thread;              /* written by the creator */
+    /* The spawned task whose code runs now (NULL in the loop and in
+     * callbacks). Written by the owner; read (relaxed) by a thief that
+     * steals one of its forks, which the owner cannot finish before the
+     * thief's acknowledgement (fork.c), so the value read is the fork's
+     * task. */
+    _Atomic(struct heist__tk *) task;
+    /* Owner-only fiber state (fiber.c). */
+    struct heist__fiber *cur;      /* the fiber running on this thread */
+    struct heist__fiber home;      /* the thread's own stack */
+    struct heist__fiber *pool;     /* free fibers */
+    unsigned npool;
+    heist__then_fn then;           /* left for the next fiber, with: */
+    struct heist__fiber *then_from;
+    void *then_arg;
+    /* Owner-only caches of freed records (cache.c). */
+    void *cache[HEIST__NCACHE];
+    unsigned ncache[HEIST__NCACHE];
+    void *altstack;                /* the signal stack (overflow reports) */
+    size_t altstack_size;
+    struct heist__counters ctr;
+};
+
+struct heist_sched {
+    unsigned nworkers;                   /* immutable after creation */
+    struct heist__worker **workers;      /* immutable array */
+    size_t stack_size;                   /* immutable */
+    /* What a fresh fiber runs after its first then: the worker loop
+     * (immutable; set by sched.c, so fiber.c does not call upward). */
+    void (*fiber_main)(void);
+    struct heist__park park;
+    /* Injection queue: any thread enqueues (wait-free), workers dequeue
+     * (cds_wfcq_dequeue_blocking serializes dequeuers). */
+    struct cds_wfcq_head inj_head;
+    struct cds_wfcq_tail inj_tail;
+    /* Jobs enqueued and not yet dequeued: incremented (seq_cst) after the
+     * enqueue, decremented after the dequeue. Workers read it to decide
+     * whether to look at the queue, and before sleeping (park.c). */
+    _Alignas(HEIST_CACHELINE) _Atomic long inj_pending;
+    /* heist_run calls in progress: incremented before the enqueue,
+     * decremented after the result is taken. heist_sched_free waits on
+     * `quiet` until it is zero. */
+    _Atomic long runs;
+    _Atomic uint32_t quiet;
+    /* Set (seq_cst) by heist_sched_free; workers exit when they see it. */
+    atomic_bool stopping;
+    /* Tasks and scheduled callbacks not yet finished: incremented before
+     * they are queued, decremented (release) when they end; a futex:
+     * heist_sched_free waits for zero. */
+    _Atomic uint32_t live;
+    /* Callbacks registered (heist_future_then) on futures still pending:
+     * incremented before the push, decremented (release) once the
+     * callback is scheduled (after live's increment) or dropped with its
+     * future. heist_sched_free says EBUSY while there are any. */
+    _Atomic uint32_t cb_waiting;
+    /* Free fibers beyond the workers' own pools (under fiber_lock). */
+    pthread_mutex_t fiber_lock;
+    struct heist__fiber *fibers;
+    struct heist__timers timers;
+};
+
+static inline void heist__live_inc(struct heist_sched *s)
+{
+    /* Relaxed: heist_sched_free reads it (acquire) only after the decrement
+     * that follows, in this counter's modification order. */
+    atomic_fetch_add_explicit(&s->live, 1, memory_order_relaxed);
+}
+
+static inline void heist__live_dec(struct heist_sched *s)
+{
+    /* Release: pairs with heist_sched_free's acquire load; everything the
+     * task did happens before the scheduler is freed. The wake names the
+     * address only (a stale one is tolerated by the kernel). */
+    if (atomic_fetch_sub_explicit(&s->live, 1, memory_order_release) == 1)
+        heist__futex_wake(&s->live, INT_MAX);
+}
+
+/* ---- ready.c ------------------------------------------------------------ */
+/* Makes it runnable on s: on the caller's ready queue when the caller is a
+ * worker of s, else on the injection queue; wakes a sleeping worker. Any
+ * thread. */
+void heist__make_runnable(struct heist_sched *s, struct heist__item *it);
+/* Resumes a suspended fiber of s with a wake reason: the one protocol for
+ * every resumer (completion, timer, canceller, thief). Any thread. */
+void heist__fiber_ready(struct heist_sched *s, struct heist__fiber *f,
+                        int reason);
+/* Takes the oldest item of the injection queue, or NULL. Workers only. */
+struct heist__item *heist__inject_take(struct heist_sched *s);
+/* Wakes one sleeping worker if any sleeps (after publishing work). */
+void heist__wake_one(struct heist_sched *s);
+
+/* ---- worker.c ----------------------------------------------------------- */
+/* A worker thread's start routine. */
+void *heist__worker_main(void *arg);
+/* The worker loop; runs on fibers and never returns. */
+_Noreturn void heist__worker_loop(void);
+
+#endif /* HEIST_WORKER_H */
