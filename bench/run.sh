@@ -140,7 +140,7 @@ errlog=${csv%.csv}.log
 : >"$errlog"
 raw=$(mktemp)
 log=$(mktemp)
-trap 'rm -f "$raw" "$log" "$log.err"' EXIT
+trap 'rm -f "$raw" "$log" "$log.err" "${planfile:-}" "${newtimes:-}"' EXIT
 failed=0
 
 # The plan, less the workloads HEIST_BENCH_ONLY leaves out.
@@ -149,6 +149,47 @@ selected() {
   plan | awk -v only="$HEIST_BENCH_ONLY" '
     BEGIN { n = split(only, o, ","); for (i = 1; i <= n; i++) keep[o[i]] = 1 }
     $1 in keep'
+}
+
+# Progress: every line says [k/N] and the time left, estimated from the
+# previous run's time per program (the .times file beside the CSV, written
+# at the end), scaled by how this run compares so far; programs without a
+# previous time count as the mean of this run's so far.
+planfile=$(mktemp)
+selected >"$planfile"
+total=$(wc -l <"$planfile")
+timesfile=${csv%.csv}.times
+declare -A prev_secs=()
+if [ -f "$timesfile" ]; then
+  while IFS=$'\t' read -r l s; do prev_secs[$l]=$s; done <"$timesfile"
+fi
+newtimes=$(mktemp)
+k=0
+done_secs=0 done_prev=0 done_with_prev=0
+# progress LABEL SECS: counts the run just done; prints "[k/N]".
+progress() {
+  k=$((k + 1))
+  echo -e "$1\t$2" >>"$newtimes"
+  done_secs=$(awk -v a="$done_secs" -v b="$2" 'BEGIN { print a + b }')
+  if [ -n "${prev_secs[$1]:-}" ]; then
+    done_prev=$(awk -v a="$done_prev" -v b="${prev_secs[$1]}" 'BEGIN { print a + b }')
+    done_with_prev=$(awk -v a="$done_with_prev" -v b="$2" 'BEGIN { print a + b }')
+  fi
+}
+# time_left: the estimate for the runs after the k-th (one awk: the old
+# times, then the rest of the plan).
+time_left() {
+  tail -n +$((k + 1)) "$planfile" | awk -v ds="$done_secs" -v dp="$done_prev" \
+    -v dw="$done_with_prev" -v k="$k" -v old="$timesfile" '
+    BEGIN { FS = "\t"
+            while ((getline line < old) > 0) {
+              split(line, f, "\t"); prev[f[1]] = f[2] }
+            FS = " " }
+    { l = $1 "(" $2 ") " $3 " " $4 "w x" $5
+      if (l in prev) rp += prev[l]; else rn++ }
+    END { scale = (dp > 0) ? dw / dp : 1
+          s = int(rp * scale + rn * (k > 0 ? ds / k : 0) + 0.5)
+          printf "about %s left", (s >= 60 ? sprintf("%dm%02ds", s / 60, s % 60) : s "s") }'
 }
 
 while read -r w p impl workers reps warm; do
@@ -167,18 +208,21 @@ while read -r w p impl workers reps warm; do
   label="$w($p) $impl ${workers}w x$reps"
   # A missing peer is reported, not failed: a missing heist program is.
   if [ "$impl" = asyncio ] && ! command -v python3 >/dev/null; then
-    echo "bench: $label: not run (no python3), skipped" >&2
+    progress "$label" 0
+    echo "bench: [$k/$total] $label: not run (no python3), skipped; $(time_left)" >&2
     echo "$w,$p,$impl,$workers,,,0,not built" >>"$raw"
     continue
   fi
   if [ $have = 0 ]; then
     case $impl in
       omp|tbb|go)
-        echo "bench: $label: not built (peer missing), skipped" >&2
+        progress "$label" 0
+        echo "bench: [$k/$total] $label: not built (peer missing), skipped; $(time_left)" >&2
         echo "$w,$p,$impl,$workers,,,0,not built" >>"$raw"
         continue ;;
     esac
-    echo "bench: $label: $prog missing" >&2
+    progress "$label" 0
+    echo "bench: [$k/$total] $label: $prog missing; $(time_left)" >&2
     echo "$w,$p,$impl,$workers,,,0,FAIL" >>"$raw"
     failed=1
     continue
@@ -187,20 +231,29 @@ while read -r w p impl workers reps warm; do
   timeout "$LIMIT" "${cmd[@]}" -w "$workers" -r "$reps" -W "$warm" "$p" \
     >"$log" 2>"$log.err"
   rc=$?
-  secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
+  now=$(date +%s.%N)
+  secs=$(awk -v a="$start" -v b="$now" 'BEGIN{printf "%.1f", b-a}')
+  progress "$label" "$(awk -v a="$start" -v b="$now" 'BEGIN{printf "%.3f", b-a}')"
   if [ $rc -eq 0 ] && [ "$(wc -l <"$log")" -eq 1 ]; then
-    echo "bench: $label: $(cut -d, -f5 "$log") ms median (${secs} s)" >&2
+    echo "bench: [$k/$total] $label: $(cut -d, -f5 "$log") ms median (${secs} s); $(time_left)" >&2
     sed 's/$/,ok/' "$log" >>"$raw"
   else
     status=FAIL
     [ $rc -eq 124 ] && status=TIMEOUT
-    echo "bench: $label: $status (exit $rc after ${secs} s)" >&2
+    echo "bench: [$k/$total] $label: $status (exit $rc after ${secs} s); $(time_left)" >&2
     sed 's/^/    /' "$log.err" >&2
     echo "$w,$p,$impl,$workers,,,0,$status" >>"$raw"
     failed=1
   fi
   { echo "== $label: exit $rc"; cat "$log.err"; } >>"$errlog"
-done < <(selected)
+done <"$planfile"
+# This run's times, for the next run's estimates (a partial run, with
+# HEIST_BENCH_ONLY, adds to the old ones rather than replacing them).
+if [ -f "$timesfile" ]; then
+  awk -F'\t' 'NR == FNR { t[$1] = $2; next } !($1 in t) { print }' \
+    "$newtimes" "$timesfile" >>"$newtimes"
+fi
+cp "$newtimes" "$timesfile"
 
 awk -F, -v OFS=, '
   { row[NR] = $0; n = NR
