@@ -141,11 +141,15 @@ static heist_future *multi_new(const struct heist__fut_ops *ops,
         return NULL;
     }
     struct heist_sched *s = heist__current_sched();
-    for (size_t i = 0; !s && i < n; i++)
+    uint64_t sid = s ? s->id : 0;
+    for (size_t i = 0; !s && i < n; i++) {
         s = fs[i]->sched;
+        sid = fs[i]->sched_id;
+    }
     /* References: the caller's, one per child node, one for this set-up
      * (dropped at the end of it, so a completion during it cannot free m). */
     heist__fut_init(&m->f, ops, s, 2);
+    m->f.sched_id = sid;
     m->n = n;
     atomic_init(&m->remaining, n);
     atomic_init(&m->released, false);

@@ -49,10 +49,15 @@
  * Growth: when head reaches the capacity the owner copies the live slots to
  * a ring twice as large and publishes it (release); a thief that still reads
  * the old ring finds the same pointer there, because claimed slots are never
- * rewritten (I3). Old rings are freed after a QSBR grace period (rcu.h).
+ * rewritten (I3). Old rings stay allocated until the deque is destroyed,
+ * when no thief can run: a thief may hold an old ring's address for any
+ * time, and without a grace period nothing else could tell when it is done.
+ * The rings only double, so the old ones together are smaller than the
+ * current one: growth costs at most twice the memory, and needs no
+ * reclamation thread (liburcu's call_rcu starts one lazily and aborts the
+ * process when it cannot: issue "Nothing lost under faults").
  */
 #include "deque.h"
-#include "rcu.h"
 #include "util.h"
 
 #include <errno.h>
@@ -60,8 +65,7 @@
 #include <string.h>
 
 struct heist__ring {
-    struct heist__rcu_node rcu; /* first: freed after a grace period */
-    struct heist__deque *dq; /* whose rings_pending to decrement when freed */
+    struct heist__ring *retired_next; /* the owner's list of old rings */
     uint32_t capacity;
     _Atomic(void *) slot[]; /* relaxed: a slow thief may read a slot the
                                owner writes; ordering comes from ts */
@@ -94,7 +98,7 @@ int heist__deque_init(struct heist__deque *dq, unsigned log2cap)
     atomic_init(&dq->splitreq, false);
     atomic_init(&dq->allstolen, true);
     atomic_init(&dq->ring, r);
-    atomic_init(&dq->rings_pending, 0);
+    dq->o_retired = NULL;
     dq->head = 0;
     dq->o_split = 0;
     dq->o_allstolen = true;
@@ -104,18 +108,15 @@ int heist__deque_init(struct heist__deque *dq, unsigned log2cap)
     return 0;
 }
 
-/* Runs after a grace period (rcu.c): no thief can still read the ring. */
-static void ring_free(struct heist__rcu_node *n)
-{
-    struct heist__ring *r = (struct heist__ring *)n;
-    struct heist__deque *dq = r->dq;
-    free(r);
-    heist__rcu_retired(&dq->rings_pending);
-}
-
 void heist__deque_destroy(struct heist__deque *dq)
 {
-    heist__rcu_wait_retired(&dq->rings_pending);
+    struct heist__ring *r = dq->o_retired;
+    while (r) {
+        struct heist__ring *next = r->retired_next;
+        free(r);
+        r = next;
+    }
+    dq->o_retired = NULL;
     free(dq->o_ring);
     dq->o_ring = NULL;
     atomic_store_explicit(&dq->ring, NULL, memory_order_relaxed);
@@ -141,8 +142,8 @@ static int grow(struct heist__deque *dq)
     dq->o_ring = r;
     dq->o_slot = r->slot;
     dq->o_cap = r->capacity;
-    old->dq = dq;
-    heist__rcu_retire(&dq->rings_pending, &old->rcu, ring_free);
+    old->retired_next = dq->o_retired; /* freed with the deque */
+    dq->o_retired = old;
     return 0;
 }
 

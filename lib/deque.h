@@ -12,12 +12,8 @@
  * the oldest).
  *
  * Memory: the ring grows when full; thieves may still read an old ring, so
- * old rings are freed after a liburcu QSBR grace period. Every thread that
- * calls steal must therefore be a registered QSBR reader that is online while
- * it steals (heist__rcu_register() and heist__rcu_online(), rcu.h), and must
- * report quiescent states (heist__rcu_quiescent()) from time to time, or
- * retired rings are never freed. The owner must be registered too (growth
- * retires rings with call_rcu).
+ * old rings are kept until heist__deque_destroy (together they are smaller
+ * than the current ring: see deque.c).
  */
 #ifndef HEIST_DEQUE_H
 #define HEIST_DEQUE_H
@@ -44,9 +40,6 @@ struct heist__deque {
     atomic_bool allstolen;
     /* The current ring; replaced (release) by the owner when it grows. */
     _Atomic(struct heist__ring *) ring;
-    /* Rings retired and not yet freed: incremented by the owner, decremented
-     * by the QSBR callback that frees one (deque.c). */
-    _Atomic uint32_t rings_pending;
 
     /* Owner-private. */
     _Alignas(64) uint32_t head;  /* one past the newest item */
@@ -55,6 +48,7 @@ struct heist__deque {
     bool o_allstolen;            /* owner's copy of allstolen */
     _Atomic(void *) *o_slot;     /* o_ring's slots */
     struct heist__ring *o_ring;  /* owner's copy of ring */
+    struct heist__ring *o_retired; /* old rings, freed by destroy */
 };
 
 /* Result of heist__deque_steal when it returns NULL. */
@@ -68,11 +62,8 @@ enum heist__steal_status {
  * Returns 0, EINVAL (log2cap not in 1..30) or ENOMEM. Not thread-safe. */
 int heist__deque_init(struct heist__deque *dq, unsigned log2cap);
 
-/* Frees the ring. Call only when no thread can steal any more (every thief
- * has been joined or has stopped stealing). Waits until the rings retired
- * by growth have been freed (after their grace period), so the calling
- * thread must not be an online QSBR reader (unregistered, or offline) or
- * it would wait for itself. */
+/* Frees the rings. Call only when no thread can steal any more (every thief
+ * has been joined or has stopped stealing). */
 void heist__deque_destroy(struct heist__deque *dq);
 
 /* Owner only. Pushes item (not NULL). Returns 0, or ENOMEM if the deque was

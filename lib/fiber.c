@@ -320,6 +320,10 @@ int heist__suspend(heist__then_fn then, void *arg)
     struct heist__tk *task =
         atomic_load_explicit(&w->task, memory_order_relaxed);
     heist__count(&w->ctr.suspends);
+    /* While the task is suspended this worker runs other items: none of
+     * them may act as (or read the record of) the suspended task; an item
+     * that is a task sets its own. Relaxed: owner-only writes (worker.h). */
+    atomic_store_explicit(&w->task, NULL, memory_order_relaxed);
     heist__fiber_switch(w, next, then, arg);
     w = heist__self_get();
     /* Relaxed: owner-only writes; thieves read it (worker.h). */

@@ -27,7 +27,10 @@ struct heist_future {
     const struct heist__fut_ops *ops; /* immutable */
     int err;                  /* written by the completer before state */
     void *value;              /* same */
-    struct heist_sched *sched; /* the scheduler it belongs to, or NULL */
+    /* The scheduler it was made on, or NULL, and that scheduler's id
+     * (registry.c): it may be freed before the future. Immutable. */
+    struct heist_sched *sched;
+    uint64_t sched_id;
 };
 
 /* A node of a pending future's list: a waiting fiber or thread (wait.c), a
@@ -56,6 +59,7 @@ static inline void heist__fut_init(heist_future *f,
     f->err = 0;
     f->value = NULL;
     f->sched = s;
+    f->sched_id = s ? s->id : 0;
 }
 /* Completes f once: 0, or EBUSY if another completer was first. */
 int heist__fut_complete(heist_future *f, uintptr_t term, void *value,

@@ -278,22 +278,25 @@ int heist_future_then(heist_future *f, void (*cb)(heist_future *, void *),
 {
     if (!f || !cb)
         return EINVAL;
-    struct heist_sched *s = heist__current_sched();
-    if (!s)
-        s = f->sched;
-    if (!s)
-        return EPERM;
     struct cbnode *n = heist__cache_get(HEIST__C_CALLBACK, sizeof(*n));
     if (!n)
         return ENOMEM;
+    struct heist_sched *s = heist__current_sched();
+    if (s) {
+        /* Relaxed: s is alive while its worker runs us; heist_sched_free
+         * reads it (acquire) only after the release decrement of live
+         * that ends this item. */
+        atomic_fetch_add_explicit(&s->cb_waiting, 1, memory_order_relaxed);
+    } else if (!(s = f->sched) || !heist__sched_hold_callback(s, f->sched_id)) {
+        /* No scheduler to run it: f belongs to none, or it was freed. */
+        heist__cache_put(HEIST__C_CALLBACK, n);
+        return EPERM;
+    }
     n->l.fire = callback_fire;
     n->cb = cb;
     n->arg = arg;
     n->sched = s;
     n->fut = NULL;
-    /* Relaxed: read (acquire) by heist_sched_free only after the release
-     * decrement that follows. */
-    atomic_fetch_add_explicit(&s->cb_waiting, 1, memory_order_relaxed);
     if (!heist__fut_push(f, &n->l)) {
         schedule_callback(n, f); /* already completed: run it now */
         cb_waiting_dec(s);

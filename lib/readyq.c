@@ -11,21 +11,19 @@
  * Indices are signed 64-bit (take on an empty queue computes bottom - 1);
  * slots are atomic (a slow thief may read a slot the owner rewrites; the CAS
  * on top then fails). Growth copies the live range to a ring twice as
- * large; thieves may still read the old one, which is freed after a QSBR
- * grace period, like the split deque's (deque.c).
+ * large; thieves may still read the old one, which is kept until the queue
+ * is destroyed, like the split deque's (deque.c).
  *
  * Unlike a fork deque, the owner takes from the top too (FIFO): see
  * heist__rq_pop. Only push touches bottom.
  */
 #include "readyq.h"
-#include "rcu.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
 struct heist__rq_ring {
-    struct heist__rcu_node rcu; /* first: freed after a grace period */
-    struct heist__rq *q;
+    struct heist__rq_ring *retired_next; /* the owner's list of old rings */
     int64_t mask;
     _Atomic(struct heist__item *) slot[];
 };
@@ -50,21 +48,19 @@ int heist__rq_init(struct heist__rq *q, unsigned log2cap)
     atomic_init(&q->top, 0);
     atomic_init(&q->bottom, 0);
     atomic_init(&q->ring, r);
-    atomic_init(&q->rings_pending, 0);
+    q->retired = NULL;
     return 0;
-}
-
-static void ring_free(struct heist__rcu_node *n)
-{
-    struct heist__rq_ring *r = (struct heist__rq_ring *)n;
-    struct heist__rq *q = r->q;
-    free(r);
-    heist__rcu_retired(&q->rings_pending);
 }
 
 void heist__rq_destroy(struct heist__rq *q)
 {
-    heist__rcu_wait_retired(&q->rings_pending);
+    struct heist__rq_ring *r = q->retired;
+    while (r) {
+        struct heist__rq_ring *next = r->retired_next;
+        free(r);
+        r = next;
+    }
+    q->retired = NULL;
     free(atomic_load_explicit(&q->ring, memory_order_relaxed));
 }
 
@@ -89,8 +85,8 @@ int heist__rq_push(struct heist__rq *q, struct heist__item *it)
                 memory_order_relaxed);
         /* Release: pairs with the thieves' acquire load of ring. */
         atomic_store_explicit(&q->ring, nr, memory_order_release);
-        r->q = q;
-        heist__rcu_retire(&q->rings_pending, &r->rcu, ring_free);
+        r->retired_next = q->retired; /* freed with the queue */
+        q->retired = r;
         r = nr;
     }
     atomic_store_explicit(&r->slot[b & r->mask], it, memory_order_relaxed);

@@ -9,7 +9,7 @@
  * sees the synchronization. Positions wrap, so unlike the split deque it
  * suits a queue the owner pops between tasks for ever. The owner takes the
  * oldest item (FIFO, as asyncio runs ready tasks), the thieves too.
- * Growth retires old rings through QSBR, as the split deque does (rcu.h).
+ * Growth keeps old rings until destroy, as the split deque does (deque.c).
  */
 #ifndef HEIST_READYQ_H
 #define HEIST_READYQ_H
@@ -21,9 +21,9 @@ struct heist__rq {
     _Alignas(HEIST_CACHELINE) _Atomic int64_t top; /* thieves CAS */
     _Alignas(HEIST_CACHELINE) _Atomic int64_t bottom; /* owner writes */
     _Atomic(struct heist__rq_ring *) ring; /* owner replaces (release) */
-    _Atomic uint32_t rings_pending;         /* as in heist__deque */
+    struct heist__rq_ring *retired;         /* owner: old rings (deque.c) */
 };
-/* Not thread-safe; destroy waits for retired rings (see deque.h). */
+/* Not thread-safe; destroy only when no thread can steal (see deque.h). */
 int heist__rq_init(struct heist__rq *q, unsigned log2cap);
 void heist__rq_destroy(struct heist__rq *q);
 /* Owner only: 0 or ENOMEM (full and could not grow). */

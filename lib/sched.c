@@ -8,7 +8,6 @@
  * heist_run is in progress (run.c) and no task or scheduled callback is
  * left, tells the workers to stop, wakes them all and joins them.
  */
-#include "rcu.h"
 #include "worker.h"
 
 #include <ctype.h>
@@ -129,10 +128,11 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
         free(s);
         return ENOMEM;
     }
-    if (heist__timers_init(&s->timers)) {
+    err = heist__timers_init(&s->timers);
+    if (err) {
         pthread_mutex_destroy(&s->fiber_lock);
         free(s);
-        return ENOMEM;
+        return err;
     }
     heist__fiber_global_init();
     s->workers = calloc(n, sizeof(*s->workers));
@@ -195,6 +195,7 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
         sched_dealloc(s);
         return err == EAGAIN ? EAGAIN : ENOMEM;
     }
+    heist__sched_register(s);
     *out = s;
     return 0;
 }
@@ -227,25 +228,17 @@ int heist_sched_free(heist_sched *s)
         while ((live = atomic_load_explicit(&s->live,
                                             memory_order_acquire)) != 0)
             heist__futex_wait(&s->live, live);
-        /* Acquire: pairs with the release decrements in future.c; a
-         * callback scheduled since our read of live is visible in live
-         * now. */
-        if (atomic_load_explicit(&s->cb_waiting, memory_order_acquire) != 0)
-            return EBUSY; /* callbacks wait on pending futures */
-        if (atomic_load_explicit(&s->live, memory_order_acquire) == 0)
+        /* Callbacks waiting on pending futures keep s alive (EBUSY); once
+         * none does, s leaves the registry, so no thread can register
+         * one through a future any more (registry.c). */
+        int err = heist__sched_retire(s);
+        if (err == EBUSY)
+            return EBUSY;
+        if (err == 0)
             break;
     }
     stop_workers(s, s->nworkers);
-    /* Rings retired by deque growth are freed by call_rcu callbacks, which
-     * free_workers waits for (heist__deque_destroy). A worker of another
-     * scheduler is an online QSBR reader: it goes offline meanwhile, or the
-     * grace periods would wait for it. */
-    bool reader = heist__self != NULL;
-    if (reader)
-        heist__rcu_offline();
     free_workers(s, s->nworkers);
-    if (reader)
-        heist__rcu_online();
     sched_dealloc(s);
     return 0;
 }

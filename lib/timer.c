@@ -1,6 +1,12 @@
 /*
  * timer.c - deadlines of sleeps and timed awaits: a binary min-heap of timer
- * nodes served by one timer thread per scheduler (started on first use).
+ * nodes served by one timer thread per scheduler.
+ *
+ * Nothing here can fail once a wait has begun: the thread is started with
+ * the scheduler (heist__timers_init), and a waiter reserves its heap slot
+ * before it suspends (heist__timer_reserve, which may say ENOMEM while the
+ * caller can still return it); arming then consumes the reservation and
+ * cannot fail, so no sleep or timeout ever ends early for want of memory.
  *
  * The thread sleeps on a condition variable (CLOCK_MONOTONIC) until the
  * earliest deadline, then takes each due node out of the heap and calls its
@@ -9,13 +15,18 @@
  * armed node, which fire takes over. A wait that ends otherwise
  * (completion, cancel) disarms its node under the same lock, so it finds the
  * node either still armed (and removes it) or already fired, and a
- * cancelled one-hour sleep does not stay in the heap.
+ * cancelled one-hour sleep does not stay in the heap. A wait can also end
+ * before its node is armed (a cancel races the start of a sleep): arming
+ * asks the node, under the lock, whether it is still wanted, so a node is
+ * never armed after its waiter's disarm found nothing to remove.
  */
 #include "timer.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
+
+static void *timer_main(void *arg);
 
 int heist__timers_init(struct heist__timers *t)
 {
@@ -31,21 +42,35 @@ int heist__timers_init(struct heist__timers *t)
         pthread_cond_destroy(&t->cond);
         return ENOMEM;
     }
-    t->heap = NULL;
-    t->n = t->cap = 0;
-    t->started = t->stop = false;
+    t->n = t->reserved = 0;
+    t->cap = 64;
+    t->stop = false;
+    t->heap = malloc(t->cap * sizeof(*t->heap));
+    pthread_attr_t attr;
+    err = t->heap ? pthread_attr_init(&attr) : ENOMEM;
+    if (!err) {
+        pthread_attr_setstacksize(&attr, 256 * 1024);
+        err = pthread_create(&t->thread, &attr, timer_main, t);
+        pthread_attr_destroy(&attr);
+        if (err)
+            err = err == EAGAIN ? EAGAIN : ENOMEM;
+    }
+    if (err) {
+        free(t->heap);
+        pthread_mutex_destroy(&t->lock);
+        pthread_cond_destroy(&t->cond);
+        return err;
+    }
     return 0;
 }
 
 void heist__timers_fini(struct heist__timers *t)
 {
     pthread_mutex_lock(&t->lock);
-    bool started = t->started;
     t->stop = true;
     pthread_cond_signal(&t->cond);
     pthread_mutex_unlock(&t->lock);
-    if (started)
-        pthread_join(t->thread, NULL);
+    pthread_join(t->thread, NULL);
     /* Every wait has ended (the scheduler had no task left). */
     free(t->heap);
     pthread_mutex_destroy(&t->lock);
@@ -127,25 +152,11 @@ static void *timer_main(void *arg)
     return NULL;
 }
 
-int heist__timer_arm(struct heist__timers *t, struct heist__timer_node *n)
+int heist__timer_reserve(struct heist__timers *t)
 {
     pthread_mutex_lock(&t->lock);
-    if (!t->started) {
-        pthread_attr_t attr;
-        int err = pthread_attr_init(&attr);
-        if (!err) {
-            pthread_attr_setstacksize(&attr, 256 * 1024);
-            err = pthread_create(&t->thread, &attr, timer_main, t);
-            pthread_attr_destroy(&attr);
-        }
-        if (err) {
-            pthread_mutex_unlock(&t->lock);
-            return EAGAIN;
-        }
-        t->started = true;
-    }
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 64;
+    if (t->n + t->reserved == t->cap) {
+        size_t cap = t->cap * 2;
         struct heist__timer_node **h = realloc(t->heap, cap * sizeof(*h));
         if (!h) {
             pthread_mutex_unlock(&t->lock);
@@ -154,14 +165,34 @@ int heist__timer_arm(struct heist__timers *t, struct heist__timer_node *n)
         t->heap = h;
         t->cap = cap;
     }
-    t->heap[t->n] = n;
-    n->heap_idx = t->n;
-    t->n++;
-    sift_up(t, t->n - 1);
-    if (n->heap_idx == 0)
-        pthread_cond_signal(&t->cond);
+    t->reserved++;
     pthread_mutex_unlock(&t->lock);
     return 0;
+}
+
+void heist__timer_unreserve(struct heist__timers *t)
+{
+    pthread_mutex_lock(&t->lock);
+    t->reserved--;
+    pthread_mutex_unlock(&t->lock);
+}
+
+bool heist__timer_arm(struct heist__timers *t, struct heist__timer_node *n,
+                      bool (*wanted)(struct heist__timer_node *n))
+{
+    pthread_mutex_lock(&t->lock);
+    t->reserved--;
+    bool arm = wanted(n);
+    if (arm) {
+        t->heap[t->n] = n; /* room: the reservation */
+        n->heap_idx = t->n;
+        t->n++;
+        sift_up(t, t->n - 1);
+        if (n->heap_idx == 0)
+            pthread_cond_signal(&t->cond);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return arm;
 }
 
 bool heist__timer_disarm(struct heist__timers *t, struct heist__timer_node *n)

@@ -23,16 +23,24 @@ struct heist__timers {
     pthread_mutex_t lock;
     pthread_cond_t cond;       /* CLOCK_MONOTONIC */
     struct heist__timer_node **heap; /* min-heap on deadline (under lock) */
-    size_t n, cap;
-    bool started, stop;
+    size_t n, cap;             /* under lock */
+    size_t reserved;           /* slots promised to waiters (under lock) */
+    bool stop;                 /* under lock */
     pthread_t thread;
 };
+/* Starts the timer thread: 0, ENOMEM or EAGAIN. */
 int heist__timers_init(struct heist__timers *t);
 /* Stops the thread; every node must have been disarmed or fired. */
 void heist__timers_fini(struct heist__timers *t);
-/* Adds n (deadline and fire set; the caller gave the heap a reference).
- * Returns 0 or ENOMEM/EAGAIN (then the caller keeps the reference). */
-int heist__timer_arm(struct heist__timers *t, struct heist__timer_node *n);
+/* Reserves a heap slot for one later heist__timer_arm: 0 or ENOMEM. */
+int heist__timer_reserve(struct heist__timers *t);
+/* Gives back a reservation that will not be armed. */
+void heist__timer_unreserve(struct heist__timers *t);
+/* Consumes a reservation: adds n (deadline and fire set) if wanted(n),
+ * asked under the timers' lock, still says so. Returns whether it did (then
+ * the heap holds the reference the caller gave it). */
+bool heist__timer_arm(struct heist__timers *t, struct heist__timer_node *n,
+                      bool (*wanted)(struct heist__timer_node *n));
 /* Removes n if still armed: returns true, and the caller drops the heap's
  * reference; false if it fired (or was never armed). */
 bool heist__timer_disarm(struct heist__timers *t, struct heist__timer_node *n);

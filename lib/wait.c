@@ -97,6 +97,15 @@ static void timer_fire(struct heist__timer_node *tn)
     wnode_unref(n);
 }
 
+/* Asked by the timers under their lock before arming: the wait has not
+ * ended. Acquire: pairs with the claimer's acq_rel CAS (a claim seen here
+ * means the waiter may be cleaning up). */
+static bool still_waiting(struct heist__timer_node *tn)
+{
+    struct wnode *n = caa_container_of(tn, struct wnode, tn);
+    return atomic_load_explicit(&n->claimed, memory_order_acquire) == 0;
+}
+
 /* The task: a canceller (under the task's lock). */
 static void task_cancel(struct heist__task_wait *tw)
 {
@@ -131,20 +140,25 @@ static struct wnode *wnode_new(bool thread, uint32_t refs)
 static void publish_steps(struct wnode *n)
 {
     struct heist__tk *t = n->task;
+    bool timed = n->tn.deadline != UINT64_MAX;
     if (t) {
         wnode_ref(n);
         if (!heist__task_wait_add(t, &n->tw)) {
             wnode_unref(n);
+            if (timed)
+                heist__timer_unreserve(&n->sched->timers);
             wnode_wake(n, HEIST__WAKE_CANCEL);
             return;
         }
     }
-    if (n->tn.deadline != UINT64_MAX) {
+    if (timed) {
         wnode_ref(n);
-        if (heist__timer_arm(&n->sched->timers, &n->tn) != 0) {
-            /* No timer (out of memory or threads): end the wait now. */
+        /* The slot was reserved before the suspension (fiber_wait). */
+        if (!heist__timer_arm(&n->sched->timers, &n->tn, still_waiting)) {
+            /* A canceller ended the wait already: its waiter's disarm
+             * may have run, so arming now would leave the node in the
+             * heap until its deadline. */
             wnode_unref(n);
-            wnode_wake(n, HEIST__WAKE_TIMEOUT);
             return;
         }
     }
@@ -188,23 +202,35 @@ static void wait_cleanup(struct wnode *n, int why)
  * reason, or a negative errno when it could not wait. */
 static int fiber_wait(heist_future *f, uint64_t deadline)
 {
-    struct wnode *n = wnode_new(false, 1);
-    if (!n)
+    struct heist_sched *s = heist__self_get()->sched;
+    bool timed = deadline != UINT64_MAX;
+    /* Everything that can fail comes before the suspension, so a wait that
+     * begins ends only for its own reasons. */
+    if (timed && heist__timer_reserve(&s->timers) != 0)
         return -ENOMEM;
+    struct wnode *n = wnode_new(false, 1);
+    if (!n) {
+        if (timed)
+            heist__timer_unreserve(&s->timers);
+        return -ENOMEM;
+    }
     n->task = heist__current_task();
     n->fut = f;
     n->tn.deadline = deadline;
+    n->sched = s;
     /* The fiber suspends with an empty fork deque (fork.c). */
     heist__drain();
     if (f && heist_future_done(f)) {
+        if (timed)
+            heist__timer_unreserve(&s->timers);
         wnode_unref(n);
         return HEIST__WAKE_OK;
     }
-    struct heist__worker *w = heist__self_get();
-    n->fiber = w->cur;
-    n->sched = w->sched;
+    n->fiber = heist__self_get()->cur;
     int why = heist__suspend(wait_publish, n);
     if (why == 0) {
+        if (timed)
+            heist__timer_unreserve(&s->timers);
         wnode_unref(n);
         return -ENOMEM;
     }
@@ -315,6 +341,6 @@ int heist_sleep(uint64_t ns)
         return ECANCELED;
     int why = fiber_wait(NULL, heist__deadline_after(ns));
     if (why < 0)
-        return thread_sleep(ns); /* no fiber to switch to */
+        return -why; /* ENOMEM: nothing slept */
     return why == HEIST__WAKE_CANCEL ? ECANCELED : 0;
 }

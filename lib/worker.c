@@ -9,14 +9,18 @@
  *      its fork deque, then its ready queue (random start spreads thieves;
  *      a full round makes "found nothing" mean something);
  *   3. the injection queue (work from threads that are not workers).
+ * Fairness: every INJECT_TICK-th search looks at the injection queue first
+ * (Go's scheduler does the same with its global queue every 61 ticks), so
+ * work from other threads, timer expiries (the timer thread injects) and
+ * tasks that a plain thread's completion woke are not starved by workers
+ * that always have local work.
  * The worker's own fork deque is empty between tasks: a task joins every
  * fork before it returns (checked by heist__run_user), and a fiber empties
  * it before it suspends (heist__drain).
  *
  * Idle: after SPIN_ROUNDS fruitless rounds (with a pause between them) and a
  * few sched_yield()s (so that on an oversubscribed machine a spinning worker
- * hands its core to one with work), the worker parks (park.c). Before it
- * sleeps it goes offline for QSBR, so grace periods do not wait for it.
+ * hands its core to one with work), the worker parks (park.c).
  *
  * Items: the loop knows no kind of item; it calls the item's own run
  * function (a spawned task: spawn.c; a callback: future.c; a ready fiber:
@@ -25,11 +29,10 @@
  */
 #include "cache.h"
 #include "fork.h"
-#include "rcu.h"
 
 #include <sched.h>
 
-enum { SPIN_ROUNDS = 64, YIELD_ROUNDS = 4 };
+enum { SPIN_ROUNDS = 64, YIELD_ROUNDS = 4, INJECT_TICK = 61 };
 
 /* xorshift64* (Vigna, "An experimental exploration of Marsaglia's xorshift
  * generators, scrambled", 2016). Owner-only state. */
@@ -126,14 +129,17 @@ static void park(struct heist__worker *w)
         return;
     }
     heist__count(&w->ctr.parks);
-    heist__rcu_offline();
     heist__park_wait(&s->park, key);
-    heist__rcu_online();
 }
 
 /* One thing to do, if there is one. */
 static bool find_and_run(struct heist__worker *w)
 {
+    if (heist__unlikely(++w->tick == INJECT_TICK)) {
+        w->tick = 0;
+        if (run_injected(w))
+            return true;
+    }
     struct heist__item *it = heist__rq_pop(&w->rq);
     if (it) {
         it->run(it);
@@ -151,8 +157,6 @@ _Noreturn void heist__worker_loop(void)
             /* A fiber switch may have moved this loop to another worker. */
             w = heist__self_get();
             heist__count(&w->ctr.tasks);
-            /* Between tasks this thread holds no RCU-protected pointer. */
-            heist__rcu_quiescent();
             idle = 0;
             continue;
         }
@@ -169,7 +173,6 @@ _Noreturn void heist__worker_loop(void)
         if (idle < SPIN_ROUNDS) {
             heist__cpu_relax();
         } else if (idle < SPIN_ROUNDS + YIELD_ROUNDS) {
-            heist__rcu_quiescent();
             sched_yield();
         } else {
             park(w);
@@ -182,7 +185,6 @@ void *heist__worker_main(void *arg)
 {
     struct heist__worker *w = arg;
     heist__self = w;
-    heist__rcu_register();
     heist__fiber_thread_init(w);
     /* The first fiber was made with the scheduler (sched.c). */
     struct heist__fiber *f = heist__fiber_get(w);
@@ -192,7 +194,6 @@ void *heist__worker_main(void *arg)
     /* The scheduler is stopping: the loop switched back here. */
     heist__cache_fini(w);
     heist__fiber_thread_fini(w);
-    heist__rcu_unregister();
     heist__self = NULL;
     return NULL;
 }

@@ -31,6 +31,7 @@ struct heist__worker {
     _Alignas(HEIST_CACHELINE) struct heist_sched *sched; /* immutable */
     unsigned index;                /* immutable */
     uint64_t rng;                  /* owner-only: victim selection */
+    uint32_t tick;                 /* owner-only: items taken (fairness) */
     pthread_t thread;              /* written by the creator */
     /* The spawned task whose code runs now (NULL in the loop and in
      * callbacks). Written by the owner; read (relaxed) by a thief that
@@ -56,6 +57,8 @@ struct heist__worker {
 
 struct heist_sched {
     unsigned nworkers;                   /* immutable after creation */
+    uint64_t id;                         /* process-unique (registry.c) */
+    struct heist_sched *reg_next;        /* registry list (its lock) */
     struct heist__worker **workers;      /* immutable array */
     size_t stack_size;                   /* immutable */
     /* What a fresh fiber runs after its first then: the worker loop
@@ -121,6 +124,17 @@ void heist__fiber_ready(struct heist_sched *s, struct heist__fiber *f,
 struct heist__item *heist__inject_take(struct heist_sched *s);
 /* Wakes one sleeping worker if any sleeps (after publishing work). */
 void heist__wake_one(struct heist_sched *s);
+
+/* ---- registry.c: the live schedulers ------------------------------------- */
+/* Gives s its id and lists it. */
+void heist__sched_register(struct heist_sched *s);
+/* If s with this id is alive, counts one callback waiting in it (its
+ * cb_waiting) and returns true; false if it was freed. Any thread. */
+bool heist__sched_hold_callback(struct heist_sched *s, uint64_t id);
+/* heist_sched_free, once s's live count read zero: takes s out of the
+ * list and returns 0, or leaves it and returns EBUSY (callbacks wait on
+ * pending futures) or EAGAIN (work was queued meanwhile: wait again). */
+int heist__sched_retire(struct heist_sched *s);
 
 /* ---- worker.c ----------------------------------------------------------- */
 /* A worker thread's start routine. */

@@ -7,10 +7,9 @@
  * alternate thief rounds and owner operations, and the stress tests keep the
  * owner busy while thieves run.
  *
- * Every thread that touches a deque is a registered QSBR reader (thieves
- * read rings the owner may retire; the owner retires them with call_rcu)
- * that reports quiescent states, and unregisters before
- * heist__deque_destroy (which waits for the retired rings' grace period).
+ * Thieves may read rings the owner has replaced by growth; the deque keeps
+ * them until heist__deque_destroy, which the tests call once every thief
+ * has been joined.
  */
 #include <criterion/criterion.h>
 
@@ -19,7 +18,6 @@
 #include <stdlib.h>
 
 #include "deque.h"
-#include "rcu.h"
 #include "test_util.h"
 
 #define ITEM(i) ((void *)(uintptr_t)(i))
@@ -28,15 +26,12 @@
 /* The owner's side: the calling thread registers and owns a new deque. */
 static void owner_begin(struct heist__deque *dq, unsigned log2cap)
 {
-    heist__rcu_register();
     cr_assert_eq(heist__deque_init(dq, log2cap), 0);
 }
 
-/* Destroy waits for the rings retired by growth to pass their grace
- * period, so the owner unregisters first. */
+/* Every thief has been joined: destroy frees the current and old rings. */
 static void owner_end(struct heist__deque *dq)
 {
-    heist__rcu_unregister();
     heist__deque_destroy(dq);
 }
 
@@ -60,7 +55,6 @@ struct round {
 static void *round_main(void *arg)
 {
     struct round *r = arg;
-    heist__rcu_register();
     r->n = 0;
     r->last = HEIST__STEAL_OK;
     while (r->n < r->max) {
@@ -72,7 +66,6 @@ static void *round_main(void *arg)
         }
         r->out[r->n++] = VAL(p);
     }
-    heist__rcu_unregister();
     return NULL;
 }
 
@@ -82,11 +75,8 @@ static size_t steal_round(struct heist__deque *dq, uintptr_t *out, size_t max)
 {
     struct round r = {.dq = dq, .max = max, .out = out};
     pthread_t t;
-    /* The owner goes offline while it waits, as a worker would. */
-    heist__rcu_offline();
     cr_assert_eq(pthread_create(&t, NULL, round_main, &r), 0);
     pthread_join(t, NULL);
-    heist__rcu_online();
     if (r.n < max)
         cr_assert_eq(r.last, HEIST__STEAL_EMPTY,
                      "a lone thief's steal failed with status %d", r.last);
@@ -346,7 +336,6 @@ static void *thief_main(void *arg)
     struct stress *s = arg;
     uintptr_t last = 0;
     unsigned empty = 0;
-    heist__rcu_register();
     atomic_fetch_add(&s->ready, 1);
     for (unsigned i = 1; !atomic_load_explicit(&s->stop, memory_order_relaxed);
          i++) {
@@ -368,21 +357,16 @@ static void *thief_main(void *arg)
         } else if (st == HEIST__STEAL_EMPTY && ++empty % 64 == 0) {
             sched_yield(); /* let the owner run on a small machine */
         }
-        if (i % 64 == 0)
-            heist__rcu_quiescent();
     }
-    heist__rcu_unregister();
     return NULL;
 }
 
-/* The owner waits (offline) until the thieves made k more steal calls. */
+/* The owner waits until the thieves made k more steal calls. */
 static void wait_attempts(struct stress *s, unsigned k)
 {
     unsigned long a = atomic_load(&s->attempts);
-    heist__rcu_offline();
     while (atomic_load(&s->attempts) < a + k)
         sched_yield();
-    heist__rcu_online();
 }
 
 static void stress_run(unsigned nthieves, size_t n)
@@ -392,7 +376,6 @@ static void stress_run(unsigned nthieves, size_t n)
     s->n = n;
     s->count = calloc(n + 1, sizeof(s->count[0]));
     cr_assert_not_null(s->count);
-    heist__rcu_register();
     cr_assert_eq(heist__deque_init(&s->dq, 1), 0);
     ht_watchdog_start(&s->wd, "deque stress", 60);
 
@@ -401,12 +384,10 @@ static void stress_run(unsigned nthieves, size_t n)
     for (unsigned i = 0; i < nthieves; i++)
         cr_assert_eq(pthread_create(&th[i], NULL, thief_main, s), 0);
     /* Start once every thief is stealing. */
-    heist__rcu_offline();
     cr_assert(ht_wait_at_least(&s->ready, (int)nthieves, 60));
-    heist__rcu_online();
 
     /* The owner: bursts of pushes, then some pops, now and then a full
-     * drain, reporting quiescent states between operations. */
+     * drain. */
     uint64_t rng = 12345;
     uintptr_t next = 1;
     size_t ops = 0;
@@ -433,7 +414,6 @@ static void stress_run(unsigned nthieves, size_t n)
             take(s, VAL(p));
         }
         if (++ops % 16 == 0) {
-            heist__rcu_quiescent();
             ht_watchdog_tick(&s->wd);
         }
         /* Now and then let the thieves in, however the OS schedules
@@ -453,7 +433,6 @@ static void stress_run(unsigned nthieves, size_t n)
     /* Every item is now taken or claimed by a thief that is about to
      * count it. If items were lost, give up after 30 s: the counts below
      * then name them. */
-    heist__rcu_offline();
     uint64_t deadline = ht_now_ns() + 30ull * 1000000000u;
     while (atomic_load(&s->taken) < n && atomic_load(&s->bad) == 0 &&
            ht_now_ns() < deadline)
@@ -461,7 +440,6 @@ static void stress_run(unsigned nthieves, size_t n)
     atomic_store(&s->stop, true);
     for (unsigned i = 0; i < nthieves; i++)
         pthread_join(th[i], NULL);
-    heist__rcu_online();
     ht_watchdog_stop(&s->wd);
     owner_end(&s->dq);
 

@@ -134,8 +134,11 @@ int heist_future_result(const heist_future *f, void **value);
  * another thread, on the scheduler f belongs to (the one it was created on
  * or spawned to). heist_sched_free of that scheduler says EBUSY while the
  * callback still waits for f.
+ * cb runs on behalf of no task: heist_fail there says EPERM and
+ * heist_cancelling() is false, even while a task waits on the same worker.
  * Errors: EINVAL (f or cb is NULL), EPERM (called from a thread that is not
- * a worker, for a future created outside any scheduler: nowhere to run cb),
+ * a worker, for a future created outside any scheduler, or whose
+ * scheduler has been freed: nowhere to run cb; nothing is registered),
  * ENOMEM.
  */
 int heist_future_then(heist_future *f, void (*cb)(heist_future *f, void *arg),
@@ -149,14 +152,19 @@ int heist_future_then(heist_future *f, void (*cb)(heist_future *f, void *arg),
  * Errors besides f's own outcome: EINVAL (f is NULL), EDEADLK (a task
  * awaits its own future), ECANCELED (the awaiting task was cancelled: f is
  * left as it is; check heist_cancelling() to tell the two ECANCELEDs
- * apart). *value is written only when 0 is returned.
+ * apart), ENOMEM (f is pending and no memory for the wait's record or for
+ * a fiber to run other work on meanwhile: nothing waited; f is left as it
+ * is). *value is written only when 0 is returned.
  */
 int heist_await(heist_future *f, void **value);
 
 /*
  * heist_await with a time limit of ns nanoseconds: ETIMEDOUT if f is still
  * pending then (f is left pending, as asyncio.wait_for would not: cancel it
- * yourself if you wish). ns == 0 only checks.
+ * yourself if you wish). ns == 0 only checks. It never returns ETIMEDOUT
+ * before ns have passed.
+ * Errors: those of heist_await (ENOMEM also when the timer's heap cannot
+ * grow: then nothing waited), and ETIMEDOUT.
  */
 int heist_await_timeout(heist_future *f, uint64_t ns, void **value);
 
@@ -192,7 +200,10 @@ heist_future *heist_any(heist_future *const *fs, size_t n);
 /*
  * Sleeps ns nanoseconds. In a task it suspends the task, not the worker
  * (timers are served by a timer thread); elsewhere it sleeps the thread.
- * Returns 0, or ECANCELED if the running task is (or gets) cancelled.
+ * Returns 0 (never before ns have passed), or ECANCELED if the running
+ * task is (or gets) cancelled, or ENOMEM (in a task: no memory for the
+ * wait's record, the timer's heap or a fiber; returned at once, nothing
+ * slept).
  */
 int heist_sleep(uint64_t ns);
 

@@ -55,7 +55,7 @@ check_output() { # name, program
 
 # 1. Library-only configure without Criterion: pkg-config sees liburcu's
 # .pc files and nothing else.
-pcdir=$(pkg-config --variable=pcfiledir liburcu-qsbr)
+pcdir=$(pkg-config --variable=pcfiledir liburcu-cds)
 mkdir -p "$tmp/pc-urcu-only"
 ln -s "$pcdir"/liburcu*.pc "$tmp/pc-urcu-only/"
 if PKG_CONFIG_LIBDIR=$tmp/pc-urcu-only PKG_CONFIG_PATH= \
