@@ -3,11 +3,15 @@
  * reports.
  *
  * Stacks: one mmap per fiber, MAP_NORESERVE (pages cost memory only when
- * touched), with a PROT_NONE guard page below the stack while the kernel's
- * map count allows: each guard splits the mapping in two, and the default
- * vm.max_map_count (65,530) would not hold 100,000 guarded stacks. We guard
- * at most a quarter of max_map_count; later stacks go unguarded (and an
- * overflow of those is not detected). The struct heist__fiber sits at the
+ * touched), with a PROT_NONE guard region of GUARD_SIZE (64 KiB, so that a
+ * large frame cannot jump over it; it costs address space only) below the
+ * stack while the kernel's map count allows: each guard splits the mapping
+ * in two, and the default vm.max_map_count (65,530) would not hold 100,000
+ * guarded stacks. We guard at most a quarter of max_map_count. Later stacks
+ * keep the region, writable, and a canary at the bottom of the stack that
+ * every switch away from the fiber checks: an overflow of those is
+ * reported at the task's next switch (before anything else runs on that
+ * worker), never silent as long as it stays within the region. The struct heist__fiber sits at the
  * top of its mapping; the stack grows down from just below it (so the usable
  * stack is the requested size rounded up to pages, less the struct).
  *
@@ -81,6 +85,12 @@ static long guard_limit(void)
     long l = atomic_load_explicit(&limit, memory_order_relaxed);
     if (l)
         return l;
+    const char *off = getenv("HEIST_STACK_GUARD");
+    if (off && strcmp(off, "0") == 0) {
+        /* Guard regions off (tests of the canary): no stack is guarded. */
+        atomic_store_explicit(&limit, -1, memory_order_relaxed);
+        return -1;
+    }
     l = 65530;
     FILE *fp = fopen("/proc/sys/vm/max_map_count", "r");
     if (fp) {
@@ -109,11 +119,34 @@ __attribute__((noinline)) struct heist__worker *heist__self_get(void)
 static void fiber_entry(void *arg);
 static void resume_run(struct heist__item *it);
 
+enum { GUARD_SIZE = 64 * 1024, CANARY_WORDS = 8 };
+#define CANARY 0x68656973745f6f6bULL /* "heist_ok" */
+
+static void canary_set(struct heist__fiber *f)
+{
+    uint64_t *c = (uint64_t *)(void *)f->stack_lo;
+    for (int i = 0; i < CANARY_WORDS; i++)
+        c[i] = CANARY;
+}
+
+static bool canary_ok(const struct heist__fiber *f)
+{
+    const uint64_t *c = (const uint64_t *)(const void *)f->stack_lo;
+    for (int i = 0; i < CANARY_WORDS; i++)
+        if (c[i] != CANARY)
+            return false;
+    return true;
+}
+
+static void write_num(size_t n);
+static void write_str(const char *s);
+
 struct heist__fiber *heist__fiber_new(struct heist_sched *s)
 {
     size_t ps = page_size();
     size_t stack = (s->stack_size + ps - 1) & ~(ps - 1);
-    size_t total = ps + stack;
+    size_t guard = (GUARD_SIZE + ps - 1) & ~(ps - 1);
+    size_t total = guard + stack;
     char *map = mmap(NULL, total, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
                      -1, 0);
@@ -124,7 +157,7 @@ struct heist__fiber *heist__fiber_new(struct heist_sched *s)
      * nothing. */
     if (atomic_fetch_add_explicit(&guarded_stacks, 1, memory_order_relaxed) <
         guard_limit()) {
-        guarded = mprotect(map, ps, PROT_NONE) == 0;
+        guarded = mprotect(map, guard, PROT_NONE) == 0;
     }
     if (!guarded)
         atomic_fetch_sub_explicit(&guarded_stacks, 1, memory_order_relaxed);
@@ -138,9 +171,11 @@ struct heist__fiber *heist__fiber_new(struct heist_sched *s)
     cds_wfcq_node_init(&f->it.node);
     f->map = map;
     f->map_size = total;
-    f->stack_lo = map + ps;
-    f->stack_size = (size_t)((char *)f - (map + ps));
+    f->stack_lo = map + guard;
+    f->stack_size = (size_t)((char *)f - (map + guard));
     f->guarded = guarded;
+    if (!guarded)
+        canary_set(f);
 
     /* The initial frame that heist__ctx_switch pops (ctx_*.S). */
     uintptr_t top = (uintptr_t)f & ~(uintptr_t)15;
@@ -244,6 +279,20 @@ __attribute__((no_sanitize_thread, noinline))
 static void
 do_switch(struct heist__fiber *from, struct heist__fiber *to)
 {
+    /* An unguarded stack: the switch's own frame lies on it, so a frame
+     * below its bottom (or a canary overwritten by a deeper call that has
+     * returned) is an overflow. */
+    if (heist__unlikely(!from->guarded && from->map &&
+                        ((char *)__builtin_frame_address(0) <
+                             from->stack_lo + 8 * CANARY_WORDS ||
+                         !canary_ok(from)))) {
+        write_str("heist: fatal: stack overflow in a task (the canary at the "
+                  "bottom of its unguarded stack of ");
+        write_num(from->stack_size);
+        write_str(" bytes was overwritten; raise heist_config.stack_size or "
+                  "HEIST_STACK_SIZE)\n");
+        abort();
+    }
 #ifdef HEIST_ASAN
     __sanitizer_start_switch_fiber(&from->asan_fake, to->stack_lo,
                                    to->stack_size);
@@ -341,21 +390,27 @@ static void write_str(const char *s)
     (void)r;
 }
 
+/* Async-signal-safe decimal output. */
+static void write_num(size_t n)
+{
+    char num[24];
+    size_t i = sizeof(num) - 1;
+    num[i] = 0;
+    do {
+        num[--i] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n && i);
+    write_str(&num[i]);
+}
+
 static void segv_handler(int sig, siginfo_t *si, void *uc)
 {
     struct heist__worker *w = heist__self;
     if (w && w->cur && w->cur != &w->home && w->cur->guarded) {
         char *a = si->si_addr;
         if (a >= w->cur->map && a < w->cur->stack_lo) {
-            char num[24];
-            size_t n = w->cur->stack_size, i = sizeof(num) - 1;
-            num[i] = 0;
-            do {
-                num[--i] = (char)('0' + n % 10);
-                n /= 10;
-            } while (n && i);
             write_str("heist: fatal: stack overflow in a task (its stack has ");
-            write_str(&num[i]);
+            write_num(w->cur->stack_size);
             write_str(" bytes; raise heist_config.stack_size or "
                       "HEIST_STACK_SIZE)\n");
             signal(SIGABRT, SIG_DFL);

@@ -3,12 +3,18 @@
  * message that says "stack overflow" on stderr, and the process must die,
  * instead of corrupting memory or dying with a bare SIGSEGV.
  *
- * Usage: test_overflow fresh|resumed|forked
- *   fresh:   heist_run's main task recurses at once;
- *   resumed: a spawned task first awaits a future another task completes
- *            and sleeps (it runs on a fiber that was suspended and may have
- *            moved to another worker), then recurses;
- *   forked:  a heist_fork child recurses (stolen or run by the join).
+ * Usage: test_overflow fresh|resumed|forked|bigframe|canary
+ *   fresh:    heist_run's main task recurses at once;
+ *   resumed:  a spawned task first awaits a future another task completes
+ *             and sleeps (it runs on a fiber that was suspended and may have
+ *             moved to another worker), then recurses;
+ *   forked:   a heist_fork child recurses (stolen or run by the join);
+ *   bigframe: 24 KiB frames, each touching its lowest byte first, so the
+ *             overflow jumps far past the stack's end (a single guard page
+ *             would be skipped);
+ *   canary:   guard regions off (HEIST_STACK_GUARD=0): the task overflows a
+ *             little into the writable region below its stack and sleeps
+ *             there; the check at its switch reports it.
  *
  * The overflow happens in a child process; this process reads the child's
  * stderr, copies it to its own, and exits 0 only if the child was killed
@@ -83,18 +89,65 @@ static void *forked_main(void *arg)
     return r;
 }
 
+/* The frame's buffer escapes to the next call, so the compiler must lay
+ * out all of it (an array only indexed at constants may shrink). */
+__attribute__((noinline)) static long big(long n, volatile char *up)
+{
+    volatile char buf[24 * 1024];
+    buf[0] = (char)n; /* the lowest address first */
+    if (up)
+        up[sizeof(buf) - 1] = buf[0];
+    if (n == 0)
+        return 0;
+    return big(n - 1, buf) + buf[sizeof(buf) - 1];
+}
+
+static void *bigframe_main(void *arg)
+{
+    (void)arg;
+    return (void *)big(64, NULL);
+}
+
+/* Like recurse, but the deepest frame sleeps: its switch checks the
+ * stack. */
+__attribute__((noinline)) static long recurse_sleep(long n, volatile char *up)
+{
+    volatile char buf[1024];
+    buf[0] = (char)n;
+    if (up)
+        up[1] = buf[0];
+    if (n == 0) {
+        heist_sleep(1000000);
+        return 0;
+    }
+    long r = recurse_sleep(n - 1, buf);
+    return r + buf[1];
+}
+
+static void *canary_main(void *arg)
+{
+    (void)arg;
+    /* About 74 KiB of 1 KiB frames on a 64 KiB stack: past its end, within
+     * the 64 KiB region below it; the deepest frame suspends. */
+    return (void *)recurse_sleep(70, NULL);
+}
+
 /* The child: overflows, and should never get past heist_run. */
 static int child(const char *mode)
 {
+    if (strcmp(mode, "canary") == 0)
+        setenv("HEIST_STACK_GUARD", "0", 1);
     heist_config cfg = {.workers = 2, .stack_size = 64 * 1024};
     heist_sched *s;
     if (heist_sched_new(&cfg, &s) != 0) {
         fprintf(stderr, "test_overflow: heist_sched_new failed\n");
         return 2;
     }
-    heist_fn fn = strcmp(mode, "fresh") == 0     ? overflow
-                  : strcmp(mode, "resumed") == 0 ? resumed_main
-                                                 : forked_main;
+    heist_fn fn = strcmp(mode, "fresh") == 0      ? overflow
+                  : strcmp(mode, "resumed") == 0  ? resumed_main
+                  : strcmp(mode, "bigframe") == 0 ? bigframe_main
+                  : strcmp(mode, "canary") == 0   ? canary_main
+                                                  : forked_main;
     heist_run(s, fn, NULL, NULL);
     fprintf(stderr, "test_overflow: the recursion returned\n");
     return 3;
@@ -103,8 +156,10 @@ static int child(const char *mode)
 int main(int argc, char **argv)
 {
     if (argc != 2 || (strcmp(argv[1], "fresh") && strcmp(argv[1], "resumed") &&
-                      strcmp(argv[1], "forked"))) {
-        fprintf(stderr, "usage: %s fresh|resumed|forked\n", argv[0]);
+                      strcmp(argv[1], "forked") && strcmp(argv[1], "bigframe") &&
+                      strcmp(argv[1], "canary"))) {
+        fprintf(stderr, "usage: %s fresh|resumed|forked|bigframe|canary\n",
+                argv[0]);
         return 2;
     }
     int fds[2];
