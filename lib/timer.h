@@ -28,6 +28,8 @@ struct heist__timers {
     pthread_t thread;
 };
 int heist__timers_init(struct heist__timers *t);
+/* True on a timer thread (the trace gives it its own track). */
+extern __thread bool heist__on_timer_thread;
 /* Stops the thread; every node must have been disarmed or fired. */
 void heist__timers_fini(struct heist__timers *t);
 /* Adds n (deadline and fire set; the caller gave the heap a reference).

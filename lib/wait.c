@@ -203,7 +203,8 @@ static int fiber_wait(heist_future *f, uint64_t deadline)
     struct heist__worker *w = heist__self_get();
     n->fiber = w->cur;
     n->sched = w->sched;
-    int why = heist__suspend(wait_publish, n);
+    int why = heist__suspend(wait_publish, n,
+                             f ? HEIST__SUSP_AWAIT : HEIST__SUSP_SLEEP);
     if (why == 0) {
         wnode_unref(n);
         return -ENOMEM;

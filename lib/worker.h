@@ -12,6 +12,7 @@
 #include "park.h"
 #include "readyq.h"
 #include "timer.h"
+#include "trace.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -31,6 +32,9 @@ struct heist__worker {
     _Alignas(HEIST_CACHELINE) struct heist_sched *sched; /* immutable */
     unsigned index;                /* immutable */
     uint64_t rng;                  /* owner-only: victim selection */
+    /* The worker's trace ring, or NULL when the scheduler is not traced
+     * (immutable pointer; the ring is owner-only, trace.h). */
+    struct heist__tbuf *tb;
     pthread_t thread;              /* written by the creator */
     /* The spawned task whose code runs now (NULL in the loop and in
      * callbacks). Written by the owner; read (relaxed) by a thief that
@@ -90,6 +94,9 @@ struct heist_sched {
     pthread_mutex_t fiber_lock;
     struct heist__fiber *fibers;
     struct heist__timers timers;
+    /* The trace (HEIST_TRACE), or NULL: immutable after creation. */
+    struct heist__trace *trace;
+    bool stats_at_free;                  /* HEIST_STATS: immutable */
 };
 
 static inline void heist__live_inc(struct heist_sched *s)
