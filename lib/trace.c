@@ -135,6 +135,7 @@ static const char *sym_name(struct writer *w, const void *sym)
     char *out = w->cache[h].name;
     size_t cap = sizeof(w->cache[h].name);
     Dl_info info;
+    memset(&info, 0, sizeof(info)); /* dladdr may fail and fill nothing */
     if (!sym) {
         snprintf(out, cap, "?");
     } else if (dladdr(sym, &info) && info.dli_sname &&
