@@ -359,7 +359,7 @@ static void resume_run(struct heist__item *it)
     heist__fiber_switch(w, f, heist__fiber_pool_then, NULL);
 }
 
-int heist__suspend(heist__then_fn then, void *arg)
+int heist__suspend(heist__then_fn then, void *arg, int why)
 {
     struct heist__worker *w = heist__self_get();
     struct heist__fiber *self = w->cur, *next = heist__fiber_get(w);
@@ -369,12 +369,20 @@ int heist__suspend(heist__then_fn then, void *arg)
     struct heist__tk *task =
         atomic_load_explicit(&w->task, memory_order_relaxed);
     heist__count(&w->ctr.suspends);
+    if (heist__unlikely(w->tb != NULL)) {
+        /* The running slice ends here; it goes on where we resume. */
+        heist__trace_rec(w->tb, HEIST__TEV_SUSPEND, NULL, (uint32_t)why, 0);
+        heist__trace_rec(w->tb, HEIST__TEV_END, NULL, 0, 0);
+    }
     /* While the task is suspended this worker runs other items: none of
      * them may act as (or read the record of) the suspended task; an item
      * that is a task sets its own. Relaxed: owner-only writes (worker.h). */
     atomic_store_explicit(&w->task, NULL, memory_order_relaxed);
     heist__fiber_switch(w, next, then, arg);
     w = heist__self_get();
+    if (heist__unlikely(w->tb != NULL))
+        heist__trace_rec(w->tb, HEIST__TEV_BEGIN, self->trace_sym,
+                         HEIST__TK_RESUME, self->trace_flow);
     /* Relaxed: owner-only writes; thieves read it (worker.h). */
     atomic_store_explicit(&w->task, task, memory_order_relaxed);
     return self->wake;

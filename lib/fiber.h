@@ -16,6 +16,7 @@
 #ifndef HEIST_FIBER_H
 #define HEIST_FIBER_H
 
+#include "trace.h"
 #include "util.h"
 
 struct heist__worker;
@@ -34,6 +35,11 @@ struct heist__fiber {
     int wake;                   /* why it was resumed: written by the
                                    resumer before it queues the fiber (the
                                    queue orders it) */
+    /* Traced schedulers only: the function of the slice this fiber runs
+     * (written by the fiber itself), and the flow its resumer started
+     * (written with `wake`, ordered the same way). */
+    const void *trace_sym;
+    uint64_t trace_flow;
 #ifdef HEIST_TSAN
     void *tsan;                 /* __tsan_create_fiber's handle */
 #endif
@@ -83,9 +89,10 @@ void heist__fiber_then(struct heist__worker *w);
 
 /* Suspends the running task's fiber: switches to a fresh one, which runs
  * then(suspended fiber, arg) once the switch is done (the action publishes
- * the wait; whoever ends it makes the fiber ready). Returns the wake reason, or 0 when no fiber could be had (out of memory: then was
- * not called). */
-int heist__suspend(heist__then_fn then, void *arg);
+ * the wait; whoever ends it makes the fiber ready). `why` (HEIST__SUSP_*)
+ * is for the trace. Returns the wake reason, or 0 when no fiber could be
+ * had (out of memory: then was not called). */
+int heist__suspend(heist__then_fn then, void *arg, int why);
 
 /* Worker thread set-up and tear-down of the fiber machinery. */
 int heist__fiber_thread_init(struct heist__worker *w);

@@ -164,7 +164,7 @@ static void wait_stolen(struct heist__frame *f)
     if (atomic_load_explicit(&f->waiter, memory_order_acquire) ==
         HEIST__FRAME_DONE)
         return;
-    if (heist__suspend(join_then, f) == HEIST__WAKE_OK)
+    if (heist__suspend(join_then, f, HEIST__SUSP_JOIN) == HEIST__WAKE_OK)
         return;
     /* No fiber to switch to (out of memory): wait here, yielding. The
      * child never waits for us (task.h), so this ends. */
@@ -283,14 +283,23 @@ int heist_join(heist_task *t, void **result)
     return join_slow(f, result);
 }
 
-void *heist__run_user(struct heist__tk *task, heist_fn fn, void *arg)
+void *heist__run_user(struct heist__tk *task, heist_fn fn, void *arg,
+                      int kind, const void *sym)
 {
     struct heist__worker *w = heist__self_get();
     /* Relaxed: owner-only writes (worker.h). */
     atomic_store_explicit(&w->task, task, memory_order_relaxed);
+    if (heist__unlikely(w->tb != NULL)) {
+        /* The slice's name stays with the fiber: a resumption reopens it
+         * (heist__suspend). */
+        w->cur->trace_sym = sym;
+        heist__trace_rec(w->tb, HEIST__TEV_BEGIN, sym, (uint32_t)kind, 0);
+    }
     void *r = fn(arg);
     /* fn may have suspended: we may be on another worker now. */
     w = heist__self_get();
+    if (heist__unlikely(w->tb != NULL))
+        heist__trace_rec(w->tb, HEIST__TEV_END, NULL, 0, 0);
     atomic_store_explicit(&w->task, NULL, memory_order_relaxed);
     check_joined(w);
     return r;
@@ -305,7 +314,8 @@ void heist__frame_run_stolen(struct heist__frame *f, struct heist__tk *task)
      * of the deque slot (in heist__deque_steal) happens before the owner
      * reuses it. */
     atomic_store_explicit(&f->thief, w, memory_order_release);
-    void *r = heist__run_user(task, f->fn, f->arg);
+    void *r = heist__run_user(task, f->fn, f->arg, HEIST__TK_FORK,
+                             (const void *)f->fn);
     f->result = r;
     atomic_store_explicit(&f->state, F_DONE, memory_order_relaxed);
     /* acq_rel: release publishes f->result (and the state) to the joiner,

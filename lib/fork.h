@@ -31,8 +31,10 @@ _Static_assert(_Alignof(struct heist__frame) <= _Alignof(heist_task),
  * the one way every item runs its function (a spawned task, a stolen fork,
  * a callback). fn may suspend: on return the caller is perhaps on another
  * worker and must re-read it. Aborts (heist__check_joined) if fn left forks
- * unjoined; returns fn's result. */
-void *heist__run_user(struct heist__tk *task, heist_fn fn, void *arg);
+ * unjoined; returns fn's result. kind (HEIST__TK_*) and sym (the function
+ * to name the slice by) are for the trace. */
+void *heist__run_user(struct heist__tk *task, heist_fn fn, void *arg,
+                      int kind, const void *sym);
 /* Runs a frame the calling worker stole from a worker whose running task
  * was `task` (worker.c). */
 void heist__frame_run_stolen(struct heist__frame *f, struct heist__tk *task);

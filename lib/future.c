@@ -247,7 +247,8 @@ static void callback_run(struct heist__item *it)
 {
     struct cbnode *n = caa_container_of(it, struct cbnode, it);
     struct heist_sched *s = n->sched;
-    heist__run_user(NULL, callback_call, n);
+    heist__run_user(NULL, callback_call, n, HEIST__TK_CALLBACK,
+                    (const void *)n->cb);
     heist_future_unref(n->fut);
     heist__cache_put(HEIST__C_CALLBACK, n);
     heist__live_dec(s);

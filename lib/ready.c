@@ -44,9 +44,29 @@ void heist__make_runnable(struct heist_sched *s, struct heist__item *it)
     inject(s, it);
 }
 
+/* Records the wake of f (a flow starts here and ends where f resumes). */
+static __attribute__((noinline)) void trace_wake(struct heist_sched *s,
+                                                 struct heist__fiber *f,
+                                                 int reason)
+{
+    struct heist__worker *w = heist__self_get();
+    uint64_t id;
+    if (w && w->sched == s) {
+        id = heist__trace_flow(w->tb);
+        heist__trace_rec(w->tb, HEIST__TEV_WAKE, NULL, (uint32_t)reason, id);
+    } else {
+        id = heist__trace_rec_shared(s->trace, heist__on_timer_thread,
+                                     HEIST__TEV_WAKE, (uint32_t)reason, true);
+    }
+    /* Ordered before the resumed fiber reads it as `wake` is. */
+    f->trace_flow = id;
+}
+
 void heist__fiber_ready(struct heist_sched *s, struct heist__fiber *f,
                         int reason)
 {
+    if (heist__unlikely(s->trace != NULL))
+        trace_wake(s, f, reason);
     f->wake = reason;
     heist__make_runnable(s, &f->it);
 }

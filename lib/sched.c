@@ -6,13 +6,15 @@
  * makes everything a worker needs to start, so a scheduler that cannot
  * have it fails here with ENOMEM or EAGAIN. heist_sched_free waits until no
  * heist_run is in progress (run.c) and no task or scheduled callback is
- * left, tells the workers to stop, wakes them all and joins them.
+ * left, tells the workers to stop, wakes them all and joins them; then it
+ * writes the trace (trace.c) and the report ($HEIST_STATS) if asked for.
  */
 #include "worker.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -74,6 +76,29 @@ static int resolve_config(const heist_config *cfg, unsigned *workers,
     return 0;
 }
 
+/* The trace path: the config's, else $HEIST_TRACE (empty: none). */
+static const char *trace_path(const heist_config *cfg)
+{
+    const char *p = cfg && cfg->trace_path ? cfg->trace_path
+                                           : getenv("HEIST_TRACE");
+    return p && *p ? p : NULL;
+}
+
+static int trace_events(const heist_config *cfg, size_t *out)
+{
+    unsigned long long n = cfg ? cfg->trace_events : 0;
+    if (n == 0 && env_number("HEIST_TRACE_EVENTS", SIZE_MAX, &n) < 0)
+        return EINVAL;
+    *out = (size_t)n;
+    return 0;
+}
+
+static bool stats_wanted(void)
+{
+    const char *v = getenv("HEIST_STATS");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
 static void free_workers(struct heist_sched *s, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
@@ -93,6 +118,8 @@ static void sched_dealloc(struct heist_sched *s)
     cds_wfcq_destroy(&s->inj_head, &s->inj_tail);
     pthread_mutex_destroy(&s->fiber_lock);
     heist__timers_fini(&s->timers);
+    if (s->trace) /* a failed creation: no file */
+        heist__trace_discard(s->trace);
     free(s);
 }
 
@@ -116,6 +143,10 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
     int err = resolve_config(cfg, &n, &stack_size);
     if (err)
         return err;
+    const char *tpath = trace_path(cfg);
+    size_t tevents = 0;
+    if (tpath && trace_events(cfg, &tevents))
+        return EINVAL;
 
     struct heist_sched *s = calloc(1, sizeof(*s));
     if (!s)
@@ -172,6 +203,17 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
         free_workers(s, made);
         sched_dealloc(s);
         return ENOMEM;
+    }
+    s->stats_at_free = stats_wanted();
+    if (tpath) {
+        err = heist__trace_new(tpath, n, tevents, &s->trace);
+        if (err) {
+            free_workers(s, n);
+            sched_dealloc(s);
+            return err;
+        }
+        for (unsigned i = 0; i < n; i++)
+            s->workers[i]->tb = &s->trace->bufs[i];
     }
 
     pthread_attr_t attr;
@@ -238,6 +280,13 @@ int heist_sched_free(heist_sched *s)
             break;
     }
     stop_workers(s, s->nworkers);
+    /* The workers are joined: their trace rings and counters are final. */
+    if (s->stats_at_free)
+        heist_sched_report(s, stderr);
+    if (s->trace) {
+        heist__trace_finish(s->trace); /* reports its own failure */
+        s->trace = NULL;
+    }
     free_workers(s, s->nworkers);
     sched_dealloc(s);
     return 0;
@@ -297,4 +346,60 @@ int heist_sched_stats(heist_sched *s, heist_stats *out)
         out->total.resumes += c.resumes;
     }
     return 0;
+}
+
+/* The report's columns, in heist_counters' order after the worker index. */
+static const char *const report_cols[] = {
+    "tasks", "forks", "inlined", "steals", "failed_steals",
+    "parks", "suspends", "resumes",
+};
+enum { REPORT_NCOLS = sizeof(report_cols) / sizeof(report_cols[0]) };
+
+static void counters_row(const heist_counters *c, uint64_t v[REPORT_NCOLS])
+{
+    v[0] = c->tasks;
+    v[1] = c->forks;
+    v[2] = c->inlined;
+    v[3] = c->steals;
+    v[4] = c->failed_steals;
+    v[5] = c->parks;
+    v[6] = c->suspends;
+    v[7] = c->resumes;
+}
+
+static bool report_row(FILE *out, const char *label,
+                       const uint64_t v[REPORT_NCOLS])
+{
+    if (fprintf(out, "%-6s", label) < 0)
+        return false;
+    for (unsigned k = 0; k < REPORT_NCOLS; k++)
+        if (fprintf(out, " %13llu", (unsigned long long)v[k]) < 0)
+            return false;
+    return fputc('\n', out) != EOF;
+}
+
+int heist_sched_report(heist_sched *s, FILE *out)
+{
+    if (!s || !out)
+        return EINVAL;
+    bool ok = fprintf(out, "%-6s", "worker") >= 0;
+    for (unsigned k = 0; ok && k < REPORT_NCOLS; k++)
+        ok = fprintf(out, " %13s", report_cols[k]) >= 0;
+    ok = ok && fputc('\n', out) != EOF;
+    uint64_t total[REPORT_NCOLS] = {0};
+    for (unsigned i = 0; ok && i < s->nworkers; i++) {
+        heist_counters c;
+        uint64_t v[REPORT_NCOLS];
+        read_counters(&s->workers[i]->ctr, &c);
+        counters_row(&c, v);
+        for (unsigned k = 0; k < REPORT_NCOLS; k++)
+            total[k] += v[k];
+        char label[16];
+        snprintf(label, sizeof(label), "%u", i);
+        ok = report_row(out, label, v);
+    }
+    ok = ok && report_row(out, "total", total);
+    if (fflush(out) != 0)
+        ok = false;
+    return ok ? 0 : EIO;
 }

@@ -229,7 +229,8 @@ static void task_run(struct heist__item *it)
         task_end(t);
         return;
     }
-    void *r = heist__run_user(t, t->fn, t->arg);
+    void *r = heist__run_user(t, t->fn, t->arg, HEIST__TK_TASK,
+                             (const void *)t->fn);
     /* seq_cst: against the canceller's CAS RUNNING -> CANCEL_REQ; the old
      * state says whether a cancel request came before the end. */
     uint32_t was = atomic_exchange_explicit(&t->tstate, HEIST__TS_ENDED,

@@ -126,9 +126,12 @@ static void heap_remove(struct heist__timers *t, size_t i)
     sift_up(t, i);
 }
 
+__thread bool heist__on_timer_thread;
+
 static void *timer_main(void *arg)
 {
     struct heist__timers *t = arg;
+    heist__on_timer_thread = true;
     pthread_mutex_lock(&t->lock);
     while (!t->stop) {
         if (t->n == 0) {

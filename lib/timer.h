@@ -30,6 +30,8 @@ struct heist__timers {
 };
 /* Starts the timer thread: 0, ENOMEM or EAGAIN. */
 int heist__timers_init(struct heist__timers *t);
+/* True on a timer thread (the trace gives it its own track). */
+extern __thread bool heist__on_timer_thread;
 /* Stops the thread; every node must have been disarmed or fired. */
 void heist__timers_fini(struct heist__timers *t);
 /* Reserves a heap slot for one later heist__timer_arm: 0 or ENOMEM. */

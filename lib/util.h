@@ -13,7 +13,8 @@
  *   fork.c                            heist_fork/heist_join, stolen frames
  *   ready.c                           make an item runnable; injection; wake
  *   fiber.c ctx_*.S cache.c timer.c   stacks, switch, suspend; records; timers
- *   deque.c readyq.c park.c util.c
+ *   deque.c readyq.c park.c trace.c util.c   (trace.c: event rings
+ *                                     and the trace writer)
  *
  * Upward edges are function pointers that the upper layer installs: every
  * queued item carries its run function (struct heist__item), a fiber switch

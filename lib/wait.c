@@ -227,7 +227,8 @@ static int fiber_wait(heist_future *f, uint64_t deadline)
         return HEIST__WAKE_OK;
     }
     n->fiber = heist__self_get()->cur;
-    int why = heist__suspend(wait_publish, n);
+    int why = heist__suspend(wait_publish, n,
+                             f ? HEIST__SUSP_AWAIT : HEIST__SUSP_SLEEP);
     if (why == 0) {
         if (timed)
             heist__timer_unreserve(&s->timers);

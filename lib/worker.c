@@ -52,6 +52,9 @@ static bool steal_from(struct heist__worker *w, struct heist__worker *v)
     struct heist__frame *f = heist__deque_steal(&v->dq, NULL);
     if (f) {
         heist__count(&w->ctr.steals);
+        if (heist__unlikely(w->tb != NULL))
+            heist__trace_rec(w->tb, HEIST__TEV_STEAL, NULL, v->index,
+                             heist__trace_flow(w->tb));
         /* The fork's task: v runs it now and cannot finish it before we
          * acknowledge the frame (fork.c). Relaxed: v wrote it before the
          * push that our steal's acquire CAS saw. */
@@ -65,6 +68,8 @@ static bool steal_from(struct heist__worker *w, struct heist__worker *v)
     }
     struct heist__item *it = heist__rq_steal(&v->rq);
     if (it) {
+        if (heist__unlikely(w->tb != NULL))
+            heist__trace_rec(w->tb, HEIST__TEV_STEAL_ITEM, NULL, v->index, 0);
         /* Not a fork: counted as a task (and a resume) only. */
         it->run(it);
         return true;
@@ -129,7 +134,11 @@ static void park(struct heist__worker *w)
         return;
     }
     heist__count(&w->ctr.parks);
+    if (heist__unlikely(w->tb != NULL))
+        heist__trace_rec(w->tb, HEIST__TEV_PARK, NULL, 0, 0);
     heist__park_wait(&s->park, key);
+    if (heist__unlikely(w->tb != NULL))
+        heist__trace_rec(w->tb, HEIST__TEV_UNPARK, NULL, 0, 0);
 }
 
 /* One thing to do, if there is one. */

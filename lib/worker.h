@@ -12,6 +12,7 @@
 #include "park.h"
 #include "readyq.h"
 #include "timer.h"
+#include "trace.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -32,6 +33,9 @@ struct heist__worker {
     unsigned index;                /* immutable */
     uint64_t rng;                  /* owner-only: victim selection */
     uint32_t tick;                 /* owner-only: items taken (fairness) */
+    /* The worker's trace ring, or NULL when the scheduler is not traced
+     * (immutable pointer; the ring is owner-only, trace.h). */
+    struct heist__tbuf *tb;
     pthread_t thread;              /* written by the creator */
     /* The spawned task whose code runs now (NULL in the loop and in
      * callbacks). Written by the owner; read (relaxed) by a thief that
@@ -93,6 +97,9 @@ struct heist_sched {
     pthread_mutex_t fiber_lock;
     struct heist__fiber *fibers;
     struct heist__timers timers;
+    /* The trace (HEIST_TRACE), or NULL: immutable after creation. */
+    struct heist__trace *trace;
+    bool stats_at_free;                  /* HEIST_STATS: immutable */
 };
 
 static inline void heist__live_inc(struct heist_sched *s)

@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -40,7 +41,37 @@ typedef struct heist_config {
                            $HEIST_STACK_SIZE, else 1 MiB. Tasks run on
                            these stacks: deep recursion needs more. At
                            least 16 KiB, at most 4 GiB, else EINVAL. */
+    const char *trace_path; /* NULL: $HEIST_TRACE if set and not empty,
+                           else no trace. A path: record a trace of what
+                           every worker runs and write it there, as Chrome
+                           Trace Event JSON (ui.perfetto.dev opens it), at
+                           heist_sched_free. See "Tracing" below. */
+    size_t trace_events;  /* events kept per worker (the newest; older ones
+                           are dropped and the file says how many); 0:
+                           $HEIST_TRACE_EVENTS, else 65536. Rounded up to
+                           a power of two, at most 2^26. 32 bytes each. */
 } heist_config;
+
+/*
+ * Tracing. With a trace path (the field above, or $HEIST_TRACE), each worker
+ * records into its own ring (no lock, no allocation per event) and
+ * heist_sched_free writes the file: one track per worker (pid 1, tid = the
+ * worker's index), one for the timer thread and one for other threads when
+ * they woke tasks; a slice for each item a worker runs (spawned task,
+ * stolen fork, callback, resumed task), named by its function's symbol
+ * where dladdr(3) finds one (functions with external linkage in a program
+ * linked with -rdynamic, or in a shared library; else module+offset);
+ * instants for steals, suspensions (why: await, sleep, join), parks and
+ * unparks; flow arrows from each wake (a completion, a timer, a thief that
+ * finished a stolen child) to the resumption it caused, and from a fork's
+ * parent to the thief that stole it. Untraced, the cost is one predictable
+ * branch where an event would be recorded. If the file cannot be written
+ * at heist_sched_free, a message goes to stderr (the scheduler is freed
+ * all the same).
+ *
+ * Statistics on exit: with $HEIST_STATS set to anything but "" or "0",
+ * heist_sched_free prints heist_sched_report's table to stderr.
+ */
 
 /*
  * Counters of one worker, or summed over all workers. Read while the
@@ -73,8 +104,10 @@ typedef struct heist_stats {
  * Creates a scheduler and starts its workers.
  * cfg may be NULL (all defaults). On success *out holds the scheduler.
  * Errors: EINVAL (out is NULL; workers or $HEIST_WORKERS out of range or not
- * a number; stack_size or $HEIST_STACK_SIZE absurd), ENOMEM, EAGAIN (the
- * system could not start a thread). On error *out is left unchanged and
+ * a number; stack_size or $HEIST_STACK_SIZE absurd; $HEIST_TRACE_EVENTS not
+ * a number), ENOMEM, EAGAIN (the system could not start a thread), or the
+ * errno of fopen(3) when the trace file cannot be created (ENOENT, EACCES,
+ * ...). On error *out is left unchanged and
  * nothing leaks.
  * Any thread may call it, workers of another scheduler included.
  */
@@ -120,6 +153,16 @@ int heist_worker_index(void);
  * Errors: EINVAL (s or out is NULL).
  */
 int heist_sched_stats(heist_sched *s, heist_stats *out);
+
+/*
+ * Prints the counters of every worker and their total to out as an aligned
+ * table: a header line naming the columns (worker, tasks, forks, inlined,
+ * steals, failed_steals, parks, suspends, resumes), one row per worker
+ * (its index first), and a row "total" with the sums. Any thread, while s
+ * runs (each counter is exact, the set is not one snapshot).
+ * Errors: EINVAL (s or out is NULL), EIO (writing to out failed).
+ */
+int heist_sched_report(heist_sched *s, FILE *out);
 
 /*
  * Fills *out with the counters of worker i.
