@@ -13,8 +13,10 @@
  *       start, heist_sleep(200 ms) must take 200 ms or return ENOMEM/EAGAIN,
  *       heist_await_timeout(100 ms) must not give ETIMEDOUT sooner, and a
  *       cancel must interrupt a task's 2 s sleep within 1 s.
- *   regress_faults timer_leak    item 5: a cancel racing the start of a
- *       task's 10 s sleep, many rounds, then heist_sched_free; a wait node
+ *   regress_faults timer_leak    item 5: short sleeps and timed awaits
+ *       that time out while others are cancelled, and a cancel racing the
+ *       start of a task's 10 s sleep, many rounds; then heist_sched_free:
+ *       a wait node
  *       left in the timer heap is a leak that LeakSanitizer reports at exit
  *       (asan preset: non-zero exit). Other builds only run the race.
  */
@@ -209,9 +211,47 @@ static void *sleep_10s(void *arg)
     return NULL;
 }
 
+/* Short timed waits that time out, while other tasks of the same round are
+ * cancelled: the timer's wake races the waits' own ends. */
+static void *short_timed(void *arg)
+{
+    long i = (long)arg;
+    heist_future *f = heist_future_new();
+    if (!f)
+        return NULL;
+    if (i % 2)
+        heist_await_timeout(f, (uint64_t)(i % 50) * 1000u, NULL);
+    else
+        heist_sleep((uint64_t)(i % 50) * 1000u);
+    heist_future_unref(f);
+    return NULL;
+}
+
+static void *timed_rounds(void *arg)
+{
+    (void)arg;
+    enum { N = 2000 };
+    static heist_future *t[N];
+    for (int r = 0; r < HT_SCALE(20, 5); r++) {
+        for (long i = 0; i < N; i++)
+            t[i] = heist_spawn(NULL, short_timed, (void *)i);
+        for (long i = 0; i < N; i += 3)
+            if (t[i])
+                heist_future_cancel(t[i]);
+        for (long i = 0; i < N; i++)
+            if (t[i]) {
+                heist_await(t[i], NULL);
+                heist_future_unref(t[i]);
+            }
+    }
+    return NULL;
+}
+
 static int timer_leak(void)
 {
     heist_sched *s = new_sched();
+    if (heist_run(s, timed_rounds, NULL, NULL))
+        FAIL("heist_run(timed_rounds) failed");
     uint64_t t0 = ht_now_ns(), rng = 1;
     int rounds = HT_SCALE(3000, 1000);
     for (int i = 0; i < rounds; i++) {
