@@ -1,0 +1,296 @@
+/*
+ * regress_faults.c - regression tests for issue 10, items 3-5, that need
+ * a process of their own: injected faults (fault_inject.c), a death to
+ * observe, or LeakSanitizer's verdict at exit. No Criterion; the exit
+ * status is the verdict (0: passed), and a failure says why on stderr.
+ *
+ *   regress_faults fork_abort    item 3: the first deque growth's call_rcu
+ *       starts liburcu's helper thread lazily; when pthread_create fails
+ *       then, liburcu aborts inside heist_fork. Run in a child process:
+ *       passes if the child exits 0 (the forks ran and joined, or heist_run
+ *       failed with ENOMEM/EAGAIN), fails if it died.
+ *   regress_faults sleep_early   item 4: with the timer thread unable to
+ *       start, heist_sleep(200 ms) must take 200 ms or return ENOMEM/EAGAIN,
+ *       heist_await_timeout(100 ms) must not give ETIMEDOUT sooner, and a
+ *       cancel must interrupt a task's 2 s sleep within 1 s.
+ *   regress_faults timer_leak    item 5: short sleeps and timed awaits
+ *       that time out while others are cancelled, and a cancel racing the
+ *       start of a task's 10 s sleep, many rounds; then heist_sched_free:
+ *       a wait node
+ *       left in the timer heap is a leak that LeakSanitizer reports at exit
+ *       (asan preset: non-zero exit). Other builds only run the race.
+ */
+#include "fault_inject.h"
+#include "test_util.h"
+
+#include <heist/heist.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MS(x) ((uint64_t)(x)*1000000u)
+
+static int failures;
+
+#define FAIL(...)                                                              \
+    do {                                                                       \
+        fprintf(stderr, "regress_faults: FAIL: " __VA_ARGS__);                 \
+        fputc('\n', stderr);                                                   \
+        failures++;                                                            \
+    } while (0)
+
+static bool oom(int e)
+{
+    return e == ENOMEM || e == EAGAIN;
+}
+
+static heist_sched *new_sched(void)
+{
+    heist_config cfg = {.workers = 2};
+    heist_sched *s = NULL;
+    int r = heist_sched_new(&cfg, &s);
+    if (r) {
+        fprintf(stderr, "regress_faults: heist_sched_new: %d\n", r);
+        exit(2);
+    }
+    return s;
+}
+
+/* ---- item 3 -------------------------------------------------------------- */
+
+enum { WIDE = 6000 }; /* more than the deque's first ring (4096) */
+static heist_task frames[WIDE];
+
+static void *leaf(void *arg)
+{
+    return arg;
+}
+
+static void *wide_forks(void *arg)
+{
+    (void)arg;
+    for (long i = 0; i < WIDE; i++)
+        heist_fork(&frames[i], leaf, (void *)i);
+    long bad = 0;
+    for (long i = WIDE - 1; i >= 0; i--) {
+        void *v = NULL;
+        if (heist_join(&frames[i], &v) != 0 || (long)v != i)
+            bad++;
+    }
+    return (void *)bad;
+}
+
+static int fork_abort_child(enum fi_kind kind)
+{
+    heist_sched *s = new_sched();
+    /* Everything heist_sched_new acquired is there; from now on no thread
+     * (or no memory) can be had. */
+    fi_arm(kind, 1, FI_FROM);
+    void *bad = NULL;
+    int r = heist_run(s, wide_forks, NULL, &bad);
+    fi_disarm();
+    if (r == 0 && bad)
+        FAIL("%ld of %d forks joined wrong", (long)bad, WIDE);
+    else if (r != 0 && !oom(r))
+        FAIL("heist_run returned %d (%s)", r, strerror(r));
+    r = heist_sched_free(s);
+    if (r)
+        FAIL("heist_sched_free returned %d", r);
+    return failures ? 1 : 0;
+}
+
+static int fork_abort(void)
+{
+    enum fi_kind kinds[] = {FI_THREAD, FI_ALLOC};
+    for (int k = 0; k < 2; k++) {
+        fflush(NULL);
+        pid_t p = fork();
+        if (p == 0) {
+            failures = 0; /* the child's own */
+            _exit(fork_abort_child(kinds[k]));
+        }
+        int st = 0;
+        waitpid(p, &st, 0);
+        if (WIFSIGNALED(st))
+            FAIL("every %s failing after heist_sched_new: %d forks (a "
+                 "deque growth) killed the process with signal %d",
+                 fi_kind_name(kinds[k]), WIDE, WTERMSIG(st));
+        else if (WEXITSTATUS(st) != 0)
+            FAIL("every %s failing after heist_sched_new: exit %d",
+                 fi_kind_name(kinds[k]), WEXITSTATUS(st));
+    }
+    return failures ? 1 : 0;
+}
+
+/* ---- item 4 -------------------------------------------------------------- */
+
+static void *sleeps(void *arg)
+{
+    (void)arg;
+    uint64_t t0 = ht_now_ns();
+    int r = heist_sleep(MS(200));
+    uint64_t took = ht_now_ns() - t0;
+    if (r == 0 && took < MS(200))
+        FAIL("heist_sleep(200 ms) returned 0 after %.3f ms (no timer "
+             "thread)", (double)took / 1e6);
+    else if (r != 0 && !oom(r))
+        FAIL("heist_sleep(200 ms) returned %d (%s)", r, strerror(r));
+
+    heist_future *never = heist_future_new();
+    if (!never) {
+        FAIL("heist_future_new failed");
+        return NULL;
+    }
+    t0 = ht_now_ns();
+    r = heist_await_timeout(never, MS(100), NULL);
+    took = ht_now_ns() - t0;
+    if (r == ETIMEDOUT && took < MS(100))
+        FAIL("heist_await_timeout(100 ms) gave ETIMEDOUT after %.3f ms (no "
+             "timer thread)", (double)took / 1e6);
+    else if (r != ETIMEDOUT && !oom(r))
+        FAIL("heist_await_timeout(100 ms) returned %d (%s)", r, strerror(r));
+    heist_future_unref(never);
+    return NULL;
+}
+
+static void *long_sleep(void *arg)
+{
+    (void)arg;
+    return (void *)(long)heist_sleep(MS(2000));
+}
+
+static void *cancel_sleep(void *arg)
+{
+    (void)arg;
+    heist_future *t = heist_spawn(NULL, long_sleep, NULL);
+    if (!t) {
+        FAIL("heist_spawn failed");
+        return NULL;
+    }
+    heist_sleep(MS(20)); /* may be a blocking sleep here: that is fine */
+    uint64_t t0 = ht_now_ns();
+    heist_future_cancel(t);
+    int r = heist_await(t, NULL);
+    uint64_t took = ht_now_ns() - t0;
+    if (took > MS(1000))
+        FAIL("a cancel took %.0f ms to end a task's 2 s heist_sleep (no "
+             "timer thread; want ECANCELED at once)", (double)took / 1e6);
+    if (r != ECANCELED && !oom(r) && r != 0)
+        FAIL("await of the cancelled sleeper returned %d", r);
+    heist_future_unref(t);
+    return NULL;
+}
+
+static int sleep_early(void)
+{
+    heist_sched *s = new_sched();
+    fi_arm(FI_THREAD, 1, FI_FROM); /* the timer thread cannot start */
+    int r = heist_run(s, sleeps, NULL, NULL);
+    if (r)
+        FAIL("heist_run(sleeps) returned %d", r);
+    r = heist_run(s, cancel_sleep, NULL, NULL);
+    if (r)
+        FAIL("heist_run(cancel_sleep) returned %d", r);
+    fi_disarm();
+    r = heist_sched_free(s);
+    if (r)
+        FAIL("heist_sched_free returned %d", r);
+    return failures ? 1 : 0;
+}
+
+/* ---- item 5 -------------------------------------------------------------- */
+
+static void *sleep_10s(void *arg)
+{
+    atomic_store((atomic_int *)arg, 1);
+    heist_sleep(10ull * 1000000000u);
+    return NULL;
+}
+
+/* Short timed waits that time out, while other tasks of the same round are
+ * cancelled: the timer's wake races the waits' own ends. */
+static void *short_timed(void *arg)
+{
+    long i = (long)arg;
+    heist_future *f = heist_future_new();
+    if (!f)
+        return NULL;
+    if (i % 2)
+        heist_await_timeout(f, (uint64_t)(i % 50) * 1000u, NULL);
+    else
+        heist_sleep((uint64_t)(i % 50) * 1000u);
+    heist_future_unref(f);
+    return NULL;
+}
+
+static void *timed_rounds(void *arg)
+{
+    (void)arg;
+    enum { N = 2000 };
+    static heist_future *t[N];
+    for (int r = 0; r < HT_SCALE(20, 5); r++) {
+        for (long i = 0; i < N; i++)
+            t[i] = heist_spawn(NULL, short_timed, (void *)i);
+        for (long i = 0; i < N; i += 3)
+            if (t[i])
+                heist_future_cancel(t[i]);
+        for (long i = 0; i < N; i++)
+            if (t[i]) {
+                heist_await(t[i], NULL);
+                heist_future_unref(t[i]);
+            }
+    }
+    return NULL;
+}
+
+static int timer_leak(void)
+{
+    heist_sched *s = new_sched();
+    if (heist_run(s, timed_rounds, NULL, NULL))
+        FAIL("heist_run(timed_rounds) failed");
+    uint64_t t0 = ht_now_ns(), rng = 1;
+    int rounds = HT_SCALE(3000, 1000);
+    for (int i = 0; i < rounds; i++) {
+        atomic_int started = 0;
+        heist_future *t = heist_spawn(s, sleep_10s, &started);
+        if (!t) {
+            FAIL("heist_spawn failed");
+            break;
+        }
+        /* The cancel lands around the start of the sleep: right after the
+         * task says it is about to sleep, after a short varying delay. */
+        while (!atomic_load(&started))
+            ;
+        for (unsigned k = (unsigned)(ht_rand(&rng) % 2048); k; k--)
+            __asm__ volatile("" ::: "memory");
+        heist_future_cancel(t);
+        int r = heist_await(t, NULL);
+        if (r != ECANCELED)
+            FAIL("await of a cancelled sleeper returned %d", r);
+        heist_future_unref(t);
+    }
+    int r = heist_sched_free(s);
+    if (r)
+        FAIL("heist_sched_free returned %d", r);
+    fprintf(stderr, "regress_faults timer_leak: %d rounds, %.1f s%s\n", rounds,
+            (double)(ht_now_ns() - t0) / 1e9,
+            HT_SANITIZED ? "; LeakSanitizer checks at exit" : "");
+    return failures ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && strcmp(argv[1], "fork_abort") == 0)
+        return fork_abort();
+    if (argc == 2 && strcmp(argv[1], "sleep_early") == 0)
+        return sleep_early();
+    if (argc == 2 && strcmp(argv[1], "timer_leak") == 0)
+        return timer_leak();
+    fprintf(stderr,
+            "usage: regress_faults fork_abort|sleep_early|timer_leak\n");
+    return 2;
+}
