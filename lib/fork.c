@@ -229,8 +229,15 @@ static __attribute__((noinline)) int join_slow(struct heist__frame *f,
                 return EINVAL;
             }
         } else {
-            /* Taken before this fiber last suspended, or never ours.
-             * Acquire: pairs with the release store of its thief (or of a
+            /* Taken before this fiber last suspended, or never ours, or an
+             * older fork joined out of order: one still on our deque below
+             * the newest (a thief may have taken it, but its position is
+             * not given back yet). Relaxed: the owner reads its own slots. */
+            for (uint32_t i = 0; i + 1 < w->dq.head; i++)
+                if (atomic_load_explicit(&w->dq.o_slot[i],
+                                         memory_order_relaxed) == f)
+                    return EINVAL; /* a newer fork must be joined first */
+            /* Acquire: pairs with the release store of its thief (or of a
              * drain). */
             stolen = atomic_load_explicit(&f->thief, memory_order_acquire);
             if (!stolen)
