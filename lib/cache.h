@@ -1,5 +1,6 @@
 /*
- * cache.h - per-worker caches of freed records (internal). See cache.c.
+ * cache.h - records from per-worker caches that stay with their worker
+ * (internal). See cache.c.
  */
 #ifndef HEIST_CACHE_H
 #define HEIST_CACHE_H
@@ -9,12 +10,23 @@
 /* The record kinds (at most HEIST__NCACHE). */
 enum { HEIST__C_TASK = 0, HEIST__C_WAIT, HEIST__C_FUTURE, HEIST__C_CALLBACK };
 
-/* Out of line: malloc and free (threads that are not workers, an empty or
- * full cache). */
-void *heist__cache_get_slow(size_t size);
-void heist__cache_put_slow(void *p);
+/* Every record is preceded by this header, written once when the record's
+ * memory is first allocated: which worker's cache it belongs to. */
+struct heist__rec {
+    uint64_t sched_id;  /* the owner's scheduler (registry.c id), or 0: a
+                           record made on a thread that is not a worker */
+    uint32_t owner;     /* the owner's worker index */
+    uint32_t kind;      /* HEIST__C_* */
+};
+_Static_assert(sizeof(struct heist__rec) % 16 == 0,
+               "records keep malloc's 16-byte alignment");
 
-enum { HEIST__CACHE_MAX = 1 << 16 };
+/* Out of line: the remote list, malloc, free. */
+void *heist__cache_get_slow(struct heist__worker *w, int kind, size_t size);
+void heist__cache_put_slow(struct heist__worker *w, struct heist__rec *r);
+
+/* Records kept per kind and worker before they go back to malloc. */
+enum { HEIST__CACHE_MAX = 1 << 18 };
 
 /* A record of `size` bytes of the given kind (every caller of one kind
  * passes the same size), or NULL when out of memory. Any thread. */
@@ -27,22 +39,30 @@ static inline void *heist__cache_get(int kind, size_t size)
         w->ncache[kind]--;
         return p;
     }
-    return heist__cache_get_slow(size);
+    return heist__cache_get_slow(w, kind, size);
 }
 
-/* Gives a record back; any thread. */
+/* Gives a record back; any thread. A record goes back to the cache of the
+ * worker that made it: its own, or, from another worker of the same
+ * scheduler, that worker's remote list. */
 static inline void heist__cache_put(int kind, void *p)
 {
+    (void)kind;
     struct heist__worker *w = heist__self_get();
-    if (heist__likely(w && w->ncache[kind] < HEIST__CACHE_MAX)) {
-        *(void **)p = w->cache[kind];
-        w->cache[kind] = p;
-        w->ncache[kind]++;
+    struct heist__rec *r = (struct heist__rec *)p - 1;
+    if (heist__likely(w && r->owner == w->index &&
+                      r->sched_id == w->sched->id &&
+                      w->ncache[r->kind] < HEIST__CACHE_MAX)) {
+        *(void **)p = w->cache[r->kind];
+        w->cache[r->kind] = p;
+        w->ncache[r->kind]++;
         return;
     }
-    heist__cache_put_slow(p);
+    heist__cache_put_slow(w, r);
 }
-/* Frees the calling worker's caches (at the worker thread's end). */
+
+/* Frees a worker's caches and remote lists: after every worker of its
+ * scheduler has stopped (sched.c). */
 void heist__cache_fini(struct heist__worker *w);
 
 #endif /* HEIST_CACHE_H */

@@ -14,11 +14,26 @@
  * completion, the timer, a canceller, a thief that finished a stolen
  * child): write why into the fiber, then queue it. The queue's release and
  * the taker's acquire order the write before the resumed code reads it.
+ * On a worker of the fiber's scheduler the fiber goes to the worker's
+ * run-next slot instead (Go's runnext, tokio's LIFO slot): it runs as soon
+ * as the current item ends, on the core whose cache holds what it awaited,
+ * and nobody is woken for it. A fiber it displaces is queued (and wakes per
+ * the rule below). Bound: after HEIST__RUNNEXT_MAX run-next items in a row
+ * (two tasks passing a value back and forth) wakes go to the queue's tail,
+ * so queued work is never starved.
+ *
+ * The wake rule (Go's spinning Ms, tokio's num_searching): a publisher
+ * wakes a parked worker only if no worker is searching; a searcher will
+ * find the work, and the last searcher to stop re-checks (worker.c).
  */
 #include "worker.h"
 
 void heist__wake_one(struct heist_sched *s)
 {
+    /* seq_cst: after the publisher's seq_cst write of the work, against a
+     * searcher's seq_cst decrement then re-check (worker.c). */
+    if (atomic_load_explicit(&s->nsearching, memory_order_seq_cst) != 0)
+        return;
     heist__park_wake_one(&s->park);
 }
 
@@ -68,6 +83,17 @@ void heist__fiber_ready(struct heist_sched *s, struct heist__fiber *f,
     if (heist__unlikely(s->trace != NULL))
         trace_wake(s, f, reason);
     f->wake = reason;
+    struct heist__worker *w = heist__self_get();
+    if (w && w->sched == s && w->runnext_streak < HEIST__RUNNEXT_MAX) {
+        /* The woken task runs next here, where what it awaited was just
+         * written (Go's runnext): no queue, no wake-up. acq_rel: publishes
+         * f->wake with the pointer to a thief's CAS (worker.c). */
+        struct heist__item *old = atomic_exchange_explicit(
+            &w->runnext, &f->it, memory_order_acq_rel);
+        if (old)
+            heist__make_runnable(s, old); /* displaced: surplus, queued */
+        return;
+    }
     heist__make_runnable(s, &f->it);
 }
 

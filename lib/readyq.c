@@ -126,6 +126,36 @@ struct heist__item *heist__rq_steal(struct heist__rq *q)
     return it;
 }
 
+size_t heist__rq_steal_batch(struct heist__rq *q, struct heist__item **out,
+                             size_t max)
+{
+    /* As in heist__rq_steal: seq_cst load of top then of bottom. */
+    int64_t t = atomic_load_explicit(&q->top, memory_order_seq_cst);
+    int64_t b = atomic_load_explicit(&q->bottom, memory_order_seq_cst);
+    if (t >= b)
+        return 0;
+    int64_t k = (b - t + 1) / 2; /* half, rounded up: at least one */
+    if ((uint64_t)k > max)
+        k = (int64_t)max;
+    /* Acquire: pairs with the release store in push (growth). */
+    struct heist__rq_ring *r =
+        atomic_load_explicit(&q->ring, memory_order_acquire);
+    /* Slots [t, t + k) were written before bottom passed them (the seq_cst
+     * load above saw it); the owner cannot rewrite them while top is t
+     * (push grows the ring rather than wrap onto an unclaimed slot), and
+     * every removal is a CAS of top, so one CAS from t claims them all. */
+    for (int64_t i = 0; i < k; i++)
+        out[i] = atomic_load_explicit(&r->slot[(t + i) & r->mask],
+                                      memory_order_relaxed);
+    /* seq_cst CAS: against the owner's pops and other thieves, as in
+     * heist__rq_steal. */
+    if (!atomic_compare_exchange_strong_explicit(&q->top, &t, t + k,
+                                                 memory_order_seq_cst,
+                                                 memory_order_relaxed))
+        return 0;
+    return (size_t)k;
+}
+
 bool heist__rq_has_work(const struct heist__rq *q)
 {
     /* seq_cst: the re-check of a worker about to park (park.c). */

@@ -30,6 +30,10 @@ void heist__rq_destroy(struct heist__rq *q);
 int heist__rq_push(struct heist__rq *q, struct heist__item *it);
 struct heist__item *heist__rq_pop(struct heist__rq *q);  /* owner: oldest */
 struct heist__item *heist__rq_steal(struct heist__rq *q);       /* others */
+/* Others: takes the older half of q's items (at most max) with one CAS,
+ * oldest first into out; returns how many (0: none, or lost a race). */
+size_t heist__rq_steal_batch(struct heist__rq *q, struct heist__item **out,
+                             size_t max);
 bool heist__rq_has_work(const struct heist__rq *q);             /* any */
 
 #endif /* HEIST_READYQ_H */

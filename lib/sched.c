@@ -9,6 +9,7 @@
  * left, tells the workers to stop, wakes them all and joins them; then it
  * writes the trace (trace.c) and the report ($HEIST_STATS) if asked for.
  */
+#include "cache.h"
 #include "worker.h"
 
 #include <ctype.h>
@@ -103,6 +104,7 @@ static void free_workers(struct heist_sched *s, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
         struct heist__worker *w = s->workers[i];
+        heist__cache_fini(w);
         heist__deque_destroy(&w->dq);
         heist__rq_destroy(&w->rq);
         heist__fiber_free_list(w->pool);

@@ -3,12 +3,19 @@
  * fibers hand the worker over to each other.
  *
  * Order of the search (each worker, between tasks):
- *   1. its own ready queue (spawned tasks, resumed fibers, callbacks), oldest
+ *   1. its run-next slot (the fiber a completion here just woke, ready.c),
+ *      at most HEIST__RUNNEXT_MAX times in a row;
+ *   2. its own ready queue (spawned tasks, resumed fibers, callbacks), oldest
  *      first;
- *   2. the other workers, starting at a random victim and trying each once:
- *      its fork deque, then its ready queue (random start spreads thieves;
- *      a full round makes "found nothing" mean something);
- *   3. the injection queue (work from threads that are not workers).
+ *   3. the other workers, starting at a random victim and trying each once:
+ *      its fork deque (one frame), then its ready queue (the older half, up
+ *      to STEAL_BATCH items, in one CAS, as Go's runqsteal: the first runs,
+ *      the rest go to the thief's own queue), then, once the thief has
+ *      searched for RUNNEXT_STEAL_AFTER rounds, its run-next slot (the
+ *      owner had time to take it; Go waits too before it steals runnext);
+ *      random start spreads thieves; a full round makes "found nothing"
+ *      mean something;
+ *   4. the injection queue (work from threads that are not workers).
  * Fairness: every INJECT_TICK-th search looks at the injection queue first
  * (Go's scheduler does the same with its global queue every 61 ticks), so
  * work from other threads, timer expiries (the timer thread injects) and
@@ -18,21 +25,82 @@
  * fork before it returns (checked by heist__run_user), and a fiber empties
  * it before it suspends (heist__drain).
  *
- * Idle: after SPIN_ROUNDS fruitless rounds (with a pause between them) and a
- * few sched_yield()s (so that on an oversubscribed machine a spinning worker
- * hands its core to one with work), the worker parks (park.c).
+ * Idle: a worker that found nothing is *searching* (counted in the
+ * scheduler's nsearching) while it spins SPIN_ROUNDS rounds (with a pause
+ * between them) and a few sched_yield()s (so that on an oversubscribed
+ * machine a spinning worker hands its core to one with work); then it
+ * stops searching and parks (park.c).
+ *
+ * Waking (Go's spinning Ms, tokio's num_searching): a publisher of work
+ * wakes a parked worker only if nobody searches (heist__wake_one), so a
+ * burst of pushes wakes one worker, not one per push; a searcher that finds
+ * work stops searching, and if it was the last one and it sees surplus
+ * (items left in its own queue after a batch steal, or in the injection
+ * queue) it wakes a parked worker to take over the search (ramp-up).
+ * No lost wake-up: every publish is a seq_cst write followed by a seq_cst
+ * load of nsearching; every searcher decrements nsearching (seq_cst) before
+ * it parks, then re-checks every queue (seq_cst loads, park.c) after
+ * announcing itself. All these are in one total order S. If the publisher's
+ * load saw nsearching == 0, it runs park.c's protocol, which wakes a
+ * sleeper or makes its re-check see the work. If it saw a searcher X, X's
+ * decrement comes after that load in S, so if X parks, its re-check comes
+ * after the publish and sees it; if X instead found other work, the item
+ * is in a queue whose owner is running (it will run it) or in the injection
+ * queue, which every worker reads before it parks: some worker runs it.
  *
  * Items: the loop knows no kind of item; it calls the item's own run
  * function (a spawned task: spawn.c; a callback: future.c; a ready fiber:
  * fiber.c) and, for a stolen fork, fork.c's frame runner. A run function
  * may switch fibers, so the loop re-reads its worker after every item.
  */
-#include "cache.h"
 #include "fork.h"
 
 #include <sched.h>
 
-enum { SPIN_ROUNDS = 64, YIELD_ROUNDS = 4, INJECT_TICK = 61 };
+enum {
+    SPIN_ROUNDS = 64,
+    YIELD_ROUNDS = 4,
+    INJECT_TICK = 61,
+    STEAL_BATCH = 64,
+    RUNNEXT_STEAL_AFTER = 16,
+};
+
+static void start_searching(struct heist__worker *w)
+{
+    if (!w->searching) {
+        w->searching = true;
+        /* seq_cst: publishers' loads in heist__wake_one (see above). */
+        atomic_fetch_add_explicit(&w->sched->nsearching, 1,
+                                  memory_order_seq_cst);
+    }
+}
+
+/* w found work (and will run it); surplus: it sees more than that. */
+static void found_work(struct heist__worker *w, bool surplus)
+{
+    if (!w->searching)
+        return;
+    w->searching = false;
+    struct heist_sched *s = w->sched;
+    /* seq_cst: after this, publishers wake sleepers themselves. */
+    if (atomic_fetch_sub_explicit(&s->nsearching, 1, memory_order_seq_cst) ==
+            1 &&
+        (surplus ||
+         atomic_load_explicit(&s->inj_pending, memory_order_relaxed) > 0))
+        heist__park_wake_one(&s->park); /* the search goes on elsewhere */
+}
+
+/* Before parking: the re-check that follows (park) is the searcher's half
+ * of the argument above. */
+static void stop_searching(struct heist__worker *w)
+{
+    if (w->searching) {
+        w->searching = false;
+        /* seq_cst: before the re-check's loads in S. */
+        atomic_fetch_sub_explicit(&w->sched->nsearching, 1,
+                                  memory_order_seq_cst);
+    }
+}
 
 /* xorshift64* (Vigna, "An experimental exploration of Marsaglia's xorshift
  * generators, scrambled", 2016). Owner-only state. */
@@ -46,8 +114,10 @@ static uint64_t next_random(struct heist__worker *w)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-/* Steals one frame or ready item from v and runs it. */
-static bool steal_from(struct heist__worker *w, struct heist__worker *v)
+/* Steals from v (a frame, a batch of ready items, or, when late is set,
+ * its run-next item) and runs the first thing stolen. */
+static bool steal_from(struct heist__worker *w, struct heist__worker *v,
+                       bool late)
 {
     struct heist__frame *f = heist__deque_steal(&v->dq, NULL);
     if (f) {
@@ -61,15 +131,30 @@ static bool steal_from(struct heist__worker *w, struct heist__worker *v)
         struct heist__tk *t =
             atomic_load_explicit(&v->task, memory_order_relaxed);
         /* More to take there: get another sleeper going (ramp-up). */
-        if (heist__deque_has_public(&v->dq))
-            heist__wake_one(w->sched);
+        found_work(w, heist__deque_has_public(&v->dq));
         heist__frame_run_stolen(f, t);
         return true;
     }
-    struct heist__item *it = heist__rq_steal(&v->rq);
+    struct heist__item *batch[STEAL_BATCH];
+    size_t k = heist__rq_steal_batch(&v->rq, batch, STEAL_BATCH);
+    struct heist__item *it = k ? batch[0] : NULL;
+    for (size_t i = 1; i < k; i++)
+        if (heist__rq_push(&w->rq, batch[i]) != 0)
+            heist__make_runnable(w->sched, batch[i]); /* no room: inject */
+    if (!it && late &&
+        atomic_load_explicit(&v->runnext, memory_order_relaxed)) {
+        it = atomic_load_explicit(&v->runnext, memory_order_acquire);
+        /* acq_rel: pairs with the owner's exchanges (ready.c, and the
+         * owner's take below): one of us gets the item. */
+        if (it && !atomic_compare_exchange_strong_explicit(
+                      &v->runnext, &it, NULL, memory_order_acq_rel,
+                      memory_order_relaxed))
+            it = NULL;
+    }
     if (it) {
         if (heist__unlikely(w->tb != NULL))
             heist__trace_rec(w->tb, HEIST__TEV_STEAL_ITEM, NULL, v->index, 0);
+        found_work(w, k > 1);
         /* Not a fork: counted as a task (and a resume) only. */
         it->run(it);
         return true;
@@ -78,7 +163,7 @@ static bool steal_from(struct heist__worker *w, struct heist__worker *v)
     return false;
 }
 
-static bool steal_and_run(struct heist__worker *w)
+static bool steal_and_run(struct heist__worker *w, bool late)
 {
     struct heist_sched *s = w->sched;
     unsigned n = s->nworkers;
@@ -91,7 +176,7 @@ static bool steal_and_run(struct heist__worker *w)
             i -= n;
         if (i == w->index)
             continue;
-        if (steal_from(w, s->workers[i]))
+        if (steal_from(w, s->workers[i], late))
             return true;
     }
     return false;
@@ -103,6 +188,7 @@ static bool run_injected(struct heist__worker *w)
     struct heist__item *it = heist__inject_take(w->sched);
     if (!it)
         return false;
+    found_work(w, false);
     it->run(it);
     return true;
 }
@@ -116,7 +202,9 @@ static bool work_visible(struct heist__worker *w)
         return true;
     if (atomic_load_explicit(&s->inj_pending, memory_order_seq_cst) > 0)
         return true;
-    if (heist__rq_has_work(&w->rq))
+    /* Relaxed is enough for our own slot: only we put into it. */
+    if (heist__rq_has_work(&w->rq) ||
+        atomic_load_explicit(&w->runnext, memory_order_relaxed))
         return true;
     for (unsigned i = 0; i < s->nworkers; i++)
         if (i != w->index && (heist__deque_has_public(&s->workers[i]->dq) ||
@@ -128,6 +216,7 @@ static bool work_visible(struct heist__worker *w)
 static void park(struct heist__worker *w)
 {
     struct heist_sched *s = w->sched;
+    stop_searching(w);
     uint32_t key = heist__park_prepare(&s->park);
     if (work_visible(w)) {
         heist__park_cancel(&s->park);
@@ -141,20 +230,33 @@ static void park(struct heist__worker *w)
         heist__trace_rec(w->tb, HEIST__TEV_UNPARK, NULL, 0, 0);
 }
 
-/* One thing to do, if there is one. */
-static bool find_and_run(struct heist__worker *w)
+/* One thing to do, if there is one; late: searched a while already. */
+static bool find_and_run(struct heist__worker *w, bool late)
 {
     if (heist__unlikely(++w->tick == INJECT_TICK)) {
         w->tick = 0;
         if (run_injected(w))
             return true;
     }
-    struct heist__item *it = heist__rq_pop(&w->rq);
-    if (it) {
+    struct heist__item *it;
+    /* Relaxed peek first: the exchange is paid only when there is an item.
+     * acq_rel exchange: pairs with the put (ready.c) and thieves' CAS. */
+    if (atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
+        (it = atomic_exchange_explicit(&w->runnext, NULL,
+                                       memory_order_acq_rel))) {
+        w->runnext_streak++;
+        found_work(w, false);
         it->run(it);
         return true;
     }
-    return steal_and_run(w) || run_injected(w);
+    w->runnext_streak = 0;
+    it = heist__rq_pop(&w->rq);
+    if (it) {
+        found_work(w, false);
+        it->run(it);
+        return true;
+    }
+    return steal_and_run(w, late) || run_injected(w);
 }
 
 _Noreturn void heist__worker_loop(void)
@@ -162,7 +264,7 @@ _Noreturn void heist__worker_loop(void)
     unsigned idle = 0;
     for (;;) {
         struct heist__worker *w = heist__self_get();
-        if (find_and_run(w)) {
+        if (find_and_run(w, idle >= RUNNEXT_STEAL_AFTER)) {
             /* A fiber switch may have moved this loop to another worker. */
             w = heist__self_get();
             heist__count(&w->ctr.tasks);
@@ -173,11 +275,13 @@ _Noreturn void heist__worker_loop(void)
         /* seq_cst: pairs with the store in heist_sched_free, which comes
          * after every task ended. */
         if (atomic_load_explicit(&s->stopping, memory_order_seq_cst)) {
+            stop_searching(w);
             /* Back to the thread's own stack; this fiber goes to the pool
              * and is freed with the scheduler. */
             heist__fiber_switch(w, &w->home, heist__fiber_pool_then, NULL);
             heist__fatal("a stopped worker's fiber was resumed");
         }
+        start_searching(w);
         idle++;
         if (idle < SPIN_ROUNDS) {
             heist__cpu_relax();
@@ -200,8 +304,9 @@ void *heist__worker_main(void *arg)
     if (!f)
         heist__fatal("no fiber for a new worker");
     heist__fiber_switch(w, f, NULL, NULL);
-    /* The scheduler is stopping: the loop switched back here. */
-    heist__cache_fini(w);
+    /* The scheduler is stopping: the loop switched back here. Its record
+     * caches are freed with the scheduler (sched.c), once no worker can
+     * push on its remote lists. */
     heist__fiber_thread_fini(w);
     heist__self = NULL;
     return NULL;

@@ -33,6 +33,14 @@ struct heist__worker {
     unsigned index;                /* immutable */
     uint64_t rng;                  /* owner-only: victim selection */
     uint32_t tick;                 /* owner-only: items taken (fairness) */
+    uint32_t runnext_streak;       /* owner-only: runnext items in a row */
+    bool searching;                /* owner-only: counted in nsearching */
+    /* The run-next slot (Go's runnext, tokio's LIFO slot): the fiber a
+     * completion on this worker woke, run before the ready queue. The
+     * owner exchanges items in and out (ready.c, worker.c); a thief that
+     * has searched for a while may take it with a CAS. acq_rel both ways:
+     * the item's fields (its wake reason) travel with the pointer. */
+    _Atomic(struct heist__item *) runnext;
     /* The worker's trace ring, or NULL when the scheduler is not traced
      * (immutable pointer; the ring is owner-only, trace.h). */
     struct heist__tbuf *tb;
@@ -57,6 +65,11 @@ struct heist__worker {
     void *altstack;                /* the signal stack (overflow reports) */
     size_t altstack_size;
     struct heist__counters ctr;
+    /* Records of this worker freed on other workers of its scheduler: a
+     * Treiber stack per kind that any worker pushes on (CAS, release) and
+     * the owner takes whole (exchange, acquire) when its cache is empty
+     * (cache.c). On its own cache line: written by others. */
+    _Alignas(HEIST_CACHELINE) _Atomic(void *) remote[HEIST__NCACHE];
 };
 
 struct heist_sched {
@@ -77,6 +90,12 @@ struct heist_sched {
      * enqueue, decremented after the dequeue. Workers read it to decide
      * whether to look at the queue, and before sleeping (park.c). */
     _Alignas(HEIST_CACHELINE) _Atomic long inj_pending;
+    /* Workers searching for work (spinning between items, not parked):
+     * incremented (seq_cst) when a worker starts searching, decremented
+     * (seq_cst) when it finds work or before it parks. While one searches,
+     * publishers wake nobody: it will find the work (worker.c's opening
+     * comment has the argument). */
+    _Alignas(HEIST_CACHELINE) _Atomic uint32_t nsearching;
     /* heist_run calls in progress: incremented before the enqueue,
      * decremented after the result is taken. heist_sched_free waits on
      * `quiet` until it is zero. */
@@ -119,6 +138,8 @@ static inline void heist__live_dec(struct heist_sched *s)
 }
 
 /* ---- ready.c ------------------------------------------------------------ */
+/* Run-next items in a row before wakes go to the queue (tokio uses 3). */
+enum { HEIST__RUNNEXT_MAX = 64 };
 /* Makes it runnable on s: on the caller's ready queue when the caller is a
  * worker of s, else on the injection queue; wakes a sleeping worker. Any
  * thread. */
@@ -129,7 +150,8 @@ void heist__fiber_ready(struct heist_sched *s, struct heist__fiber *f,
                         int reason);
 /* Takes the oldest item of the injection queue, or NULL. Workers only. */
 struct heist__item *heist__inject_take(struct heist_sched *s);
-/* Wakes one sleeping worker if any sleeps (after publishing work). */
+/* After publishing work (a seq_cst write): wakes one sleeping worker,
+ * unless a worker is searching (it will find the work) or none sleeps. */
 void heist__wake_one(struct heist_sched *s);
 
 /* ---- registry.c: the live schedulers ------------------------------------- */
