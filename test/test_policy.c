@@ -1,0 +1,295 @@
+/*
+ * test_policy.c - the scheduling policy (ready.c, worker.c): run-next
+ * slots, batch steals and the wake rule lose no task and run none twice,
+ * and no wake-up is lost, on 1, 2 and 8 (oversubscribed) workers.
+ *
+ * Every task counts its own runs in a slot of its own; a lost task or a
+ * lost wake-up shows as a hang, which the suite's watchdog turns into an
+ * abort naming the case. Nothing here depends on timing.
+ */
+#include <criterion/criterion.h>
+
+#include <heist/heist.h>
+#include <stdlib.h>
+
+#include "test_util.h"
+
+static struct ht_watchdog wd;
+static void wd_start(void) { ht_watchdog_start(&wd, "test_policy", 60); }
+static void wd_stop(void) { ht_watchdog_stop(&wd); }
+TestSuite(policy, .init = wd_start, .fini = wd_stop);
+
+static const unsigned worker_counts[] = {1, 2, 8};
+
+static heist_sched *mk(unsigned workers)
+{
+    heist_config cfg = {.workers = workers};
+    heist_sched *s = NULL;
+    cr_assert_eq(heist_sched_new(&cfg, &s), 0);
+    return s;
+}
+
+/* ---- spawn everything first: batch steals ------------------------------ */
+
+struct spawn_all {
+    long n;
+    atomic_int *runs;
+};
+
+struct slot {
+    struct spawn_all *sa;
+    long i;
+};
+
+static void *counted(void *arg)
+{
+    struct slot *sl = arg;
+    atomic_fetch_add_explicit(&sl->sa->runs[sl->i], 1, memory_order_relaxed);
+    ht_watchdog_tick(&wd);
+    return (void *)(sl->i + 1);
+}
+
+static void *spawn_all_main(void *arg)
+{
+    struct spawn_all *sa = arg;
+    heist_future **f = malloc((size_t)sa->n * sizeof(*f));
+    struct slot *sl = malloc((size_t)sa->n * sizeof(*sl));
+    cr_assert(f && sl);
+    for (long i = 0; i < sa->n; i++) {
+        sl[i] = (struct slot){sa, i};
+        cr_assert_not_null(f[i] = heist_spawn(NULL, counted, &sl[i]));
+    }
+    heist_future *all = heist_gather(f, (size_t)sa->n);
+    cr_assert_not_null(all);
+    cr_assert_eq(heist_await(all, NULL), 0);
+    heist_future_unref(all);
+    for (long i = 0; i < sa->n; i++) {
+        void *v = NULL;
+        cr_assert_eq(heist_future_result(f[i], &v), 0);
+        cr_assert_eq(v, (void *)(i + 1));
+        heist_future_unref(f[i]);
+    }
+    free(sl);
+    free(f);
+    return NULL;
+}
+
+Test(policy, stress_spawn_all_exactly_once)
+{
+    long n = HT_SCALE(200000, 20000);
+    for (size_t k = 0; k < 3; k++) {
+        heist_sched *s = mk(worker_counts[k]);
+        struct spawn_all sa = {n, calloc((size_t)n, sizeof(atomic_int))};
+        cr_assert_not_null(sa.runs);
+        for (int rep = 0; rep < 2; rep++) {
+            cr_assert_eq(heist_run(s, spawn_all_main, &sa, NULL), 0);
+            for (long i = 0; i < n; i++)
+                cr_assert_eq(atomic_load(&sa.runs[i]), rep + 1,
+                             "%u workers: task %ld ran %d times after %d runs",
+                             worker_counts[k], i, atomic_load(&sa.runs[i]),
+                             rep + 1);
+        }
+        free(sa.runs);
+        cr_assert_eq(heist_sched_free(s), 0);
+    }
+}
+
+/* ---- ping-pong through fresh futures: run-next ---------------------------- */
+
+struct pp {
+    long rounds;
+    heist_future **ping, **pong; /* one of each per round */
+    atomic_long pings, pongs;
+};
+
+static void *pinger(void *arg)
+{
+    struct pp *p = arg;
+    for (long r = 0; r < p->rounds; r++) {
+        cr_assert_eq(heist_future_set_result(p->ping[r], (void *)r), 0);
+        void *v = NULL;
+        cr_assert_eq(heist_await(p->pong[r], &v), 0);
+        cr_assert_eq(v, (void *)(r + 1));
+        atomic_fetch_add(&p->pings, 1);
+        ht_watchdog_tick(&wd);
+    }
+    return NULL;
+}
+
+static void *ponger(void *arg)
+{
+    struct pp *p = arg;
+    for (long r = 0; r < p->rounds; r++) {
+        void *v = NULL;
+        cr_assert_eq(heist_await(p->ping[r], &v), 0);
+        cr_assert_eq(v, (void *)r);
+        atomic_fetch_add(&p->pongs, 1);
+        cr_assert_eq(heist_future_set_result(p->pong[r], (void *)(r + 1)), 0);
+    }
+    return NULL;
+}
+
+struct pp_all {
+    int pairs;
+    struct pp *pp;
+};
+
+static void *pp_main(void *arg)
+{
+    struct pp_all *a = arg;
+    heist_future **t = malloc(2 * (size_t)a->pairs * sizeof(*t));
+    cr_assert_not_null(t);
+    for (int i = 0; i < a->pairs; i++) {
+        cr_assert_not_null(t[2 * i] = heist_spawn(NULL, ponger, &a->pp[i]));
+        cr_assert_not_null(t[2 * i + 1] = heist_spawn(NULL, pinger, &a->pp[i]));
+    }
+    for (int i = 0; i < 2 * a->pairs; i++) {
+        cr_assert_eq(heist_await(t[i], NULL), 0);
+        heist_future_unref(t[i]);
+    }
+    free(t);
+    return NULL;
+}
+
+Test(policy, stress_pingpong_pairs)
+{
+    int pairs = 16;
+    long rounds = HT_SCALE(2000, 200);
+    for (size_t k = 0; k < 3; k++) {
+        heist_sched *s = mk(worker_counts[k]);
+        struct pp_all a = {pairs, calloc((size_t)pairs, sizeof(struct pp))};
+        cr_assert_not_null(a.pp);
+        for (int i = 0; i < pairs; i++) {
+            struct pp *p = &a.pp[i];
+            p->rounds = rounds;
+            p->ping = malloc((size_t)rounds * sizeof(heist_future *));
+            p->pong = malloc((size_t)rounds * sizeof(heist_future *));
+            cr_assert(p->ping && p->pong);
+            for (long r = 0; r < rounds; r++) {
+                cr_assert_not_null(p->ping[r] = heist_future_new());
+                cr_assert_not_null(p->pong[r] = heist_future_new());
+            }
+        }
+        cr_assert_eq(heist_run(s, pp_main, &a, NULL), 0);
+        for (int i = 0; i < pairs; i++) {
+            struct pp *p = &a.pp[i];
+            cr_assert_eq(atomic_load(&p->pings), rounds);
+            cr_assert_eq(atomic_load(&p->pongs), rounds);
+            for (long r = 0; r < rounds; r++) {
+                heist_future_unref(p->ping[r]);
+                heist_future_unref(p->pong[r]);
+            }
+            free(p->ping);
+            free(p->pong);
+        }
+        free(a.pp);
+        cr_assert_eq(heist_sched_free(s), 0);
+    }
+}
+
+/* ---- a chain spawned before its first link can run ---------------------- */
+
+struct link {
+    heist_future *in, *out;
+    atomic_int runs;
+};
+
+static void *link_task(void *arg)
+{
+    struct link *l = arg;
+    atomic_fetch_add(&l->runs, 1);
+    void *v = NULL;
+    cr_assert_eq(heist_await(l->in, &v), 0);
+    cr_assert_eq(heist_future_set_result(l->out, (void *)((long)v + 1)), 0);
+    ht_watchdog_tick(&wd);
+    return NULL;
+}
+
+struct chain {
+    long n;
+    struct link *links;
+    heist_future **f;
+};
+
+static void *chain_main(void *arg)
+{
+    struct chain *c = arg;
+    heist_future **t = malloc((size_t)c->n * sizeof(*t));
+    cr_assert_not_null(t);
+    for (long i = 0; i < c->n; i++)
+        cr_assert_not_null(t[i] = heist_spawn(NULL, link_task, &c->links[i]));
+    cr_assert_eq(heist_future_set_result(c->f[0], (void *)0), 0);
+    void *v = NULL;
+    cr_assert_eq(heist_await(c->f[c->n], &v), 0);
+    cr_assert_eq((long)v, c->n);
+    for (long i = 0; i < c->n; i++) {
+        cr_assert_eq(heist_await(t[i], NULL), 0);
+        heist_future_unref(t[i]);
+    }
+    free(t);
+    return NULL;
+}
+
+Test(policy, stress_chain_links_exactly_once)
+{
+    long n = HT_SCALE(50000, 3000);
+    for (size_t k = 0; k < 3; k++) {
+        heist_sched *s = mk(worker_counts[k]);
+        struct chain c = {n, calloc((size_t)n, sizeof(struct link)),
+                          malloc(((size_t)n + 1) * sizeof(heist_future *))};
+        cr_assert(c.links && c.f);
+        for (long i = 0; i <= n; i++)
+            cr_assert_not_null(c.f[i] = heist_future_new());
+        for (long i = 0; i < n; i++) {
+            c.links[i].in = c.f[i];
+            c.links[i].out = c.f[i + 1];
+        }
+        cr_assert_eq(heist_run(s, chain_main, &c, NULL), 0);
+        for (long i = 0; i < n; i++)
+            cr_assert_eq(atomic_load(&c.links[i].runs), 1);
+        for (long i = 0; i <= n; i++)
+            heist_future_unref(c.f[i]);
+        free(c.f);
+        free(c.links);
+        cr_assert_eq(heist_sched_free(s), 0);
+    }
+}
+
+/* ---- wake-ups inside the scheduler -------------------------------------- */
+
+static void *child(void *arg)
+{
+    return arg;
+}
+
+/* The other workers park between rounds (a sleep); then one spawn must
+ * wake one, or the spawner runs it itself: either way it runs. */
+static void *wake_main(void *arg)
+{
+    long rounds = (long)arg;
+    for (long r = 0; r < rounds; r++) {
+        if (r % 64 == 0)
+            cr_assert_eq(heist_sleep(200000), 0); /* let the others park */
+        heist_future *c[3];
+        for (int i = 0; i < 3; i++)
+            cr_assert_not_null(c[i] = heist_spawn(NULL, child, (void *)r));
+        for (int i = 0; i < 3; i++) {
+            void *v = NULL;
+            cr_assert_eq(heist_await(c[i], &v), 0);
+            cr_assert_eq(v, (void *)r);
+            heist_future_unref(c[i]);
+        }
+        ht_watchdog_tick(&wd);
+    }
+    return NULL;
+}
+
+Test(policy, stress_wake_hunt_inside)
+{
+    long rounds = HT_SCALE(20000, 2000);
+    for (size_t k = 0; k < 3; k++) {
+        heist_sched *s = mk(worker_counts[k]);
+        cr_assert_eq(heist_run(s, wake_main, (void *)rounds, NULL), 0);
+        cr_assert_eq(heist_sched_free(s), 0);
+    }
+}
