@@ -3,13 +3,18 @@
 Each <workload>_asyncio.py program parses the same command line as the C
 programs,
 
-    python3 PROGRAM [-w WORKERS] [-r REPS] [-W WARMUP] [PARAM]
+    python3 PROGRAM [-w WORKERS] [-r REPS] [-W WARMUP] [-c] [PARAM]
 
 creates one event loop, runs the workload WARMUP times untimed and REPS times
 timed on it (one run_until_complete each, as one heist_run each in C),
 checks every result and prints one CSV row:
 
     workload,param,asyncio,1,median_ms,min_ms,runs
+
+-c (cold): one run, timed from before the event loop is created to after
+it is closed; the row says runs 1. The interpreter's start and the import of
+asyncio come before it: bench/run.sh's whole process time of the cold runs
+covers them.
 
 asyncio runs every task on one thread: -w is accepted for a uniform command
 line and ignored, and the row says 1 worker. A wrong result prints
@@ -25,7 +30,7 @@ import time
 def _usage(workload):
     sys.stderr.write(
         f"usage: {workload}_asyncio.py [-w WORKERS] [-r REPS] [-W WARMUP] "
-        "[PARAM]\n")
+        "[-c] [PARAM]\n")
     sys.exit(2)
 
 
@@ -47,7 +52,7 @@ def fail(workload, param, what):
 def main(workload, param_default, body, expected):
     """Runs body(param) (a coroutine function) and checks that its result
     equals expected(param)."""
-    param, reps, warmup = param_default, 5, 1
+    param, reps, warmup, cold = param_default, 5, 1, False
     argv = sys.argv[1:]
     i = 0
     while i < len(argv):
@@ -60,6 +65,8 @@ def main(workload, param_default, body, expected):
                 reps = _int(workload, argv[i], 1, 100000)
             else:
                 warmup = _int(workload, argv[i], 0, 100000)
+        elif s == "-c":
+            cold = True
         elif not s.startswith("-"):
             param = _int(workload, s, 0, 1000000000)
         else:
@@ -67,6 +74,16 @@ def main(workload, param_default, body, expected):
         i += 1
 
     want = expected(param)
+    if cold:
+        t0 = time.perf_counter()
+        loop = asyncio.new_event_loop()
+        got = loop.run_until_complete(body(param))
+        loop.close()
+        ms = (time.perf_counter() - t0) * 1e3
+        if got != want:
+            fail(workload, param, f"result {got}, expected {want}")
+        print(f"{workload},{param},asyncio,1,{ms:.3f},{ms:.3f},1", flush=True)
+        return
     loop = asyncio.new_event_loop()
     samples = []
     for rep in range(warmup + reps):

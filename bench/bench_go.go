@@ -1,13 +1,19 @@
 // bench/bench_go.go - harness.c's driver for the Go peers, built into each
 // <workload>_go program beside its own file.
 //
-//	PROGRAM [-w WORKERS] [-r REPS] [-W WARMUP] [PARAM]
+//	PROGRAM [-w WORKERS] [-r REPS] [-W WARMUP] [-c] [PARAM]
 //
 // -w sets GOMAXPROCS (the threads that run goroutines at once, Go's worker
 // count). The program runs the workload WARMUP times untimed, then REPS
 // times timed, checks every result and prints one CSV row:
 //
 //	workload,param,go,workers,median_ms,min_ms,runs
+//
+// -c (cold): one run, timed from the start of main's work (before
+// GOMAXPROCS is set) to its end; the row says runs 1. Go's runtime (its
+// heap, scheduler and first threads) already exists when main starts, and
+// nothing is freed at the end (the process exits): bench/run.sh's whole
+// process time of the cold runs covers both.
 //
 // A wrong result prints "FAIL: ..." on stderr and exits with status 1.
 package main
@@ -27,11 +33,12 @@ type benchArgs struct {
 	workers  int
 	reps     int
 	warmup   int
+	cold     bool
 }
 
 func (a *benchArgs) usage() {
 	fmt.Fprintf(os.Stderr,
-		"usage: %s_go [-w WORKERS] [-r REPS] [-W WARMUP] [PARAM]\n", a.workload)
+		"usage: %s_go [-w WORKERS] [-r REPS] [-W WARMUP] [-c] [PARAM]\n", a.workload)
 	os.Exit(2)
 }
 
@@ -71,14 +78,28 @@ func benchMain(workload string, paramDefault int64,
 		case s == "-W" && i+1 < len(args):
 			i++
 			a.warmup = int(a.parseInt(args[i], 0, 100000))
+		case s == "-c":
+			a.cold = true
 		case len(s) > 0 && s[0] != '-':
 			a.param = a.parseInt(s, 0, 1000000000)
 		default:
 			a.usage()
 		}
 	}
-	runtime.GOMAXPROCS(a.workers)
 	want := expected(a.param)
+	if a.cold {
+		t0 := time.Now()
+		runtime.GOMAXPROCS(a.workers)
+		got := body(a.param)
+		ms := float64(time.Since(t0).Nanoseconds()) / 1e6
+		if got != want {
+			a.fail(fmt.Sprintf("result %d, expected %d", got, want))
+		}
+		fmt.Printf("%s,%d,go,%d,%.3f,%.3f,1\n", a.workload, a.param,
+			a.workers, ms, ms)
+		return
+	}
+	runtime.GOMAXPROCS(a.workers)
 	samples := make([]float64, 0, a.reps)
 	for rep := 0; rep < a.warmup+a.reps; rep++ {
 		t0 := time.Now()

@@ -15,7 +15,8 @@
 
 static void usage(const bench_args *a)
 {
-    fprintf(stderr, "usage: %s_%s [-w WORKERS] [-r REPS] [-W WARMUP] [PARAM]\n",
+    fprintf(stderr,
+            "usage: %s_%s [-w WORKERS] [-r REPS] [-W WARMUP] [-c] [PARAM]\n",
             a->workload, a->impl);
     exit(2);
 }
@@ -46,6 +47,7 @@ void bench_parse_workers(bench_args *a, const char *workload, const char *impl,
     a->workers = workers_default;
     a->reps = 5;
     a->warmup = 1;
+    a->cold = 0;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (strcmp(s, "-w") == 0 && i + 1 < argc)
@@ -54,6 +56,8 @@ void bench_parse_workers(bench_args *a, const char *workload, const char *impl,
             a->reps = (unsigned)parse_long(a, argv[++i], 1, 100000);
         else if (strcmp(s, "-W") == 0 && i + 1 < argc)
             a->warmup = (unsigned)parse_long(a, argv[++i], 0, 100000);
+        else if (strcmp(s, "-c") == 0)
+            a->cold = 1;
         else if (s[0] != '-')
             a->param = parse_long(a, s, 0, 1000000000L);
         else
@@ -61,7 +65,7 @@ void bench_parse_workers(bench_args *a, const char *workload, const char *impl,
     }
 }
 
-static double now_ms(void)
+double bench_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -110,13 +114,21 @@ void bench_time(const bench_args *a, bench_body body, void *ctx,
     for (unsigned i = 0; i < a->warmup; i++)
         check(a, body(ctx, a->param), expected);
     for (unsigned i = 0; i < a->reps; i++) {
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         long long r = body(ctx, a->param);
-        samples[i] = now_ms() - t0;
+        samples[i] = bench_now_ms() - t0;
         check(a, r, expected);
     }
     report(a, samples, a->reps);
     free(samples);
+}
+
+void bench_cold_report(const bench_args *a, double t0_ms, long long got,
+                       long long expected)
+{
+    double ms = bench_now_ms() - t0_ms;
+    check(a, got, expected);
+    report(a, &ms, 1);
 }
 
 long long bench_fib_expected(long n)
@@ -167,12 +179,12 @@ void bench_idle(const bench_args *a, bench_body tiny, void *ctx,
     for (unsigned i = 0; i < a->warmup + a->reps; i++) {
         check(a, tiny(ctx, 0), expected);
         double c0 = cpu_ms();
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         struct timespec left = window;
         while (nanosleep(&left, &left) != 0 && errno == EINTR)
             ;
         double c1 = cpu_ms();
-        double t1 = now_ms();
+        double t1 = bench_now_ms();
         if (i >= a->warmup)
             samples[i - a->warmup] = (c1 - c0) * 1e3 / (t1 - t0);
     }

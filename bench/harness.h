@@ -4,13 +4,19 @@
  * Each program is one workload in one implementation (serial, heist,
  * heist_static, omp, tbb). It parses the same command line:
  *
- *     PROGRAM [-w WORKERS] [-r REPS] [-W WARMUP] [PARAM]
+ *     PROGRAM [-w WORKERS] [-r REPS] [-W WARMUP] [-c] [PARAM]
  *
  * creates its runtime once (scheduler, OpenMP team, TBB arena), runs the
  * workload WARMUP times untimed, then REPS times timed in the same process,
  * checks every result, and prints one CSV row on stdout:
  *
  *     workload,param,impl,workers,median_ms,min_ms,runs
+ *
+ * -c (cold; the programs of the issue-6 shapes, seed, hops and fanin, take
+ * it): one run only, timed from before the runtime is created to after it
+ * is freed; the row then says runs 1 and median = min = that time. A cold
+ * figure is the first run in a fresh process: bench/run.sh starts one
+ * process per cold sample.
  *
  * A wrong result prints "FAIL: ..." on stderr and exits with status 1.
  */
@@ -36,6 +42,8 @@ typedef struct bench_args {
     unsigned workers;     /* -w, default 1 (2 for the futures programs) */
     unsigned reps;        /* -r, default 5 */
     unsigned warmup;      /* -W, default 1 */
+    int cold;             /* -c: one run, runtime creation and release
+                             included (see above) */
 } bench_args;
 
 /*
@@ -70,6 +78,17 @@ void bench_time(const bench_args *a, bench_body body, void *ctx,
  */
 void bench_idle(const bench_args *a, bench_body tiny, void *ctx,
                 long long expected);
+
+/* The monotonic clock, in ms. */
+double bench_now_ms(void);
+
+/*
+ * The end of a cold run (-c) begun at t0_ms (bench_now_ms before the
+ * runtime was created): checks the result and prints the CSV row of that
+ * one sample.
+ */
+void bench_cold_report(const bench_args *a, double t0_ms, long long got,
+                       long long expected);
 
 /* Prints "FAIL: <what>" on stderr and exits with status 1. */
 void bench_fail(const bench_args *a, const char *what);

@@ -4,12 +4,22 @@
 #   bench/run.sh [--quick] BIN_DIR CSV
 #
 # BIN_DIR holds the programs built from bench/ (<workload>_<impl>). Each line
-# of the plan below is one program run: it creates its runtime once, runs the
-# workload WARMUP times untimed, then REPS times timed in the same process,
-# checks every result, and prints workload,param,impl,workers,median_ms,
-# min_ms,runs. This script adds ratio_vs_serial (median / the serial median
-# of the same workload and size), ratio_vs_heist (median / heist's median at
-# the same size and worker count) and status (ok, FAIL, TIMEOUT, not built).
+# of the plan below is one program run (a warm line) or REPS of them (a cold
+# line). Warm: the program creates its runtime once, runs the workload
+# WARMUP times untimed, then REPS times timed in the same process, checks
+# every result, and prints workload,param,impl,workers,median_ms,min_ms,runs.
+# Cold (issue 6's shapes only: seed, hops, fanin): REPS fresh processes,
+# each run with -c, which times one run from before the runtime is created
+# to after it is freed; the row's median and min are over those processes,
+# and process_ms is the median wall time of a whole process (exec to exit,
+# as this script sees it: the interpreter's or Go runtime's start, dynamic
+# linking and timeout(1)'s own start included).
+#
+# This script adds ratio_vs_serial (median / the serial median of the same
+# workload and size), ratio_vs_heist (median / heist's median at the same
+# size, worker count and phase), status (ok, FAIL, TIMEOUT, not built),
+# phase (cold or warm; every row but the shapes' cold ones is warm) and
+# process_ms (cold rows only).
 #
 # Each program's stderr (heist's scheduler counters, failure messages) goes
 # to the log beside the CSV (CSV with .log).
@@ -23,8 +33,15 @@
 # against heist at 1 worker, or, if heist ran that size at one other worker
 # count only, against that one.
 #
+# Issue 6's shapes, "spawn everything before anything completes", at
+# SHAPE items: seed (every (foo, bar) pair spawned, then gathered; foo awaits
+# the future bar resolves), hops (issue 6's chain: N hops, hop i awaits
+# future i and resolves i+1; main resolves 0, awaits N, gathers the hops) and
+# fanin (N trivial tasks, gathered). Each in heist and Go at 1 and 2 workers
+# and in asyncio, cold and warm, all in this run.
+#
 # HEIST_BENCH_ONLY=w1,w2,... runs only those workloads (e.g. the futures
-# ones: pairs,chain,gather,pingpong,sleeps).
+# ones: pairs,chain,gather,pingpong,sleeps; issue 6's: seed,hops,fanin).
 #
 # Exit status: 0 when every run passed, 1 when one failed or timed out, 2 on
 # a usage error. A peer (omp, tbb, go, asyncio) that was not built or cannot
@@ -47,6 +64,7 @@ if [ $quick = 1 ]; then
   PEER=5 SLOW=5 FAST=5
   PAIRS=10000 CHAIN=10000 GATHER=100000 GATHER_PY=10000 PP=10000 SLEEPS=1000
   PY=3
+  SHAPE=10000 COLD=3 SHAPE_REPS=3 WAITING=100000 FEW=1
 else
   FIB_T1=35 FIB_SCALE=37 FIB_BIG=40 FIB_OVER=32 NQ=12 SKY=1000000 IDLE_MS=1000
   PEER=5 SLOW=7 FAST=11
@@ -55,11 +73,16 @@ else
   # it too, so the 100k shape has all three from one run.
   PAIRS=100000 CHAIN=100000 GATHER=1000000 GATHER_PY=100000 PP=100000
   SLEEPS=10000 PY=5
+  # The shapes: COLD fresh processes per cold row; SHAPE_REPS timed runs
+  # after one warm-up per warm row (asyncio: PY). WAITING: the 1M-waiting
+  # figure (FEW repeats), run when bench/waiting_heist.c has been built.
+  SHAPE=100000 COLD=5 SHAPE_REPS=$FAST WAITING=1000000 FEW=3
 fi
 # Per-run time limit in seconds (a hung runtime must not hang the suite).
 LIMIT=${HEIST_BENCH_TIMEOUT:-300}
 
-# workload param impl workers reps warmup
+# workload param impl workers reps warmup [phase]
+# phase: warm (the default) or cold (REPS fresh processes, -c, no warm-up).
 # FAST/SLOW: repeats of the runs under 0.1 s / up to ~1 s. PEER: repeats of
 # the OpenMP and oneTBB fib runs (seconds each with no cutoff, so no warm-up:
 # thread start-up is noise there) and of the 1 s idle windows.
@@ -133,6 +156,25 @@ fib $FIB_BIG heist 1 $SLOW 1
 fib $FIB_BIG heist 2 $SLOW 1
 PLAN
   fi
+  # Issue 6's shapes: per shape, the cold rows, then the warm ones.
+  local shape phase impl wk
+  for shape in seed hops fanin; do
+    for phase in cold warm; do
+      for impl in heist go; do
+        for wk in 1 2; do
+          if [ $phase = cold ]; then echo "$shape $SHAPE $impl $wk $COLD 0 cold"
+          else echo "$shape $SHAPE $impl $wk $SHAPE_REPS 1 warm"; fi
+        done
+      done
+      if [ $phase = cold ]; then echo "$shape $SHAPE asyncio 1 $COLD 0 cold"
+      else echo "$shape $SHAPE asyncio 1 $PY 1 warm"; fi
+    done
+  done
+  # The 1M-waiting figure of issue 6 (1,000,000 tasks suspended at once,
+  # each awaiting one gate future): bench/waiting_heist.c is not in this
+  # tree yet; this line runs it once it is built (taking the common command
+  # line and printing the common row).
+  if [ -x "$bin/waiting_heist" ]; then echo "waiting $WAITING heist 2 $FEW 1 warm"; fi
 }
 
 mkdir -p "$(dirname "$csv")"
@@ -140,7 +182,7 @@ errlog=${csv%.csv}.log
 : >"$errlog"
 raw=$(mktemp)
 log=$(mktemp)
-trap 'rm -f "$raw" "$log" "$log.err" "${planfile:-}" "${newtimes:-}"' EXIT
+trap 'rm -f "$raw" "$log" "$log.err" "$log.cold" "$log.proc" "${planfile:-}" "${newtimes:-}"' EXIT
 failed=0
 
 # The plan, less the workloads HEIST_BENCH_ONLY leaves out.
@@ -185,14 +227,44 @@ time_left() {
             while ((getline line < old) > 0) {
               split(line, f, "\t"); prev[f[1]] = f[2] }
             FS = " " }
-    { l = $1 "(" $2 ") " $3 " " $4 "w x" $5
+    { l = $1 "(" $2 ") " $3 " " $4 "w " ($7 == "cold" ? "cold " : "") "x" $5
       if (l in prev) rp += prev[l]; else rn++ }
     END { scale = (dp > 0) ? dw / dp : 1
           s = int(rp * scale + rn * (k > 0 ? ds / k : 0) + 0.5)
           printf "about %s left", (s >= 60 ? sprintf("%dm%02ds", s / 60, s % 60) : s "s") }'
 }
 
-while read -r w p impl workers reps warm; do
+# median_min FILE: "median,min" of the numbers in FILE, one a line.
+median_min() {
+  sort -g "$1" | awk '{ v[NR] = $1 }
+    END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+          printf "%.3f,%.3f", m, v[1] }'
+}
+
+# run_cold: the cold line in w p impl workers reps label cmd: reps fresh
+# processes with -c; adds the row to raw. Returns 0 or the failing exit.
+run_cold() {
+  local j rc t0 t1
+  : >"$log.cold" ; : >"$log.proc"
+  for ((j = 1; j <= reps; j++)); do
+    t0=$EPOCHREALTIME
+    timeout "$LIMIT" "${cmd[@]}" -w "$workers" -c "$p" >"$log" 2>"$log.err"
+    rc=$?
+    t1=$EPOCHREALTIME
+    { echo "== $label, process $j: exit $rc"; cat "$log.err"; } >>"$errlog"
+    if [ $rc -ne 0 ] || [ "$(wc -l <"$log")" -ne 1 ]; then
+      [ $rc -eq 0 ] && rc=1
+      return $rc
+    fi
+    cut -d, -f5 "$log" >>"$log.cold"
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) * 1e3 }' >>"$log.proc"
+  done
+  echo "$w,$p,$impl,$workers,$(median_min "$log.cold"),$reps,ok,cold,$(median_min "$log.proc" | cut -d, -f1)" >>"$raw"
+  return 0
+}
+
+while read -r w p impl workers reps warm phase; do
+  [ -n "$phase" ] || phase=warm
   prog="$bin/${w}_${impl}"
   cmd=("$prog")
   have=1
@@ -206,11 +278,12 @@ while read -r w p impl workers reps warm; do
     [ -f "$prog" ] || have=0
   fi
   label="$w($p) $impl ${workers}w x$reps"
+  [ "$phase" = cold ] && label="$w($p) $impl ${workers}w cold x$reps"
   # A missing peer is reported, not failed: a missing heist program is.
   if [ "$impl" = asyncio ] && ! command -v python3 >/dev/null; then
     progress "$label" 0
     echo "bench: [$k/$total] $label: not run (no python3), skipped; $(time_left)" >&2
-    echo "$w,$p,$impl,$workers,,,0,not built" >>"$raw"
+    echo "$w,$p,$impl,$workers,,,0,not built,$phase," >>"$raw"
     continue
   fi
   if [ $have = 0 ]; then
@@ -218,34 +291,40 @@ while read -r w p impl workers reps warm; do
       omp|tbb|go)
         progress "$label" 0
         echo "bench: [$k/$total] $label: not built (peer missing), skipped; $(time_left)" >&2
-        echo "$w,$p,$impl,$workers,,,0,not built" >>"$raw"
+        echo "$w,$p,$impl,$workers,,,0,not built,$phase," >>"$raw"
         continue ;;
     esac
     progress "$label" 0
     echo "bench: [$k/$total] $label: $prog missing; $(time_left)" >&2
-    echo "$w,$p,$impl,$workers,,,0,FAIL" >>"$raw"
+    echo "$w,$p,$impl,$workers,,,0,FAIL,$phase," >>"$raw"
     failed=1
     continue
   fi
   start=$(date +%s.%N)
-  timeout "$LIMIT" "${cmd[@]}" -w "$workers" -r "$reps" -W "$warm" "$p" \
-    >"$log" 2>"$log.err"
-  rc=$?
+  if [ "$phase" = cold ]; then
+    run_cold
+    rc=$?
+  else
+    timeout "$LIMIT" "${cmd[@]}" -w "$workers" -r "$reps" -W "$warm" "$p" \
+      >"$log" 2>"$log.err"
+    rc=$?
+    [ $rc -eq 0 ] && [ "$(wc -l <"$log")" -ne 1 ] && rc=1
+    [ $rc -eq 0 ] && sed 's/$/,ok,warm,/' "$log" >>"$raw"
+    { echo "== $label: exit $rc"; cat "$log.err"; } >>"$errlog"
+  fi
   now=$(date +%s.%N)
   secs=$(awk -v a="$start" -v b="$now" 'BEGIN{printf "%.1f", b-a}')
   progress "$label" "$(awk -v a="$start" -v b="$now" 'BEGIN{printf "%.3f", b-a}')"
-  if [ $rc -eq 0 ] && [ "$(wc -l <"$log")" -eq 1 ]; then
-    echo "bench: [$k/$total] $label: $(cut -d, -f5 "$log") ms median (${secs} s); $(time_left)" >&2
-    sed 's/$/,ok/' "$log" >>"$raw"
+  if [ $rc -eq 0 ]; then
+    echo "bench: [$k/$total] $label: $(tail -n 1 "$raw" | cut -d, -f5) ms median (${secs} s); $(time_left)" >&2
   else
     status=FAIL
     [ $rc -eq 124 ] && status=TIMEOUT
     echo "bench: [$k/$total] $label: $status (exit $rc after ${secs} s); $(time_left)" >&2
     sed 's/^/    /' "$log.err" >&2
-    echo "$w,$p,$impl,$workers,,,0,$status" >>"$raw"
+    echo "$w,$p,$impl,$workers,,,0,$status,$phase," >>"$raw"
     failed=1
   fi
-  { echo "== $label: exit $rc"; cat "$log.err"; } >>"$errlog"
 done <"$planfile"
 # This run's times, for the next run's estimates (a partial run, with
 # HEIST_BENCH_ONLY, adds to the old ones rather than replacing them).
@@ -259,10 +338,11 @@ awk -F, -v OFS=, '
   { row[NR] = $0; n = NR
     if ($3 == "serial" && $8 == "ok") serial[$1 "," $2] = $5
     if ($3 == "heist" && $8 == "ok") {
-      heist[$1 "," $2 "," $4] = $5
+      heist[$1 "," $2 "," $4 "," $9] = $5
       # For asyncio (1 thread) when heist has no 1-worker run: the one
-      # worker count heist ran that workload and size at; none if several.
-      wp = $1 "," $2
+      # worker count heist ran that workload, size and phase at; none if
+      # several.
+      wp = $1 "," $2 "," $9
       again = (wp in heist_any)  # before the assignment creates it
       heist_any[wp] = again ? "" : $5
     } }
@@ -271,14 +351,14 @@ awk -F, -v OFS=, '
   }
   END {
     print "workload,param,impl,workers,median_ms,min_ms,runs," \
-          "ratio_vs_serial,ratio_vs_heist,status"
+          "ratio_vs_serial,ratio_vs_heist,status,phase,process_ms"
     for (i = 1; i <= n; i++) {
       $0 = row[i]
-      k = $1 "," $2 "," $4
+      k = $1 "," $2 "," $4 "," $9
       den = (k in heist) ? heist[k] : ""
-      if (den == "" && $3 == "asyncio") den = heist_any[$1 "," $2]
+      if (den == "" && $3 == "asyncio") den = heist_any[$1 "," $2 "," $9]
       print $1, $2, $3, $4, $5, $6, $7, ratio($5, serial[$1 "," $2]),
-            ratio($5, den), $8
+            ratio($5, den), $8, $9, $10
     }
   }' "$raw" >"$csv"
 exit $failed

@@ -9,7 +9,14 @@
 # CPU. The Lace column holds figures measured while planning heist, on the
 # same machine but not in this run: they are labelled as such. Table 3: the
 # futures workloads, heist against Python's asyncio and Go, with the time
-# per item and the targets of the futures issue.
+# per item and the targets of the futures issue. Tables 4-6: issue 6's
+# shapes (seed, hops = its chain, fanin), cold and warm, heist and Go at 1
+# and 2 workers and asyncio, the whole-process times of the cold runs, and
+# issue 6's targets marked met or MISSED; then the 1M-waiting figure when
+# the CSV has it.
+#
+# The CSV's phase column (cold or warm) and process_ms came with the
+# shapes; a CSV without them (an older run) reads as all warm.
 
 function num(x) { return x + 0 }
 
@@ -50,6 +57,10 @@ BEGIN {
   for (i in fw) futures[fw[i]] = 1
   item["pairs"] = "pair"; item["chain"] = "link"; item["gather"] = "task"
   item["pingpong"] = "round trip"
+  # Issue 6's shapes, in its order, and the names its table gives them.
+  nsh = split("seed hops fanin", shape_list, " ")
+  for (i = 1; i <= nsh; i++) shapes[shape_list[i]] = 1
+  sname["seed"] = "seed"; sname["hops"] = "chain (hops)"; sname["fanin"] = "fanin"
 }
 
 NR == 1 { next }  # header
@@ -58,6 +69,15 @@ NR == 1 { next }  # header
   w = $1; p = $2; impl = $3; wk = $4
   k = w "," p "," impl "," wk
   med[k] = $5; mn[k] = $6; status[k] = $10
+  ph = ($11 == "") ? "warm" : $11
+  if (w in shapes) {
+    sk = w "," impl "," wk "," ph
+    smed[sk] = $5; sst[sk] = $10; sproc[sk] = $12
+    if (!(w in sparam)) sparam[w] = p
+    next
+  }
+  if (w == "waiting") { waiting[++nwaiting] = k; next }
+  if (ph == "cold") next  # no other workload has cold rows
   if (w == "idle") {
     if (!((w "," p) in seen_idle)) { seen_idle[w "," p] = 1; idle[++nidle] = w "," p }
     idle_workers[w "," p] = wk
@@ -88,6 +108,8 @@ END {
   if (nrows > 0 || nwp > 0 || nidle > 0) forkjoin_tables()
   futures_table()
   linked_table()
+  shapes_tables()
+  waiting_table()
 }
 
 function forkjoin_tables(   i, j, r, w, p, wk, sk, hk, ok_, tk, lk, wp, impl, line, k) {
@@ -255,5 +277,145 @@ function futures_table(   i, r, w, p, wk, hk, ak, gk, ashr, gshr, h, a, g, acell
       w "(" p ")", wk, cell(hk), acell, gcell,
       (w in item) ? ns(h) : "-", (w in item) ? ns(a) : "-", (w in item) ? ns(g) : "-",
       xratio(a, h), xratio(g, h), target
+  }
+}
+
+# Issue 6's shapes. sv: the median of a shape's row, "" unless it ran ok;
+# scell: the same for a cell (or its status, or "-").
+function sv(w, impl, wk, ph,   k) {
+  k = w "," impl "," wk "," ph
+  return (k in sst && sst[k] == "ok" && smed[k] != "") ? smed[k] : ""
+}
+function scell(w, impl, wk, ph,   k) {
+  k = w "," impl "," wk "," ph
+  if (!(k in sst)) return "-"
+  if (sst[k] != "ok") return sst[k]
+  return fmt(smed[k])
+}
+function cw(w, impl, wk) { return scell(w, impl, wk, "cold") " / " scell(w, impl, wk, "warm") }
+function pcell(w, impl, wk,   k) {
+  k = w "," impl "," wk ",cold"
+  if (!(k in sst)) return "-"
+  if (sst[k] != "ok" || sproc[k] == "") return sst[k]
+  return fmt(sproc[k])
+}
+function sratio(a, b) { return (a == "" || b == "" || num(b) <= 0) ? "" : num(a) / num(b) }
+function xr(r) {
+  if (r == "") return "-"
+  return (r >= 10) ? sprintf("%.0fx", r) : sprintf("%.2fx", r)
+}
+# target_row SHAPE WHAT R1 R2 OP LIMIT: one row of the targets table; R1
+# and R2 are the 1- and 2-worker ratios (R1 "-" where the target has only
+# one), met when each is OP ("ge", "gt", "le") LIMIT.
+function target_row(w, what, r1, r2, op, lim,   v, i, ok, missing, verdict) {
+  v[1] = r1; v[2] = r2; ok = 1; missing = 0
+  for (i = 1; i <= 2; i++) {
+    if (v[i] == "-") continue
+    if (v[i] == "") { missing = 1; continue }
+    if (op == "ge" && !(v[i] >= lim)) ok = 0
+    if (op == "gt" && !(v[i] > lim)) ok = 0
+    if (op == "le" && !(v[i] <= lim)) ok = 0
+  }
+  if (!ok) verdict = "**MISSED**"
+  else if (missing) verdict = "not measured"
+  else verdict = "met"
+  ntargets++
+  if (verdict == "met") nmet++
+  printf "| %s | %s | %s | %s | %s |\n", sname[w], what,
+    (r1 == "-") ? "-" : xr(r1), xr(r2), verdict
+}
+
+function shapes_tables(   i, w, ac, aw) {
+  nshown = 0
+  for (i = 1; i <= nsh; i++) if (shape_list[i] in sparam) nshown++
+  if (nshown == 0) return
+  if (nrows > 0 || nwp > 0 || nidle > 0 || nf > 0 || nlinked > 0) print ""
+  print "Issue 6's shapes, everything spawned before anything completes: " \
+        "seed (every (foo, bar) pair spawned, then gathered; foo awaits " \
+        "the future bar resolves), chain (hops: hop i awaits future i and " \
+        "resolves i+1; main resolves 0, awaits N, gathers the hops), fanin " \
+        "(N trivial tasks, gathered). Cold: one run in a fresh process, " \
+        "timed by the program from before its runtime is created to after " \
+        "it is freed (heist_sched_new to heist_sched_free; asyncio: " \
+        "new_event_loop to close; Go: main's start to its end, its runtime " \
+        "already up), median of several processes. Warm: median of the " \
+        "timed repeats on the same runtime after one warm-up. Median ms, " \
+        "cold / warm, all in this run; asyncio has one thread."
+  print ""
+  print "| shape | items | heist 1w cold / warm | heist 2w cold / warm | Go 1 cold / warm | Go 2 cold / warm | asyncio cold / warm |"
+  print "|---|---:|---:|---:|---:|---:|---:|"
+  for (i = 1; i <= nsh; i++) {
+    w = shape_list[i]
+    if (!(w in sparam)) continue
+    printf "| %s | %s | %s | %s | %s | %s | %s |\n", sname[w], sparam[w],
+      cw(w, "heist", 1), cw(w, "heist", 2), cw(w, "go", 1), cw(w, "go", 2),
+      cw(w, "asyncio", 1)
+  }
+  print ""
+  print "The cold runs as whole processes: median wall time from exec to " \
+        "exit as bench/run.sh sees it (the interpreter's or Go runtime's " \
+        "start, dynamic linking, the imports, and timeout(1)'s own start " \
+        "included), ms."
+  print ""
+  print "| shape | heist 1w | heist 2w | Go 1 | Go 2 | asyncio |"
+  print "|---|---:|---:|---:|---:|---:|"
+  for (i = 1; i <= nsh; i++) {
+    w = shape_list[i]
+    if (!(w in sparam)) continue
+    printf "| %s | %s | %s | %s | %s | %s |\n", sname[w], pcell(w, "heist", 1),
+      pcell(w, "heist", 2), pcell(w, "go", 1), pcell(w, "go", 2),
+      pcell(w, "asyncio", 1)
+  }
+  print ""
+  print "Issue 6's targets, checked on the medians above (the programs' own " \
+        "cold clock, not the whole process). asyncio/heist and Go/heist " \
+        "divide the peer's time by heist's at the same worker count " \
+        "(asyncio's one thread against each): above 1x heist is faster. " \
+        "T2/T1 is heist's 2-worker time over its 1-worker time. A target " \
+        "is met when both worker counts meet it."
+  print ""
+  print "| shape | target | 1 worker | 2 workers | met |"
+  print "|---|---|---:|---:|---|"
+  ntargets = 0; nmet = 0
+  for (i = 1; i <= nsh; i++) {
+    w = shape_list[i]
+    if (!(w in sparam)) continue
+    aw = sv(w, "asyncio", 1, "warm"); ac = sv(w, "asyncio", 1, "cold")
+    target_row(w, "warm >= 100x asyncio (asyncio/heist)",
+      sratio(aw, sv(w, "heist", 1, "warm")), sratio(aw, sv(w, "heist", 2, "warm")), "ge", 100)
+    target_row(w, "cold >= 20x asyncio (asyncio/heist)",
+      sratio(ac, sv(w, "heist", 1, "cold")), sratio(ac, sv(w, "heist", 2, "cold")), "ge", 20)
+    target_row(w, "faster than Go, warm (Go/heist > 1)",
+      sratio(sv(w, "go", 1, "warm"), sv(w, "heist", 1, "warm")),
+      sratio(sv(w, "go", 2, "warm"), sv(w, "heist", 2, "warm")), "gt", 1)
+    target_row(w, "faster than Go, cold (Go/heist > 1)",
+      sratio(sv(w, "go", 1, "cold"), sv(w, "heist", 1, "cold")),
+      sratio(sv(w, "go", 2, "cold"), sv(w, "heist", 2, "cold")), "gt", 1)
+    target_row(w, "2 workers <= 1 worker, warm (T2/T1 <= 1)", "-",
+      sratio(sv(w, "heist", 2, "warm"), sv(w, "heist", 1, "warm")), "le", 1)
+    target_row(w, "2 workers <= 1.25x 1 worker, cold (T2/T1 <= 1.25)", "-",
+      sratio(sv(w, "heist", 2, "cold"), sv(w, "heist", 1, "cold")), "le", 1.25)
+  }
+  print ""
+  print nmet " of " ntargets " targets met."
+}
+
+# The 1M-waiting figure (bench/waiting_heist, when built): its own row, and
+# issue 6's target on it, read as the time to suspend them all.
+function waiting_table(   i, r, k, t) {
+  if (nwaiting == 0) return
+  print ""
+  print "Tasks suspended at once, each awaiting one gate future " \
+        "(bench/waiting_heist; its median is read as the time to suspend " \
+        "them all). Target: <= 1000 ms on 2 workers for 1,000,000."
+  print ""
+  print "| waiting tasks | workers | heist ms, median (min) | target |"
+  print "|---:|---:|---:|---|"
+  for (i = 1; i <= nwaiting; i++) {
+    k = waiting[i]; split(k, r, ",")
+    t = "-"
+    if (r[2] == 1000000 && r[4] == 2 && okmed(k) != "")
+      t = (num(med[k]) <= 1000) ? "met" : "**MISSED**"
+    printf "| %s | %s | %s | %s |\n", r[2], r[4], cell(k), t
   }
 }
