@@ -47,6 +47,7 @@ int heist__rq_init(struct heist__rq *q, unsigned log2cap)
         return ENOMEM;
     atomic_init(&q->top, 0);
     atomic_init(&q->bottom, 0);
+    q->top_cache = 0;
     atomic_init(&q->ring, r);
     q->retired = NULL;
     return 0;
@@ -68,11 +69,17 @@ int heist__rq_push(struct heist__rq *q, struct heist__item *it)
 {
     /* Relaxed: only the owner writes bottom. */
     int64_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed);
-    /* Acquire: pairs with the thieves' CAS of top, so the slots they took
-     * are free to overwrite. */
-    int64_t t = atomic_load_explicit(&q->top, memory_order_acquire);
     struct heist__rq_ring *r =
         atomic_load_explicit(&q->ring, memory_order_relaxed);
+    /* top only grows, so a past value of it (top_cache) under-counts the
+     * room: reading top, the thieves' line, only when that looks full
+     * keeps a pushing owner from missing the cache on every push while a
+     * thief steals. Acquire (when read): pairs with the thieves' CAS of
+     * top, so the slots they took are free to overwrite; the slot we write
+     * below lies before top_cache, so it was taken before that read. */
+    int64_t t = q->top_cache;
+    if (b - t > r->mask)
+        q->top_cache = t = atomic_load_explicit(&q->top, memory_order_acquire);
     if (b - t > r->mask) {
         struct heist__rq_ring *nr = ring_new((r->mask + 1) * 2);
         if (!nr)

@@ -20,6 +20,7 @@ struct heist__rq_ring;
 struct heist__rq {
     _Alignas(HEIST_CACHELINE) _Atomic int64_t top; /* thieves CAS */
     _Alignas(HEIST_CACHELINE) _Atomic int64_t bottom; /* owner writes */
+    int64_t top_cache;                      /* owner: a past value of top */
     _Atomic(struct heist__rq_ring *) ring; /* owner replaces (release) */
     struct heist__rq_ring *retired;         /* owner: old rings (deque.c) */
 };
