@@ -230,6 +230,18 @@ int heist__join_slow(heist_task *t, heist_fn fn, void **result)
                 return EINVAL;
             }
         } else {
+            /* Not our newest fork. Every slot below head holds an unjoined
+             * fork of this fiber (stolen ones keep their position until
+             * joined, and a fiber suspends only with an empty deque), so
+             * if f is there the join is out of order, whether or not a
+             * thief took f: EINVAL, nothing joined. (Without this scan an
+             * out-of-order join of a stolen fork waited for it and left
+             * its position behind.) Relaxed: the owner reads its own
+             * writes. */
+            for (uint32_t i = 0; i < w->dq.head; i++)
+                if (atomic_load_explicit(&w->dq.o_slot[i],
+                                         memory_order_relaxed) == f)
+                    return EINVAL;
             /* Taken before this fiber last suspended, or never ours.
              * Acquire: pairs with the release store of its thief (or of a
              * drain). */

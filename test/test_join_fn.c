@@ -294,6 +294,45 @@ Test(join_fn, stolen_child_2_and_8_workers, .timeout = 120)
     }
 }
 
+/* A stolen fork joined out of order is EINVAL too, and joins nothing (it
+ * once waited for the thief and left the position behind: the task then
+ * aborted as if a fork were not joined). */
+static void *stolen_out_of_order(void *arg)
+{
+    (void)arg;
+    atomic_store(&child_started, 0);
+    atomic_store(&child_may_end, 0);
+    heist_task a, b;
+    void *ra = NULL, *rb = NULL;
+    heist_fork(&a, slow_child, NULL);
+    if (!ht_wait_at_least(&child_started, 1, 20))
+        return (void *)1; /* never stolen */
+    heist_fork(&b, identity, (void *)3);
+    if (heist_join(&a, &ra) != EINVAL)
+        return (void *)2;
+    if (heist_join_fn(&a, slow_child, &ra) != EINVAL)
+        return (void *)3;
+    if (heist_join_fn(&b, identity, &rb) != 0 || rb != (void *)3)
+        return (void *)4;
+    atomic_store(&child_may_end, 1);
+    if (heist_join_fn(&a, slow_child, &ra) != 0 || (intptr_t)ra < 100)
+        return (void *)5;
+    return NULL;
+}
+
+Test(join_fn, stolen_out_of_order_2_and_8_workers, .timeout = 120)
+{
+    for (size_t w = 1; w < NCOUNTS; w++) {
+        heist_sched *s = new_sched(worker_counts[w]);
+        for (int i = 0; i < 5; i++) {
+            void *e = run(s, stolen_out_of_order, NULL);
+            cr_assert_null(e, "%u workers, round %d: failure %d",
+                           worker_counts[w], i, (int)(intptr_t)e);
+        }
+        cr_assert_eq(heist_sched_free(s), 0);
+    }
+}
+
 /* ---- the ABI check ----------------------------------------------------- */
 
 /* Calls heist_sched_new_v with stderr sent to a temporary file; returns its
