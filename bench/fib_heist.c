@@ -1,8 +1,17 @@
 /*
  * bench/fib_heist.c - fib(n) with heist fork-join: one task per call, no
  * cutoff, written as in heist/task.h (fork one half, call the other, join).
+ * Built three ways: fib_heist (libheist.so), fib_heist_static (libheist.a)
+ * and, with BENCH_JOIN_FN, fib_heist_fn: heist_join_fn(&t, fib, &a), the
+ * join that names the function (an unstolen child is a direct call).
  */
 #include "bench_heist.h"
+
+#ifdef BENCH_JOIN_FN
+#define JOIN(t, fn, res) heist_join_fn((t), (fn), (res))
+#else
+#define JOIN(t, fn, res) heist_join((t), (res))
+#endif
 
 static void *fib(void *arg)
 {
@@ -13,7 +22,7 @@ static void *fib(void *arg)
     void *a, *b;
     heist_fork(&t, fib, (void *)(intptr_t)(n - 1));
     b = fib((void *)(intptr_t)(n - 2));
-    heist_join(&t, &a);
+    JOIN(&t, fib, &a);
     return (void *)((intptr_t)a + (intptr_t)b);
 }
 

@@ -105,6 +105,7 @@ int heist__deque_init(struct heist__deque *dq, unsigned log2cap)
     dq->o_ring = r;
     dq->o_slot = r->slot;
     dq->o_cap = r->capacity;
+    atomic_init(&dq->o_inlined, 0);
     return 0;
 }
 

@@ -41,12 +41,19 @@ struct heist__deque {
     /* The current ring; replaced (release) by the owner when it grows. */
     _Atomic(struct heist__ring *) ring;
 
-    /* Owner-private. */
+    /* Owner-private. The fields up to o_inlined are also the public prefix
+     * that the inline fork/join of heist/task_inline.h reads and writes
+     * (struct heist__fj_worker; fork.h checks the offsets): keep them where
+     * they are, or bump HEIST_ABI_VERSION. */
     _Alignas(64) uint32_t head;  /* one past the newest item */
     uint32_t o_split;            /* owner's copy of split */
     uint32_t o_cap;              /* o_ring's capacity */
     bool o_allstolen;            /* owner's copy of allstolen */
     _Atomic(void *) *o_slot;     /* o_ring's slots */
+    /* Joins whose fork ran inline on the fast path (fork.c and the inline
+     * header): written by the owner only (relaxed load and store), read
+     * (relaxed) for statistics. */
+    _Atomic uint64_t o_inlined;
     struct heist__ring *o_ring;  /* owner's copy of ring */
     struct heist__ring *o_retired; /* old rings, freed by destroy */
 };

@@ -8,6 +8,16 @@
  * atomic read-modify-write, no fence), or finds that a thief took it and
  * waits for the thief to finish it.
  *
+ * The fast paths of heist_fork and heist_join (and heist_join_fn, which
+ * names the forked function so that an unstolen child is a direct call)
+ * live in the public header heist/task_inline.h, inline in the caller; they
+ * read and write the worker's public prefix (its deque's head, split,
+ * capacity, allstolen and splitreq hints, slots and inline-join counter)
+ * through the exported thread-local heist__self, and call heist__fork_slow
+ * and heist__join_slow here for everything else. The exported heist_fork,
+ * heist_join and heist_join_fn run the same code. fork.h checks that the
+ * layouts agree (HEIST_ABI_VERSION).
+ *
  * Frame states (`state`, one word):
  *
  *   state         set by        meaning
@@ -46,11 +56,11 @@
 #include <sched.h>
 
 enum {
-    F_FORKED = 0x4f524b31u,      /* "ORK1" */
+    F_FORKED = HEIST__TASK_FORKED, /* "ORK1"; written inline too */
     F_DONE = 0x444f4e45u,        /* "DONE" */
     F_INLINE_DONE = 0x494e4c44u, /* "INLD" */
     F_BAD_FN = 0x42414446u,      /* "BADF" */
-    F_JOINED = 0x4a4f494eu,      /* "JOIN" */
+    F_JOINED = HEIST__TASK_JOINED, /* "JOIN"; written inline too */
     F_DRAINED = 0x4452414eu,     /* "DRAN" */
 };
 
@@ -67,10 +77,11 @@ static void check_joined(struct heist__worker *w)
                      (unsigned)w->dq.head);
 }
 
-/* Everything heist_fork does beyond the fast path below. */
-static __attribute__((noinline)) void fork_slow(struct heist__frame *f,
-                                                heist_fn fn, void *arg)
+/* Everything heist_fork does beyond its fast path (heist__fork_fast in
+ * heist/task_inline.h, inline in the caller). Exported: ABI, not API. */
+void heist__fork_slow(heist_task *t, heist_fn fn, void *arg)
 {
+    struct heist__frame *f = (struct heist__frame *)t;
     if (heist__unlikely(!f))
         return; /* heist_join(NULL) reports EINVAL */
     f->fn = fn;
@@ -97,29 +108,11 @@ static __attribute__((noinline)) void fork_slow(struct heist__frame *f,
     atomic_store_explicit(&f->state, F_INLINE_DONE, memory_order_relaxed);
 }
 
+/* The exported heist_fork (for callers without the inline header, or
+ * under a sanitizer): the same fast path, then the slow one. */
 void heist_fork(heist_task *t, heist_fn fn, void *arg)
 {
-    struct heist__frame *f = (struct heist__frame *)t;
-    struct heist__worker *w = heist__self;
-    struct heist__deque *dq;
-    /* Fast path: on a worker, the deque has room and nothing to publish
-     * (see heist__deque_push); the frame stays private: plain stores. */
-    if (heist__likely(w && (dq = &w->dq, f && fn) && dq->head < dq->o_cap &&
-                      !dq->o_allstolen &&
-                      !atomic_load_explicit(&dq->splitreq,
-                                            memory_order_relaxed))) {
-        uint32_t h = dq->head;
-        f->fn = fn;
-        f->arg = arg;
-        /* Relaxed: published to thieves (if ever) by a later release
-         * write of the deque's ts (deque.c I2). */
-        atomic_store_explicit(&f->thief, NULL, memory_order_relaxed);
-        atomic_store_explicit(&f->state, F_FORKED, memory_order_relaxed);
-        atomic_store_explicit(&dq->o_slot[h], f, memory_order_relaxed);
-        dq->head = h + 1;
-        return;
-    }
-    fork_slow(f, fn, arg);
+    heist__fork_fast(t, fn, arg);
 }
 
 /* Waits for the thief's acknowledgement of a stolen frame. */
@@ -204,13 +197,19 @@ void heist__drain(void)
     }
 }
 
-/* Everything heist_join does beyond the fast path below. */
-static __attribute__((noinline)) int join_slow(struct heist__frame *f,
-                                               void **result)
+/* Everything heist_join (fn NULL) and heist_join_fn do beyond their fast
+ * path (heist__join_fast in heist/task_inline.h, inline in the caller).
+ * Exported: ABI, not API. */
+int heist__join_slow(heist_task *t, heist_fn fn, void **result)
 {
+    struct heist__frame *f = (struct heist__frame *)t;
     if (heist__unlikely(!f))
         return EINVAL;
     uintptr_t st = atomic_load_explicit(&f->state, memory_order_relaxed);
+    /* A named join of another function joins nothing (task.h). f->fn was
+     * written by this task's fork; nobody else writes it. */
+    if (fn && st != F_JOINED && f->fn != fn)
+        return EINVAL;
     void *r = NULL;
     if (heist__likely(st == F_FORKED || st == F_DONE)) {
         struct heist__worker *w = heist__self_get();
@@ -223,21 +222,28 @@ static __attribute__((noinline)) int join_slow(struct heist__frame *f,
             /* Still on our deque (private, public, or stolen with its
              * position not yet given back). */
             if (heist__deque_pop_if(&w->dq, f, &stolen)) {
+                /* Counted before the call: f may suspend and come back
+                 * on another worker. */
+                heist__count(&w->ctr.inlined);
                 r = f->fn(f->arg);
-                heist__count(&heist__self_get()->ctr.inlined);
             } else if (!stolen) {
                 return EINVAL;
             }
         } else {
-            /* Taken before this fiber last suspended, or never ours, or an
-             * older fork joined out of order: one still on our deque below
-             * the newest (a thief may have taken it, but its position is
-             * not given back yet). Relaxed: the owner reads its own slots. */
-            for (uint32_t i = 0; i + 1 < w->dq.head; i++)
+            /* Not our newest fork. Every slot below head holds an unjoined
+             * fork of this fiber (stolen ones keep their position until
+             * joined, and a fiber suspends only with an empty deque), so
+             * if f is there the join is out of order, whether or not a
+             * thief took f: EINVAL, nothing joined. (Without this scan an
+             * out-of-order join of a stolen fork waited for it and left
+             * its position behind.) Relaxed: the owner reads its own
+             * writes. */
+            for (uint32_t i = 0; i < w->dq.head; i++)
                 if (atomic_load_explicit(&w->dq.o_slot[i],
                                          memory_order_relaxed) == f)
-                    return EINVAL; /* a newer fork must be joined first */
-            /* Acquire: pairs with the release store of its thief (or of a
+                    return EINVAL;
+            /* Taken before this fiber last suspended, or never ours.
+             * Acquire: pairs with the release store of its thief (or of a
              * drain). */
             stolen = atomic_load_explicit(&f->thief, memory_order_acquire);
             if (!stolen)
@@ -266,28 +272,18 @@ static __attribute__((noinline)) int join_slow(struct heist__frame *f,
     return 0;
 }
 
+/* The exported heist_join and heist_join_fn (for callers without the
+ * inline header, or under a sanitizer). */
 int heist_join(heist_task *t, void **result)
 {
-    struct heist__frame *f = (struct heist__frame *)t;
-    struct heist__worker *w = heist__self;
-    struct heist__deque *dq;
-    /* Fast path: f is this worker's newest fork and still private (only a
-     * forked, unjoined frame can be there), so no thief can take it: pop
-     * and run it inline, with plain loads and stores. */
-    if (heist__likely(w && (dq = &w->dq, dq->head > dq->o_split) &&
-                      atomic_load_explicit(&dq->o_slot[dq->head - 1],
-                                           memory_order_relaxed) == f &&
-                      f)) {
-        dq->head--;
-        void *r = f->fn(f->arg);
-        heist__count(&w->ctr.inlined);
-        /* Relaxed: no other thread ever saw this frame. */
-        atomic_store_explicit(&f->state, F_JOINED, memory_order_relaxed);
-        if (result)
-            *result = r;
-        return 0;
-    }
-    return join_slow(f, result);
+    return heist__join_fast(t, NULL, result);
+}
+
+int heist_join_fn(heist_task *t, heist_fn fn, void **result)
+{
+    if (!fn)
+        return EINVAL;
+    return heist__join_fast(t, fn, result);
 }
 
 void *heist__run_user(struct heist__tk *task, heist_fn fn, void *arg,
@@ -317,9 +313,9 @@ void heist__frame_run_stolen(struct heist__frame *f, struct heist__tk *task)
     struct heist__worker *w = heist__self_get();
     /* Relaxed: published by the release store of thief just below. */
     atomic_store_explicit(&f->waiter, NULL, memory_order_relaxed);
-    /* Release: pairs with the acquire in wait_thief and join_slow; our read
-     * of the deque slot (in heist__deque_steal) happens before the owner
-     * reuses it. */
+    /* Release: pairs with the acquire in wait_thief and heist__join_slow;
+     * our read of the deque slot (in heist__deque_steal) happens before the
+     * owner reuses it. */
     atomic_store_explicit(&f->thief, w, memory_order_release);
     void *r = heist__run_user(task, f->fn, f->arg, HEIST__TK_FORK,
                              (const void *)f->fn);

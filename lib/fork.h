@@ -27,6 +27,59 @@ _Static_assert(sizeof(struct heist__frame) <= sizeof(heist_task),
 _Static_assert(_Alignof(struct heist__frame) <= _Alignof(heist_task),
                "heist_task under-aligned for its frame");
 
+/* The ABI of heist/task_inline.h (HEIST_ABI_VERSION 1): the inline fast
+ * paths reach the frame as heist_task words and the worker through its
+ * public prefix, struct heist__fj_worker, which is the worker's deque (the
+ * worker's first member). Any layout change that breaks one of these must
+ * bump HEIST_ABI_VERSION and update the header. */
+#define HEIST__WORD(i) ((size_t)(i) * sizeof(uintptr_t))
+_Static_assert(offsetof(struct heist__frame, fn) == HEIST__WORD(HEIST__TASK_FN),
+               "ABI: frame fn");
+_Static_assert(offsetof(struct heist__frame, arg) ==
+                   HEIST__WORD(HEIST__TASK_ARG), "ABI: frame arg");
+_Static_assert(offsetof(struct heist__frame, result) ==
+                   HEIST__WORD(HEIST__TASK_RESULT), "ABI: frame result");
+_Static_assert(offsetof(struct heist__frame, state) ==
+                   HEIST__WORD(HEIST__TASK_STATE), "ABI: frame state");
+_Static_assert(offsetof(struct heist__frame, thief) ==
+                   HEIST__WORD(HEIST__TASK_THIEF), "ABI: frame thief");
+_Static_assert(offsetof(struct heist__frame, waiter) ==
+                   HEIST__WORD(HEIST__TASK_WAITER), "ABI: frame waiter");
+_Static_assert(sizeof(heist_fn) == sizeof(uintptr_t) &&
+                   sizeof(_Atomic uintptr_t) == sizeof(uintptr_t) &&
+                   sizeof(_Atomic(struct heist__worker *)) == sizeof(uintptr_t),
+               "ABI: frame words");
+_Static_assert(offsetof(struct heist__worker, dq) == 0,
+               "ABI: the deque (the public prefix) comes first");
+_Static_assert(offsetof(struct heist__deque, splitreq) ==
+                       offsetof(struct heist__fj_worker, splitreq) &&
+                   sizeof(atomic_bool) == 1,
+               "ABI: splitreq");
+_Static_assert(offsetof(struct heist__deque, head) ==
+                       offsetof(struct heist__fj_worker, head) &&
+                   sizeof(((struct heist__deque *)0)->head) == sizeof(uint32_t),
+               "ABI: head");
+_Static_assert(offsetof(struct heist__deque, o_split) ==
+                   offsetof(struct heist__fj_worker, split),
+               "ABI: split");
+_Static_assert(offsetof(struct heist__deque, o_cap) ==
+                   offsetof(struct heist__fj_worker, cap),
+               "ABI: cap");
+_Static_assert(offsetof(struct heist__deque, o_allstolen) ==
+                       offsetof(struct heist__fj_worker, allstolen) &&
+                   sizeof(bool) == 1,
+               "ABI: allstolen");
+_Static_assert(offsetof(struct heist__deque, o_slot) ==
+                       offsetof(struct heist__fj_worker, slot) &&
+                   sizeof(_Atomic(void *)) == sizeof(void *),
+               "ABI: slot");
+_Static_assert(offsetof(struct heist__deque, o_inlined) ==
+                       offsetof(struct heist__fj_worker, inlined) &&
+                   sizeof(_Atomic uint64_t) == sizeof(uint64_t),
+               "ABI: inlined");
+_Static_assert(sizeof(struct heist__fj_worker) <= sizeof(struct heist__deque),
+               "ABI: prefix larger than the deque");
+
 /* Runs user code on the calling worker on behalf of `task` (NULL: none):
  * the one way every item runs its function (a spawned task, a stolen fork,
  * a callback). fn may suspend: on return the caller is perhaps on another

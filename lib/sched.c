@@ -136,6 +136,22 @@ static void stop_workers(struct heist_sched *s, unsigned n)
         pthread_join(s->workers[i]->thread, NULL);
 }
 
+int heist_sched_new_v(const heist_config *cfg, heist_sched **out,
+                      unsigned abi)
+{
+    /* The layout the caller's inline fork/join was compiled against
+     * (heist/task_inline.h) must be this library's (fork.h checks it). */
+    if (abi != HEIST_ABI_VERSION) {
+        fprintf(stderr,
+                "heist: this program was compiled against heist ABI version "
+                "%u, but the library has version %u: rebuild it against the "
+                "installed headers (heist_sched_new: ENOTSUP)\n",
+                abi, HEIST_ABI_VERSION);
+        return ENOTSUP;
+    }
+    return heist_sched_new(cfg, out);
+}
+
 int heist_sched_new(const heist_config *cfg, heist_sched **out)
 {
     if (!out)
@@ -306,11 +322,15 @@ int heist_worker_index(void)
     return w ? (int)w->index : -1;
 }
 
-static void read_counters(const struct heist__counters *c, heist_counters *o)
+static void read_counters(const struct heist__worker *w, heist_counters *o)
 {
-    /* Relaxed: statistics; each counter is written by its owner only. */
+    const struct heist__counters *c = &w->ctr;
+    /* Relaxed: statistics; each counter is written by its owner only.
+     * Inline joins are counted in two places: the fast path's in the
+     * deque's public prefix (heist/task_inline.h), the slow path's here. */
     o->tasks = atomic_load_explicit(&c->tasks, memory_order_relaxed);
-    o->inlined = atomic_load_explicit(&c->inlined, memory_order_relaxed);
+    o->inlined = atomic_load_explicit(&c->inlined, memory_order_relaxed) +
+                 atomic_load_explicit(&w->dq.o_inlined, memory_order_relaxed);
     o->forks = o->inlined +
                atomic_load_explicit(&c->joined_stolen, memory_order_relaxed);
     o->steals = atomic_load_explicit(&c->steals, memory_order_relaxed);
@@ -325,7 +345,7 @@ int heist_sched_worker_stats(heist_sched *s, unsigned i, heist_counters *out)
 {
     if (!s || !out || i >= s->nworkers)
         return EINVAL;
-    read_counters(&s->workers[i]->ctr, out);
+    read_counters(s->workers[i], out);
     return 0;
 }
 
@@ -337,7 +357,7 @@ int heist_sched_stats(heist_sched *s, heist_stats *out)
     out->workers = s->nworkers;
     for (unsigned i = 0; i < s->nworkers; i++) {
         heist_counters c;
-        read_counters(&s->workers[i]->ctr, &c);
+        read_counters(s->workers[i], &c);
         out->total.tasks += c.tasks;
         out->total.forks += c.forks;
         out->total.inlined += c.inlined;
@@ -392,7 +412,7 @@ int heist_sched_report(heist_sched *s, FILE *out)
     for (unsigned i = 0; ok && i < s->nworkers; i++) {
         heist_counters c;
         uint64_t v[REPORT_NCOLS];
-        read_counters(&s->workers[i]->ctr, &c);
+        read_counters(s->workers[i], &c);
         counters_row(&c, v);
         for (unsigned k = 0; k < REPORT_NCOLS; k++)
             total[k] += v[k];

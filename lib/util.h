@@ -33,7 +33,10 @@
 #include <stdint.h>
 
 /* Public declarations get default visibility; everything else in the
- * library is hidden (the object files are built with -fvisibility=hidden). */
+ * library is hidden (the object files are built with -fvisibility=hidden).
+ * HEIST_NO_INLINE: the library defines heist_fork & co., so the public
+ * header must not turn their names into macros (heist/task_inline.h). */
+#define HEIST_NO_INLINE 1
 #pragma GCC visibility push(default)
 #include <heist/heist.h>
 #pragma GCC visibility pop

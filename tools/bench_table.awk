@@ -95,6 +95,7 @@ NR == 1 { next }  # header
   }
   if (impl == "serial") next
   if (impl == "heist_static") { linked[++nlinked] = w "," p "," wk; next }
+  if (impl == "heist_fn") next   # in the linked table, beside heist_static
   rk = w "," p "," wk
   if (!(rk in seen)) { seen[rk] = 1; rows[++nrows] = rk }
   wp = w "," p
@@ -110,6 +111,20 @@ END {
   linked_table()
   shapes_tables()
   waiting_table()
+}
+
+# Forks made by fib(n) with one fork per call of n >= 2: fib(n+1) - 1.
+function fib_forks(n,   a, b, c, i) {
+  a = 0; b = 1
+  for (i = 0; i < n + 1; i++) { c = a + b; a = b; b = c }
+  return a - 1
+}
+
+# The cost of one fork+join in ns: (time - serial time) / forks, for fib at
+# 1 worker only (k: the run's key, sk: the serial run's).
+function fork_ns(k, sk, p) {
+  if (okmed(k) == "" || okmed(sk) == "" || fib_forks(p) <= 0) return "-"
+  return sprintf("%.2f", (num(med[k]) - num(med[sk])) * 1e6 / fib_forks(p))
 }
 
 function forkjoin_tables(   i, j, r, w, p, wk, sk, hk, ok_, tk, lk, wp, impl, line, k) {
@@ -154,6 +169,16 @@ function forkjoin_tables(   i, j, r, w, p, wk, sk, hk, ok_, tk, lk, wp, impl, li
       line = line " " ((lk in lace && wp in lace_serial) ? sprintf("%.2fx", lace[lk] / lace_serial[wp]) : "-") " |"
       print line
     }
+    if (w == "fib" && (wp ",1") in has && (sk in status)) {
+      line = "| " name(w, p) " ns per fork+join, (T1 - Ts) / " fib_forks(p) " forks |"
+      for (j = 1; j <= np; j++) {
+        impl = pl[j]
+        line = line " " fork_ns(wp "," impl ",1", sk, p) " |"
+      }
+      lk = wp ",1"
+      line = line " " ((lk in lace && wp in lace_serial) ? sprintf("%.2f", (lace[lk] - lace_serial[wp]) * 1e6 / fib_forks(p)) : "-") " |"
+      print line
+    }
     if ((wp ",1") in has && (wp ",2") in has) {
       line = "| " name(w, p) " speedup T1/T2 (2 cores) |"
       for (j = 1; j <= np; j++) {
@@ -184,19 +209,24 @@ function forkjoin_tables(   i, j, r, w, p, wk, sk, hk, ok_, tk, lk, wp, impl, li
 
 }
 
-function linked_table(   i, r, hk, sk) {
+function linked_table(   i, r, hk, sk, fk, srk, fns) {
   if (nlinked == 0) return
   print ""
-  print "heist linked with the shared library (the tables above) and with the static one (same objects, same run)."
+  print "heist linked with the shared library (the tables above) and with the static one, and fib with heist_join_fn (the join that names the function; libheist.so): same run. ns per fork+join: (T - Ts) / forks at 1 worker, for the .so, the .a and heist_join_fn."
   print ""
-  print "| workload | workers | heist, libheist.so | heist, libheist.a | .a / .so |"
-  print "|---|---:|---:|---:|---:|"
+  print "| workload | workers | heist, libheist.so | heist, libheist.a | .a / .so | heist_join_fn | join_fn / join | ns per fork+join (.so / .a / join_fn) |"
+  print "|---|---:|---:|---:|---:|---:|---:|---:|"
   for (i = 1; i <= nlinked; i++) {
     split(linked[i], r, ",")
     hk = r[1] "," r[2] ",heist," r[3]
     sk = r[1] "," r[2] ",heist_static," r[3]
-    printf "| %s | %s | %s | %s | %s |\n", name(r[1], r[2]), r[3], cell(hk),
-      cell(sk), ratio(okmed(sk), okmed(hk))
+    fk = r[1] "," r[2] ",heist_fn," r[3]
+    srk = r[1] "," r[2] ",serial,1"
+    fns = "-"
+    if (r[1] == "fib" && r[3] == 1)
+      fns = fork_ns(hk, srk, r[2]) " / " fork_ns(sk, srk, r[2]) " / " fork_ns(fk, srk, r[2])
+    printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", name(r[1], r[2]), r[3], cell(hk),
+      cell(sk), ratio(okmed(sk), okmed(hk)), cell(fk), ratio(okmed(fk), okmed(hk)), fns
   }
 }
 
