@@ -114,7 +114,7 @@ enum {
 #define CHUNK_BYTES_MAX ((size_t)16 << 30)
 /* Idle stack memory a scheduler keeps by default (heist_config.stack_pool,
  * HEIST_STACK_POOL). */
-#define STACK_POOL_DEFAULT ((size_t)64 << 20)
+#define STACK_POOL_DEFAULT ((size_t)4 << 20)
 /* How long the scheduler's idle stacks must be left alone before what is
  * beyond the budget goes back. */
 #define TRIM_DELAY_NS ((uint64_t)1000000000)

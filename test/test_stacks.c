@@ -178,8 +178,10 @@ static void given_back(size_t pool)
     long now = rss_kib() - before;
     /* Left: the budget, the workers' own pools (64 stacks each), the
      * record caches (lib/cache.c): a fifth of the peak is plenty. */
-    long allowed = (long)((pool ? pool : 64u << 20) / 1024) + peak / 5;
-    for (int i = 0; i < 200 && now > allowed; i++) {
+    long allowed = (long)((pool ? pool : 4u << 20) / 1024) + peak / 5;
+    /* At least 2 s: past the pool's one-second quiet time, so the log
+     * shows what is left once the stacks went back. */
+    for (int i = 0; i < 200 && (now > allowed || i < 20); i++) {
         usleep(100000);
         now = rss_kib() - before;
     }
@@ -220,7 +222,9 @@ Test(stacks, stress_million_waiting, .timeout = 300)
     cr_log_info("%ld waiting tasks: %.2f KiB each, %ld mappings, %.2f s "
                 "(the whole burst)",
                 n, per, b.maps_waiting, (double)(ht_now_ns() - t0) / 1e9);
-    cr_assert_leq(b.maps_waiting, 500, "%ld mappings", b.maps_waiting);
+    /* ThreadSanitizer maps memory of its own for every fiber. */
+    if (!HT_TSAN)
+        cr_assert_leq(b.maps_waiting, 500, "%ld mappings", b.maps_waiting);
     if (!HT_SANITIZED)
         cr_assert_leq(per, 8.0, "%.2f KiB per waiting task", per);
     cr_assert_eq(heist_sched_free(s), 0);

@@ -54,7 +54,7 @@ typedef struct heist_config {
                            ready beyond its workers' own (each worker also
                            keeps up to 64 idle stacks); 0:
                            $HEIST_STACK_POOL (a positive number), else
-                           64 MiB. An idle stack counts from its top down
+                           4 MiB. An idle stack counts from its top down
                            to the deepest point seen at a switch, in pages.
                            Once the pool has been left alone for about a
                            second, the stacks beyond it are given back to
