@@ -150,6 +150,7 @@ gather $GATHER_PY heist 1 $FAST 1
 gather $GATHER_PY go 1 $FAST 1
 pingpong $PP heist 1 $FAST 1
 pingpong $PP go 1 $FAST 1
+waiting $((PAIRS * 10)) heist 2 $PEER 1
 PLAN
   if [ "$FIB_BIG" != 0 ]; then
     cat <<PLAN

@@ -4,7 +4,9 @@
  * A fiber is a stack plus a saved stack pointer. The worker loop runs on
  * fibers, and tasks run on the loop's fiber; a task that must wait suspends
  * its fiber (heist__suspend) and the worker goes on with a fresh fiber from
- * the pool. The struct lives at the top of its own stack mapping.
+ * the pool. Stacks are carved from large mappings (chunks), and their
+ * structs sit in an array at the head of the chunk, off the stacks
+ * (fiber.c).
  *
  * Every switch names what the fiber switched to must do first, once the
  * switch is complete ("then", as Go's gopark(unlockf, ...)): give the old
@@ -16,22 +18,33 @@
 #ifndef HEIST_FIBER_H
 #define HEIST_FIBER_H
 
+#include "timer.h"
 #include "trace.h"
 #include "util.h"
+
+#include <pthread.h>
 
 struct heist__worker;
 struct heist_sched;
 struct heist__tk;
 
 struct heist__fiber {
-    struct heist__item it;      /* queued when made ready; run: resume it */
+    /* queued when made ready; run: resume it. Cache-line aligned: the
+     * structs of a chunk lie in one array, and resumers on other workers
+     * write `wake`. */
+    _Alignas(HEIST_CACHELINE) struct heist__item it;
     void *sp;                   /* saved stack pointer while not running */
-    struct heist__fiber *next;  /* pool link (owner of the pool) */
-    char *map;                  /* the mapping (guard page first if any) */
+    struct heist__fiber *next;  /* pool link (whoever holds the pool) */
+    char *map;                  /* the slot: guard region, then the stack */
     size_t map_size;
     char *stack_lo;             /* lowest usable stack byte */
     size_t stack_size;          /* usable bytes */
-    bool guarded;               /* the page below stack_lo is PROT_NONE */
+    /* The lowest frame seen at a switch away from this fiber since its
+     * stack was last made fresh: the pool charges an idle stack by it
+     * (owner of the fiber). */
+    char *low;
+    bool guarded;               /* the region below stack_lo is PROT_NONE */
+    bool fresh;                 /* made (frame built) and not given back */
     int wake;                   /* why it was resumed: written by the
                                    resumer before it queues the fiber (the
                                    queue orders it) */
@@ -46,6 +59,27 @@ struct heist__fiber {
 #ifdef HEIST_ASAN
     void *asan_fake;            /* __sanitizer_start_switch_fiber's save */
 #endif
+};
+
+/* A scheduler's stacks (fiber.c): the chunks they are carved from and the
+ * shared pools, all under `lock`; the workers' own pools are owner-only
+ * (worker.h: pool, npool). */
+struct heist__stack_chunk;
+struct heist__stacks {
+    pthread_mutex_t lock;
+    struct heist__stack_chunk *chunks; /* newest first */
+    unsigned nchunks;
+    unsigned guarded;                  /* guarded slots carved */
+    struct heist__fiber *idle;         /* idle fibers with their memory */
+    size_t idle_bytes;                 /* their charge (fiber.c) */
+    struct heist__fiber *given;        /* idle, memory given back */
+    size_t budget;                     /* immutable: bytes kept in `idle` */
+    /* The trim: a timer that gives back what `idle` holds beyond the
+     * budget once no one took from it for a while (fiber.c). */
+    struct heist__timer_node trim;
+    bool trim_armed;                   /* trim is in the timers' heap */
+    uint64_t takes, trim_takes;        /* takes from `idle`; at arming */
+    struct heist__timers *timers;      /* immutable: the scheduler's */
 };
 
 /* Wake reasons (heist__suspend's result). */
@@ -66,15 +100,19 @@ extern __thread struct heist__worker *heist__self
  * not reuse a thread-local address computed before it. */
 struct heist__worker *heist__self_get(void);
 
-/* Gets a fiber from the worker's pool, the scheduler's, or a new one;
+/* Gets a fiber from the worker's pool, the scheduler's, or a new stack;
  * NULL when out of memory. */
 struct heist__fiber *heist__fiber_get(struct heist__worker *w);
 void heist__fiber_put(struct heist__worker *w, struct heist__fiber *f);
-/* A fresh fiber of s: it will run s->fiber_main after its first then. */
-struct heist__fiber *heist__fiber_new(struct heist_sched *s);
-void heist__fiber_free(struct heist__fiber *f);
-/* Frees a pool list (linked by next). */
-void heist__fiber_free_list(struct heist__fiber *f);
+/* A fiber for w (on any thread before w starts, else w's own): it will
+ * run s->fiber_main after its first then. NULL when out of memory. */
+struct heist__fiber *heist__fiber_new(struct heist__worker *w);
+/* The scheduler's stacks: set up with a budget (bytes of idle stacks kept
+ * before they are given back; 0: the default), and torn down (every
+ * chunk unmapped) once no fiber runs on them. */
+int heist__stacks_init(struct heist__stacks *st, size_t budget,
+                       struct heist__timers *timers);
+void heist__stacks_fini(struct heist__stacks *st);
 /* A then: gives `from` back to the calling worker's pool. */
 void heist__fiber_pool_then(struct heist__fiber *from, void *arg);
 

@@ -49,7 +49,7 @@ static int env_number(const char *name, unsigned long long max,
 }
 
 static int resolve_config(const heist_config *cfg, unsigned *workers,
-                          size_t *stack_size)
+                          size_t *stack_size, size_t *stack_pool)
 {
     unsigned long long n = cfg ? cfg->workers : 0;
     if (n > HEIST_MAX_WORKERS)
@@ -72,8 +72,14 @@ static int resolve_config(const heist_config *cfg, unsigned *workers,
     }
     if (ss > STACK_SIZE_MAX || (ss != 0 && ss < 16384))
         return EINVAL;
+    /* Idle stack memory kept: the field wins over the environment; 0 in
+     * both is fiber.c's default. */
+    unsigned long long sp = cfg ? cfg->stack_pool : 0;
+    if (sp == 0 && env_number("HEIST_STACK_POOL", SIZE_MAX, &sp) < 0)
+        return EINVAL;
     *workers = (unsigned)n;
     *stack_size = ss ? (size_t)ss : STACK_SIZE_DEFAULT;
+    *stack_pool = (size_t)sp;
     return 0;
 }
 
@@ -107,18 +113,16 @@ static void free_workers(struct heist_sched *s, unsigned n)
         heist__cache_fini(w);
         heist__deque_destroy(&w->dq);
         heist__rq_destroy(&w->rq);
-        heist__fiber_free_list(w->pool);
         free(w);
     }
     free(s->workers);
-    heist__fiber_free_list(s->fibers);
-    s->fibers = NULL;
+    /* Every fiber is idle now: the chunks go, pools and all. */
+    heist__stacks_fini(&s->stacks);
 }
 
 static void sched_dealloc(struct heist_sched *s)
 {
     cds_wfcq_destroy(&s->inj_head, &s->inj_tail);
-    pthread_mutex_destroy(&s->fiber_lock);
     heist__timers_fini(&s->timers);
     if (s->trace) /* a failed creation: no file */
         heist__trace_discard(s->trace);
@@ -157,8 +161,8 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
     if (!out)
         return EINVAL;
     unsigned n;
-    size_t stack_size;
-    int err = resolve_config(cfg, &n, &stack_size);
+    size_t stack_size, stack_pool;
+    int err = resolve_config(cfg, &n, &stack_size, &stack_pool);
     if (err)
         return err;
     const char *tpath = trace_path(cfg);
@@ -173,19 +177,20 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
     s->stack_size = stack_size;
     s->fiber_main = heist__worker_loop;
     cds_wfcq_init(&s->inj_head, &s->inj_tail);
-    if (pthread_mutex_init(&s->fiber_lock, NULL)) {
+    if (heist__stacks_init(&s->stacks, stack_pool, &s->timers)) {
         free(s);
         return ENOMEM;
     }
     err = heist__timers_init(&s->timers);
     if (err) {
-        pthread_mutex_destroy(&s->fiber_lock);
+        heist__stacks_fini(&s->stacks);
         free(s);
         return err;
     }
     heist__fiber_global_init();
     s->workers = calloc(n, sizeof(*s->workers));
     if (!s->workers) {
+        heist__stacks_fini(&s->stacks);
         sched_dealloc(s);
         return ENOMEM;
     }
@@ -210,7 +215,7 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
         s->workers[made] = w;
         /* The fiber the worker's loop starts on: made here, so that a
          * scheduler that cannot have one fails with ENOMEM now. */
-        w->pool = heist__fiber_new(s);
+        w->pool = heist__fiber_new(w);
         if (!w->pool) {
             made++;
             break;
@@ -339,6 +344,10 @@ static void read_counters(const struct heist__worker *w, heist_counters *o)
     o->parks = atomic_load_explicit(&c->parks, memory_order_relaxed);
     o->suspends = atomic_load_explicit(&c->suspends, memory_order_relaxed);
     o->resumes = atomic_load_explicit(&c->resumes, memory_order_relaxed);
+    o->stacks_mapped =
+        atomic_load_explicit(&c->stacks_mapped, memory_order_relaxed);
+    o->stacks_reused =
+        atomic_load_explicit(&c->stacks_reused, memory_order_relaxed);
 }
 
 int heist_sched_worker_stats(heist_sched *s, unsigned i, heist_counters *out)
@@ -366,6 +375,8 @@ int heist_sched_stats(heist_sched *s, heist_stats *out)
         out->total.parks += c.parks;
         out->total.suspends += c.suspends;
         out->total.resumes += c.resumes;
+        out->total.stacks_mapped += c.stacks_mapped;
+        out->total.stacks_reused += c.stacks_reused;
     }
     return 0;
 }
@@ -373,7 +384,7 @@ int heist_sched_stats(heist_sched *s, heist_stats *out)
 /* The report's columns, in heist_counters' order after the worker index. */
 static const char *const report_cols[] = {
     "tasks", "forks", "inlined", "steals", "failed_steals",
-    "parks", "suspends", "resumes",
+    "parks", "suspends", "resumes", "stacks_mapped", "stacks_reused",
 };
 enum { REPORT_NCOLS = sizeof(report_cols) / sizeof(report_cols[0]) };
 
@@ -387,6 +398,8 @@ static void counters_row(const heist_counters *c, uint64_t v[REPORT_NCOLS])
     v[5] = c->parks;
     v[6] = c->suspends;
     v[7] = c->resumes;
+    v[8] = c->stacks_mapped;
+    v[9] = c->stacks_reused;
 }
 
 static bool report_row(FILE *out, const char *label,

@@ -22,7 +22,7 @@
  * joined_stolen): the fork path stays free of counters. */
 struct heist__counters {
     _Atomic uint64_t tasks, inlined, joined_stolen, steals, failed_steals,
-        parks, suspends, resumes;
+        parks, suspends, resumes, stacks_mapped, stacks_reused;
 };
 
 #define HEIST__NCACHE 4
@@ -54,7 +54,7 @@ struct heist__worker {
     /* Owner-only fiber state (fiber.c). */
     struct heist__fiber *cur;      /* the fiber running on this thread */
     struct heist__fiber home;      /* the thread's own stack */
-    struct heist__fiber *pool;     /* free fibers */
+    struct heist__fiber *pool;     /* idle fibers, hottest first */
     unsigned npool;
     heist__then_fn then;           /* left for the next fiber, with: */
     struct heist__fiber *then_from;
@@ -112,9 +112,8 @@ struct heist_sched {
      * callback is scheduled (after live's increment) or dropped with its
      * future. heist_sched_free says EBUSY while there are any. */
     _Atomic uint32_t cb_waiting;
-    /* Free fibers beyond the workers' own pools (under fiber_lock). */
-    pthread_mutex_t fiber_lock;
-    struct heist__fiber *fibers;
+    /* Stacks: chunks and the pools beyond the workers' own (fiber.h). */
+    struct heist__stacks stacks;
     struct heist__timers timers;
     /* The trace (HEIST_TRACE), or NULL: immutable after creation. */
     struct heist__trace *trace;

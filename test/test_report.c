@@ -18,10 +18,10 @@
 
 #include "test_util.h"
 
-enum { NCOLS = 8 };
+enum { NCOLS = 10 };
 static const char *const cols[NCOLS] = {
     "tasks", "forks", "inlined", "steals", "failed_steals",
-    "parks", "suspends", "resumes",
+    "parks", "suspends", "resumes", "stacks_mapped", "stacks_reused",
 };
 
 static void *fib(void *arg)

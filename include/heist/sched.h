@@ -50,7 +50,35 @@ typedef struct heist_config {
                            are dropped and the file says how many); 0:
                            $HEIST_TRACE_EVENTS, else 65536. Rounded up to
                            a power of two, at most 2^26. 32 bytes each. */
+    size_t stack_pool;  /* bytes of idle task stacks the scheduler keeps
+                           ready beyond its workers' own (each worker also
+                           keeps up to 64 idle stacks); 0:
+                           $HEIST_STACK_POOL (a positive number), else
+                           4 MiB. An idle stack counts from its top down
+                           to the deepest point seen at a switch, in pages.
+                           Once the pool has been left alone for about a
+                           second, the stacks beyond it are given back to
+                           the kernel (madvise: their memory is freed,
+                           their address space kept for reuse), so memory
+                           comes back after a burst of waiting tasks, and
+                           a workload repeated at once keeps its stacks
+                           and makes no system call for them. See "Stacks"
+                           below. */
 } heist_config;
+
+/*
+ * Stacks. Tasks run on fiber stacks of stack_size bytes carved from large
+ * mappings (many stacks per mmap, a few hundred mappings for a million
+ * stacks), reused hottest first. Address space only is reserved: a task
+ * that waits with shallow frames holds about one page. The first 64
+ * stacks of a scheduler have a 64 KiB PROT_NONE guard region below them
+ * (fewer if the process would use more than a quarter of
+ * vm.max_map_count for guards; $HEIST_STACK_GUARD=0: none), so an overflow
+ * faults at once; every other stack keeps the region writable and is
+ * checked at each switch of its task, so an overflow within 64 KiB of its
+ * end is reported at the task's next await, sleep or join. Either way
+ * heist prints "stack overflow" and aborts.
+ */
 
 /*
  * Tracing. With a trace path (the field above, or $HEIST_TRACE), each worker
@@ -93,6 +121,10 @@ typedef struct heist_counters {
     uint64_t suspends;      /* tasks suspended on this worker (await, sleep,
                                a join whose child was stolen and running) */
     uint64_t resumes;       /* suspended tasks resumed on this worker */
+    uint64_t stacks_mapped; /* stacks this worker took from fresh address
+                               space (a new chunk is one mmap for many) */
+    uint64_t stacks_reused; /* stacks this worker took from a pool (its
+                               own, the scheduler's, or one given back) */
 } heist_counters;
 
 typedef struct heist_stats {
@@ -105,10 +137,10 @@ typedef struct heist_stats {
  * cfg may be NULL (all defaults). On success *out holds the scheduler.
  * Errors: EINVAL (out is NULL; workers or $HEIST_WORKERS out of range or not
  * a number; stack_size or $HEIST_STACK_SIZE absurd; $HEIST_TRACE_EVENTS not
- * a number), ENOMEM, EAGAIN (the system could not start a thread), or the
- * errno of fopen(3) when the trace file cannot be created (ENOENT, EACCES,
- * ...). On error *out is left unchanged and
- * nothing leaks.
+ * a number; $HEIST_STACK_POOL not a positive number), ENOMEM, EAGAIN (the
+ * system could not start a thread), or the errno of fopen(3) when the trace
+ * file cannot be created (ENOENT, EACCES, ...). On error *out is left
+ * unchanged and nothing leaks.
  * Any thread may call it, workers of another scheduler included.
  */
 int heist_sched_new(const heist_config *cfg, heist_sched **out);
@@ -157,7 +189,8 @@ int heist_sched_stats(heist_sched *s, heist_stats *out);
 /*
  * Prints the counters of every worker and their total to out as an aligned
  * table: a header line naming the columns (worker, tasks, forks, inlined,
- * steals, failed_steals, parks, suspends, resumes), one row per worker
+ * steals, failed_steals, parks, suspends, resumes, stacks_mapped,
+ * stacks_reused), one row per worker
  * (its index first), and a row "total" with the sums. Any thread, while s
  * runs (each counter is exact, the set is not one snapshot).
  * Errors: EINVAL (s or out is NULL), EIO (writing to out failed).

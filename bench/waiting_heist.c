@@ -1,0 +1,155 @@
+/*
+ * bench/waiting_heist.c - N tasks waiting at once (issue "Futures at
+ * scale", item 4): main spawns N tasks that each await one gate future,
+ * and waits until all N are suspended; then it completes the gate and
+ * waits for them to end.
+ *
+ * The time measured is the suspension of all N: from the first spawn until
+ * the scheduler's suspends counter says every waiter is suspended. While
+ * they all wait, the program reads the resident set (/proc/self/statm,
+ * against the one before the run) and counts the process's memory
+ * mappings (lines of /proc/self/maps); each run prints them on stderr:
+ *
+ *     waiting: N=... suspend_ms=... rss_kib_per_waiter=... maps=...
+ *
+ * and the CSV row on stdout says workload,param,impl,workers,median_ms,
+ * min_ms,runs like every other program (median and min of the
+ * suspension times, warm-up runs left out).
+ */
+#define _GNU_SOURCE
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench_heist.h"
+
+static bench_args args;
+static heist_sched *sched;
+static heist_future *gate, *all_done;
+static atomic_long left;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static long rss_kib(void)
+{
+    long size = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static long maps_count(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    long n = 0;
+    int c;
+    if (!f)
+        return -1;
+    while ((c = getc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+static uint64_t suspends(void)
+{
+    heist_stats st;
+    bench_heist_check(&args, heist_sched_stats(sched, &st), "stats");
+    return st.total.suspends;
+}
+
+static void *waiter(void *arg)
+{
+    (void)arg;
+    bench_heist_check(&args, heist_await(gate, NULL), "waiter: await");
+    /* Release: the last one's set_result publishes every decrement. */
+    if (atomic_fetch_sub_explicit(&left, 1, memory_order_acq_rel) == 1)
+        bench_heist_check(&args, heist_future_set_result(all_done, NULL),
+                          "set_result(all_done)");
+    return NULL;
+}
+
+struct round {
+    long n;
+    long rss0;
+    double suspend_ms;
+    long rss_waiting, maps;
+};
+
+static void *round_main(void *arg)
+{
+    struct round *r = arg;
+    uint64_t base = suspends();
+    uint64_t own = 0;
+    double t0 = now_ms();
+    for (long i = 0; i < r->n; i++)
+        heist_future_unref(
+            bench_heist_future(&args, heist_spawn(NULL, waiter, NULL), "spawn"));
+    /* Every waiter suspended: the counter (main's own sleeps taken out). */
+    while (suspends() - base - own < (uint64_t)r->n) {
+        bench_heist_check(&args, heist_sleep(100000), "sleep");
+        own++;
+    }
+    r->suspend_ms = now_ms() - t0;
+    r->rss_waiting = rss_kib();
+    r->maps = maps_count();
+    bench_heist_check(&args, heist_future_set_result(gate, NULL),
+                      "set_result(gate)");
+    bench_heist_check(&args, heist_await(all_done, NULL), "await all_done");
+    return NULL;
+}
+
+static double one_round(long n)
+{
+    struct round r = {.n = n};
+    gate = bench_heist_future(&args, heist_future_new(), "future_new");
+    all_done = bench_heist_future(&args, heist_future_new(), "future_new");
+    atomic_store(&left, n);
+    r.rss0 = rss_kib();
+    bench_heist_run(&args, sched, round_main, &r);
+    heist_future_unref(gate);
+    heist_future_unref(all_done);
+    fprintf(stderr,
+            "waiting: N=%ld suspend_ms=%.1f rss_kib_per_waiter=%.2f maps=%ld "
+            "rss_after_kib=%ld (before %ld)\n",
+            n, r.suspend_ms, (double)(r.rss_waiting - r.rss0) / (double)n,
+            r.maps, rss_kib(), r.rss0);
+    return r.suspend_ms;
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+int main(int argc, char **argv)
+{
+    bench_parse_workers(&args, "waiting", BENCH_HEIST_IMPL, 1000000, 2, argc,
+                        argv);
+    sched = bench_heist_new(&args);
+    for (unsigned i = 0; i < args.warmup; i++)
+        one_round(args.param);
+    double *t = calloc(args.reps ? args.reps : 1, sizeof *t);
+    if (!t)
+        bench_fail(&args, "out of memory");
+    for (unsigned i = 0; i < args.reps; i++)
+        t[i] = one_round(args.param);
+    qsort(t, args.reps, sizeof *t, cmp_double);
+    if (args.reps)
+        printf("%s,%ld,%s,%u,%.3f,%.3f,%u\n", args.workload, args.param,
+               args.impl, args.workers, t[args.reps / 2], t[0], args.reps);
+    free(t);
+    bench_heist_free(&args, sched);
+    return 0;
+}
