@@ -19,8 +19,10 @@
  * as the current item ends, on the core whose cache holds what it awaited,
  * and nobody is woken for it. A fiber it displaces is queued (and wakes per
  * the rule below). Bound: after HEIST__RUNNEXT_MAX run-next items in a row
- * (two tasks passing a value back and forth) wakes go to the queue's tail,
- * so queued work is never starved.
+ * (two tasks passing a value back and forth) the worker runs one item of
+ * its queue first (worker.c), so queued work is never starved; the slot's
+ * fiber keeps its place (a chain of tasks that each wake the next is not
+ * sent behind a queue full of tasks that would only suspend).
  *
  * The wake rule (Go's spinning Ms, tokio's num_searching): a publisher
  * wakes a parked worker only if no worker is searching; a searcher will
@@ -84,7 +86,7 @@ void heist__fiber_ready(struct heist_sched *s, struct heist__fiber *f,
         trace_wake(s, f, reason);
     f->wake = reason;
     struct heist__worker *w = heist__self_get();
-    if (w && w->sched == s && w->runnext_streak < HEIST__RUNNEXT_MAX) {
+    if (w && w->sched == s) {
         /* The woken task runs next here, where what it awaited was just
          * written (Go's runnext): no queue, no wake-up. acq_rel: publishes
          * f->wake with the pointer to a thief's CAS (worker.c). */

@@ -4,7 +4,7 @@
  *
  * Order of the search (each worker, between tasks):
  *   1. its run-next slot (the fiber a completion here just woke, ready.c),
- *      at most HEIST__RUNNEXT_MAX times in a row;
+ *      at most HEIST__RUNNEXT_MAX times in a row before one queued item;
  *   2. its own ready queue (spawned tasks, resumed fibers, callbacks), oldest
  *      first;
  *   3. the other workers, starting at a random victim and trying each once:
@@ -62,7 +62,7 @@ enum {
     YIELD_ROUNDS = 4,
     INJECT_TICK = 61,
     STEAL_BATCH = 64,
-    RUNNEXT_STEAL_AFTER = 16,
+    RUNNEXT_STEAL_AFTER = 60, /* of SPIN_ROUNDS: the owner had time */
 };
 
 static void start_searching(struct heist__worker *w)
@@ -239,9 +239,12 @@ static bool find_and_run(struct heist__worker *w, bool late)
             return true;
     }
     struct heist__item *it;
+    /* After HEIST__RUNNEXT_MAX run-next items in a row, one queued item
+     * goes first (fairness); the slot's item keeps its place. */
+    bool rn_turn = w->runnext_streak < HEIST__RUNNEXT_MAX;
     /* Relaxed peek first: the exchange is paid only when there is an item.
      * acq_rel exchange: pairs with the put (ready.c) and thieves' CAS. */
-    if (atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
+    if (rn_turn && atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
         (it = atomic_exchange_explicit(&w->runnext, NULL,
                                        memory_order_acq_rel))) {
         w->runnext_streak++;
@@ -252,6 +255,15 @@ static bool find_and_run(struct heist__worker *w, bool late)
     w->runnext_streak = 0;
     it = heist__rq_pop(&w->rq);
     if (it) {
+        found_work(w, false);
+        it->run(it);
+        return true;
+    }
+    /* Nothing queued: the slot's turn after all. */
+    if (!rn_turn && atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
+        (it = atomic_exchange_explicit(&w->runnext, NULL,
+                                       memory_order_acq_rel))) {
+        w->runnext_streak = 1;
         found_work(w, false);
         it->run(it);
         return true;

@@ -35,6 +35,7 @@ struct heist__worker {
     uint32_t tick;                 /* owner-only: items taken (fairness) */
     uint32_t runnext_streak;       /* owner-only: runnext items in a row */
     bool searching;                /* owner-only: counted in nsearching */
+
     /* The run-next slot (Go's runnext, tokio's LIFO slot): the fiber a
      * completion on this worker woke, run before the ready queue. The
      * owner exchanges items in and out (ready.c, worker.c); a thief that
@@ -137,8 +138,8 @@ static inline void heist__live_dec(struct heist_sched *s)
 }
 
 /* ---- ready.c ------------------------------------------------------------ */
-/* Run-next items in a row before wakes go to the queue (tokio uses 3). */
-enum { HEIST__RUNNEXT_MAX = 64 };
+/* Run-next items in a row before one queued item runs (worker.c). */
+enum { HEIST__RUNNEXT_MAX = 16 };
 /* Makes it runnable on s: on the caller's ready queue when the caller is a
  * worker of s, else on the injection queue; wakes a sleeping worker. Any
  * thread. */
