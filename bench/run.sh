@@ -150,7 +150,6 @@ gather $GATHER_PY heist 1 $FAST 1
 gather $GATHER_PY go 1 $FAST 1
 pingpong $PP heist 1 $FAST 1
 pingpong $PP go 1 $FAST 1
-waiting $((PAIRS * 10)) heist 2 $PEER 1
 PLAN
   if [ "$FIB_BIG" != 0 ]; then
     cat <<PLAN
@@ -174,10 +173,12 @@ PLAN
     done
   done
   # The 1M-waiting figure of issue 6 (1,000,000 tasks suspended at once,
-  # each awaiting one gate future): bench/waiting_heist.c is not in this
-  # tree yet; this line runs it once it is built (taking the common command
-  # line and printing the common row).
-  if [ -x "$bin/waiting_heist" ]; then echo "waiting $WAITING heist 2 $FEW 1 warm"; fi
+  # each awaiting one gate future; bench/waiting_heist.c): cold (a fresh
+  # process) and warm (stacks and records already pooled).
+  if [ -x "$bin/waiting_heist" ]; then
+    echo "waiting $WAITING heist 2 $COLD 0 cold"
+    echo "waiting $WAITING heist 2 $FEW 1 warm"
+  fi
 }
 
 mkdir -p "$(dirname "$csv")"
