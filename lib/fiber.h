@@ -82,6 +82,11 @@ struct heist__stacks {
     struct heist__timers *timers;      /* immutable: the scheduler's */
 };
 
+/* Below every stack, a region of HEIST__GUARD_SIZE (PROT_NONE for guarded
+ * stacks); an unguarded stack's lowest HEIST__CANARY_WORDS words are its
+ * canary (zero, written only by an overflow). stack.c, fiber.c. */
+enum { HEIST__GUARD_SIZE = 64 * 1024, HEIST__CANARY_WORDS = 16 };
+
 /* Wake reasons (heist__suspend's result). */
 enum { HEIST__WAKE_OK = 1, HEIST__WAKE_TIMEOUT, HEIST__WAKE_CANCEL };
 
@@ -89,6 +94,10 @@ enum { HEIST__WAKE_OK = 1, HEIST__WAKE_TIMEOUT, HEIST__WAKE_CANCEL };
 typedef void (*heist__then_fn)(struct heist__fiber *from, void *arg);
 
 void *heist__ctx_switch(void **save_sp, void *new_sp);
+/* Builds f's first frame at the top of its stack (map, map_size set): f
+ * will run the scheduler's fiber_main after its first then (fiber.c). The
+ * caller sets f->it.run. */
+void heist__fiber_make(struct heist__fiber *f);
 void heist__ctx_start(void);
 
 /* The calling thread's worker, or NULL. Initial-exec TLS: one load from the

@@ -12,7 +12,8 @@
  *   worker.c                          the loop: find work, steal, park
  *   fork.c                            heist_fork/heist_join, stolen frames
  *   ready.c                           make an item runnable; injection; wake
- *   fiber.c ctx_*.S cache.c timer.c   stacks, switch, suspend; records; timers
+ *   stack.c                           stacks: chunks, pools, budget; suspend
+ *   fiber.c ctx_*.S cache.c timer.c   frames, switch; records; timers
  *   deque.c readyq.c park.c trace.c util.c   (trace.c: event rings
  *                                     and the trace writer)
  *
