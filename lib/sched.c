@@ -177,15 +177,16 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
     s->stack_size = stack_size;
     s->fiber_main = heist__worker_loop;
     cds_wfcq_init(&s->inj_head, &s->inj_tail);
-    if (heist__stacks_init(&s->stacks, stack_pool, &s->timers)) {
-        free(s);
-        return ENOMEM;
-    }
+    /* The timers first: the stacks' fini disarms its trim timer. */
     err = heist__timers_init(&s->timers);
     if (err) {
-        heist__stacks_fini(&s->stacks);
         free(s);
         return err;
+    }
+    if (heist__stacks_init(&s->stacks, stack_pool, &s->timers)) {
+        heist__timers_fini(&s->timers);
+        free(s);
+        return ENOMEM;
     }
     heist__fiber_global_init();
     s->workers = calloc(n, sizeof(*s->workers));

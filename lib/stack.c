@@ -343,12 +343,13 @@ int heist__stacks_init(struct heist__stacks *st, size_t budget,
 
 void heist__stacks_fini(struct heist__stacks *st)
 {
-    /* No worker runs: only the timer thread may touch st (trim_fire). */
-    pthread_mutex_lock(&st->lock);
-    bool armed = st->trim_armed;
-    pthread_mutex_unlock(&st->lock);
-    if (armed)
-        heist__timer_disarm(st->timers, &st->trim);
+    /* No worker runs: only the timer thread may touch st (trim_fire).
+     * Disarm always, even if trim_armed reads false: the timer thread
+     * clears it at the start of trim_fire, then trims, all under the
+     * timers' lock, which the disarm takes; so once it returns no trim is
+     * running or armed. (Reading trim_armed first let a trim that had just
+     * begun run on into the munmap below.) */
+    heist__timer_disarm(st->timers, &st->trim);
     struct heist__stack_chunk *c = st->chunks;
     while (c) {
         struct heist__stack_chunk *next = c->next;
