@@ -138,6 +138,15 @@ int main(int argc, char **argv)
     bench_parse_workers(&args, "waiting", BENCH_HEIST_IMPL, 1000000, 2, argc,
                         argv);
     sched = bench_heist_new(&args);
+    if (args.cold) {
+        /* One round in this fresh process: its suspension time (the cold
+         * figure of the 1M-waiting target). */
+        double ms = one_round(args.param);
+        printf("%s,%ld,%s,%u,%.3f,%.3f,1\n", args.workload, args.param,
+               args.impl, args.workers, ms, ms);
+        bench_heist_free(&args, sched);
+        return 0;
+    }
     for (unsigned i = 0; i < args.warmup; i++)
         one_round(args.param);
     double *t = calloc(args.reps ? args.reps : 1, sizeof *t);
