@@ -2,10 +2,20 @@
  * bench/gather_heist.c - spawn N trivial tasks and gather them; task i
  * returns i+1, and the result is their sum. The table reports the time per
  * task too.
+ *
+ * Built twice (bench/CMakeLists.txt): as gather_heist (default size
+ * 1,000,000), and as fanin_heist (BENCH_WORKLOAD "fanin", issue 6's
+ * "fanin" shape, default 100,000), both measured cold (-c) and warm by
+ * bench_heist_shape.
  */
 #include <stdlib.h>
 
 #include "bench_heist.h"
+
+#ifndef BENCH_WORKLOAD
+#define BENCH_WORKLOAD "gather"
+#define BENCH_DEFAULT_SIZE 1000000
+#endif
 
 static bench_args args;
 
@@ -39,17 +49,11 @@ static void *gather(void *arg)
     return (void *)sum;
 }
 
-static long long body(void *ctx, long n)
-{
-    return bench_heist_run(&args, ctx, gather, (void *)(intptr_t)n);
-}
-
 int main(int argc, char **argv)
 {
-    bench_parse_workers(&args, "gather", BENCH_HEIST_IMPL, 1000000, 2, argc,
-                        argv);
-    heist_sched *s = bench_heist_new(&args);
-    bench_time(&args, body, s, (long long)args.param * (args.param + 1) / 2);
-    bench_heist_free(&args, s);
+    bench_parse_workers(&args, BENCH_WORKLOAD, BENCH_HEIST_IMPL,
+                        BENCH_DEFAULT_SIZE, 2, argc, argv);
+    bench_heist_shape(&args, gather,
+                      (long long)args.param * (args.param + 1) / 2);
     return 0;
 }
