@@ -475,13 +475,13 @@ static void stress_run(unsigned nthieves, size_t n)
     cr_log_info("%u thieves stole %zu of %zu items", nthieves, stolen, n);
 }
 
-Test(deque, stress_3_thieves, .timeout = 300)
+Test(deque, stress_3_thieves)
 {
     stress_run(3, HT_SCALE(3000000, 1000000));
 }
 
 /* More thieves than cores: thieves get preempted in the middle of a steal. */
-Test(deque, stress_8_thieves, .timeout = 300)
+Test(deque, stress_8_thieves)
 {
     stress_run(8, HT_SCALE(2000000, 600000));
 }

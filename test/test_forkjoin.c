@@ -13,6 +13,23 @@
 
 #include "test_util.h"
 
+/* A hang aborts with a message after 300 s. (Not Criterion's .timeout:
+ * with it, Criterion's runner leaks memory that the asan build's
+ * LeakSanitizer reports, failing the whole executable now and then.) */
+static struct ht_watchdog suite_wd;
+
+static void suite_wd_start(void)
+{
+    ht_watchdog_start(&suite_wd, "a forkjoin/ test ran for 300 s", 300);
+}
+
+static void suite_wd_stop(void)
+{
+    ht_watchdog_stop(&suite_wd);
+}
+
+TestSuite(forkjoin, .init = suite_wd_start, .fini = suite_wd_stop);
+
 static const unsigned worker_counts[] = {1, 2, 8};
 #define NCOUNTS (sizeof(worker_counts) / sizeof(worker_counts[0]))
 
@@ -68,7 +85,7 @@ static uint64_t fib_forks(long n)
     return n < 2 ? 0 : (uint64_t)fib_seq(n + 1) - 1;
 }
 
-Test(forkjoin, fib_1_2_8_workers, .timeout = 300)
+Test(forkjoin, fib_1_2_8_workers)
 {
     long big = HT_SCALE(30, 27);
     for (size_t w = 0; w < NCOUNTS; w++) {
@@ -128,7 +145,7 @@ static void *nqueens(void *arg)
     return failed ? JOIN_FAILED : (void *)sum;
 }
 
-Test(forkjoin, nqueens_1_to_10, .timeout = 300)
+Test(forkjoin, nqueens_1_to_10)
 {
     static const long solutions[] = {1, 0, 0, 2, 10, 4, 40, 92, 352, 724};
     for (size_t w = 0; w < NCOUNTS; w++) {
@@ -162,7 +179,7 @@ static void *chain(void *arg)
 /* Tasks run on fiber stacks of heist_config.stack_size bytes: 10,000 nested
  * fork/join frames need more than the 1 MiB default in an unoptimized or
  * sanitized build, so ask for 32 MiB (only touched pages cost memory). */
-Test(forkjoin, deep_nesting_10000, .timeout = 300)
+Test(forkjoin, deep_nesting_10000)
 {
     const uintptr_t depth = 10000;
     for (size_t w = 0; w < NCOUNTS; w++) {
@@ -406,7 +423,7 @@ static void *handoff_parent(void *arg)
     return (void *)(intptr_t)(h->child_worker != parent_worker);
 }
 
-Test(forkjoin, join_orders_child_writes, .timeout = 200)
+Test(forkjoin, join_orders_child_writes)
 {
     heist_sched *s = new_sched(2);
     for (int rep = 0; rep < 50; rep++) {
@@ -435,7 +452,7 @@ static void *forget_join(void *arg)
     return NULL; /* no heist_join */
 }
 
-Test(forkjoin, unjoined_fork_aborts, .signal = SIGABRT, .timeout = 60)
+Test(forkjoin, unjoined_fork_aborts, .signal = SIGABRT)
 {
     heist_sched *s = new_sched(1);
     heist_run(s, forget_join, NULL, NULL);
@@ -453,7 +470,7 @@ static void *fork_forgetful_child(void *arg)
     return r;
 }
 
-Test(forkjoin, unjoined_fork_in_child_aborts, .signal = SIGABRT, .timeout = 60)
+Test(forkjoin, unjoined_fork_in_child_aborts, .signal = SIGABRT)
 {
     heist_sched *s = new_sched(2);
     heist_run(s, fork_forgetful_child, NULL, NULL);
@@ -465,7 +482,7 @@ Test(forkjoin, unjoined_fork_in_child_aborts, .signal = SIGABRT, .timeout = 60)
 /* Many small computations, one after another, on schedulers with few and
  * with more workers than cores: every join finds its child in a different
  * state (private, public, being stolen, running elsewhere, done). */
-Test(forkjoin, stress_many_small_computations, .timeout = 300)
+Test(forkjoin, stress_many_small_computations)
 {
     const unsigned counts[] = {2, 3, 8};
     int reps = HT_SCALE(2000, 500);

@@ -17,6 +17,23 @@
 
 #include "test_util.h"
 
+/* A hang aborts with a message after 300 s. (Not Criterion's .timeout:
+ * with it, Criterion's runner leaks memory that the asan build's
+ * LeakSanitizer reports, failing the whole executable now and then.) */
+static struct ht_watchdog suite_wd;
+
+static void suite_wd_start(void)
+{
+    ht_watchdog_start(&suite_wd, "a join_fn/ test ran for 300 s", 300);
+}
+
+static void suite_wd_stop(void)
+{
+    ht_watchdog_stop(&suite_wd);
+}
+
+TestSuite(join_fn, .init = suite_wd_start, .fini = suite_wd_stop);
+
 static const unsigned worker_counts[] = {1, 2, 8};
 #define NCOUNTS (sizeof(worker_counts) / sizeof(worker_counts[0]))
 #define FAILED ((void *)(intptr_t)-1000000000L)
@@ -102,7 +119,7 @@ static uint64_t fib_forks(long n)
     return n < 2 ? 0 : (uint64_t)fib_seq(n + 1) - 1;
 }
 
-Test(join_fn, fib_1_2_8_workers, .timeout = 300)
+Test(join_fn, fib_1_2_8_workers)
 {
     long big = HT_SCALE(27, 22);
     for (size_t w = 0; w < NCOUNTS; w++) {
@@ -120,7 +137,7 @@ Test(join_fn, fib_1_2_8_workers, .timeout = 300)
 }
 
 /* Every fork is counted once, inline or stolen, whichever join ran it. */
-Test(join_fn, counters, .timeout = 300)
+Test(join_fn, counters)
 {
     const long n = 20;
     for (size_t w = 0; w < NCOUNTS; w++) {
@@ -278,7 +295,7 @@ static void *stolen_parent(void *arg)
     return NULL;
 }
 
-Test(join_fn, stolen_child_2_and_8_workers, .timeout = 120)
+Test(join_fn, stolen_child_2_and_8_workers)
 {
     for (size_t w = 1; w < NCOUNTS; w++) {
         heist_sched *s = new_sched(worker_counts[w]);
@@ -320,7 +337,7 @@ static void *stolen_out_of_order(void *arg)
     return NULL;
 }
 
-Test(join_fn, stolen_out_of_order_2_and_8_workers, .timeout = 120)
+Test(join_fn, stolen_out_of_order_2_and_8_workers)
 {
     for (size_t w = 1; w < NCOUNTS; w++) {
         heist_sched *s = new_sched(worker_counts[w]);
