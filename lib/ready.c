@@ -16,9 +16,13 @@
  * the taker's acquire order the write before the resumed code reads it.
  * On a worker of the fiber's scheduler the fiber goes to the worker's
  * run-next slot instead (Go's runnext, tokio's LIFO slot): it runs as soon
- * as the current item ends, on the core whose cache holds what it awaited,
- * and nobody is woken for it. A fiber it displaces is queued (and wakes per
- * the rule below). Bound: after HEIST__RUNNEXT_MAX run-next items in a row
+ * as the current item ends, on the core whose cache holds what it awaited.
+ * The put still follows the wake rule below (as Go's ready() calls wakep):
+ * if this worker's current item runs on for long, a woken searcher takes
+ * the slot's fiber (thieves do so only after searching a while, so the
+ * owner usually runs it first); without the wake it could wait behind a
+ * long item while every other worker sleeps. A fiber it displaces is
+ * queued. Bound: after HEIST__RUNNEXT_MAX run-next items in a row
  * (two tasks passing a value back and forth) the worker runs one item of
  * its queue first (worker.c), so queued work is never starved; the slot's
  * fiber keeps its place (a chain of tasks that each wake the next is not
@@ -88,12 +92,14 @@ void heist__fiber_ready(struct heist_sched *s, struct heist__fiber *f,
     struct heist__worker *w = heist__self_get();
     if (w && w->sched == s) {
         /* The woken task runs next here, where what it awaited was just
-         * written (Go's runnext): no queue, no wake-up. acq_rel: publishes
-         * f->wake with the pointer to a thief's CAS (worker.c). */
+         * written (Go's runnext): no queue. acq_rel: publishes f->wake
+         * with the pointer to a thief's CAS (worker.c). */
         struct heist__item *old = atomic_exchange_explicit(
             &w->runnext, &f->it, memory_order_acq_rel);
         if (old)
             heist__make_runnable(s, old); /* displaced: surplus, queued */
+        else
+            heist__wake_one(s); /* see "the wake rule" above */
         return;
     }
     heist__make_runnable(s, &f->it);

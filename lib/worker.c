@@ -39,8 +39,8 @@
  * queue) it wakes a parked worker to take over the search (ramp-up).
  * No lost wake-up: every publish is a seq_cst write followed by a seq_cst
  * load of nsearching; every searcher decrements nsearching (seq_cst) before
- * it parks, then re-checks every queue (seq_cst loads, park.c) after
- * announcing itself. All these are in one total order S. If the publisher's
+ * it parks, then re-checks every queue and run-next slot (seq_cst loads,
+ * park.c) after announcing itself. All these are in one total order S. If the publisher's
  * load saw nsearching == 0, it runs park.c's protocol, which wakes a
  * sleeper or makes its re-check see the work. If it saw a searcher X, X's
  * decrement comes after that load in S, so if X parks, its re-check comes
@@ -207,8 +207,13 @@ static bool work_visible(struct heist__worker *w)
         atomic_load_explicit(&w->runnext, memory_order_relaxed))
         return true;
     for (unsigned i = 0; i < s->nworkers; i++)
-        if (i != w->index && (heist__deque_has_public(&s->workers[i]->dq) ||
-                              heist__rq_has_work(&s->workers[i]->rq)))
+        if (i != w->index &&
+            (heist__deque_has_public(&s->workers[i]->dq) ||
+             heist__rq_has_work(&s->workers[i]->rq) ||
+             /* seq_cst: as the queues' loads; pairs with the put's
+              * exchange (a seq_cst RMW is enough for the argument). */
+             atomic_load_explicit(&s->workers[i]->runnext,
+                                  memory_order_seq_cst)))
             return true;
     return false;
 }

@@ -10,7 +10,9 @@
 #include <criterion/criterion.h>
 
 #include <heist/heist.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "test_util.h"
 
@@ -291,5 +293,63 @@ Test(policy, stress_wake_hunt_inside)
         heist_sched *s = mk(worker_counts[k]);
         cr_assert_eq(heist_run(s, wake_main, (void *)rounds, NULL), 0);
         cr_assert_eq(heist_sched_free(s), 0);
+    }
+}
+
+/* ---- a woken task is not held by a waker that runs on -------------------- */
+
+struct hold {
+    heist_future *f;
+    atomic_int waiting, resumed;
+};
+
+static void *held(void *arg)
+{
+    struct hold *h = arg;
+    atomic_store(&h->waiting, 1);
+    cr_assert_eq(heist_await(h->f, NULL), 0);
+    atomic_store(&h->resumed, 1);
+    return NULL;
+}
+
+/* Completes the future, then keeps its worker until the woken task ran
+ * elsewhere: the woken task sits in this worker's run-next slot, and
+ * another worker (parked meanwhile) must be woken to take it. */
+static void *waker(void *arg)
+{
+    struct hold *h = arg;
+    while (!atomic_load(&h->waiting))
+        sched_yield();
+    /* Let the other worker park (it has had nothing to do). */
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    cr_assert_eq(heist_future_set_result(h->f, NULL), 0);
+    while (!atomic_load(&h->resumed))
+        sched_yield(); /* a hang here is the bug: the watchdog reports it */
+    return NULL;
+}
+
+Test(policy, woken_task_runs_while_its_waker_runs_on)
+{
+    for (int round = 0; round < 20; round++) {
+        heist_sched *s = mk(2);
+        struct hold h = {.f = heist_future_new()};
+        cr_assert_not_null(h.f);
+        heist_future *r = heist_spawn(s, held, &h);
+        cr_assert_not_null(r);
+        while (!atomic_load(&h.waiting))
+            sched_yield();
+        /* Let the reader suspend before the waker starts. */
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        heist_future *w = heist_spawn(s, waker, &h);
+        cr_assert_not_null(w);
+        cr_assert_eq(heist_await(w, NULL), 0);
+        cr_assert_eq(heist_await(r, NULL), 0);
+        heist_future_unref(w);
+        heist_future_unref(r);
+        heist_future_unref(h.f);
+        cr_assert_eq(heist_sched_free(s), 0);
+        ht_watchdog_tick(&wd);
     }
 }
