@@ -120,6 +120,7 @@ void heist__deque_destroy(struct heist__deque *dq)
     dq->o_retired = NULL;
     free(dq->o_ring);
     dq->o_ring = NULL;
+    /* Relaxed: no thief runs any more (the caller's contract). */
     atomic_store_explicit(&dq->ring, NULL, memory_order_relaxed);
 }
 
@@ -202,6 +203,7 @@ int heist__deque_push_slow(struct heist__deque *dq, void *item,
  * item at or below head is then stolen; o_allstolen is set). */
 static bool shrink(struct heist__deque *dq)
 {
+    /* Relaxed: a first guess for the CAS below, which checks it. */
     uint64_t v = atomic_load_explicit(&dq->ts, memory_order_relaxed);
     for (;;) {
         uint32_t t = TS_TAIL(v), s = TS_SPLIT(v);
@@ -231,6 +233,8 @@ void *heist__deque_pop(struct heist__deque *dq)
     if (heist__likely(h > dq->o_split) ||
         (!dq->o_allstolen && shrink(dq))) {
         dq->head = h - 1;
+        /* Relaxed: the owner reads its own write (thieves never write
+         * slots). */
         return atomic_load_explicit(&dq->o_ring->slot[h - 1],
                                     memory_order_relaxed);
     }
@@ -300,6 +304,7 @@ uint32_t heist__deque_size_owner(const struct heist__deque *dq)
 {
     if (dq->o_allstolen)
         return 0;
+    /* Relaxed: a size hint; tail only grows, so it may over-count. */
     uint64_t v = atomic_load_explicit(&dq->ts, memory_order_relaxed);
     return dq->head - TS_TAIL(v);
 }

@@ -114,7 +114,8 @@ static inline bool heist__deque_pop_if(struct heist__deque *dq, void *item,
                                        bool *stolen)
 {
     uint32_t h = dq->head;
-    /* Fast path: the newest item is private and is `item`. */
+    /* Fast path: the newest item is private and is `item`. Relaxed: the
+     * owner reads its own write of the slot. */
     if (__builtin_expect(h > dq->o_split &&
                              atomic_load_explicit(&dq->o_slot[h - 1],
                                                   memory_order_relaxed) ==

@@ -87,6 +87,7 @@ void heist__fork_slow(heist_task *t, heist_fn fn, void *arg)
     f->fn = fn;
     f->arg = arg;
     if (heist__unlikely(!fn)) {
+        /* Relaxed: the frame is never published; its join reads it. */
         atomic_store_explicit(&f->state, F_BAD_FN, memory_order_relaxed);
         return;
     }
@@ -105,6 +106,7 @@ void heist__fork_slow(heist_task *t, heist_fn fn, void *arg)
         /* Out of memory for a bigger deque: run it now, serially. */
     }
     f->result = fn(arg);
+    /* Relaxed: never published; read by the join on this thread. */
     atomic_store_explicit(&f->state, F_INLINE_DONE, memory_order_relaxed);
 }
 
@@ -205,6 +207,9 @@ int heist__join_slow(heist_task *t, heist_fn fn, void **result)
     struct heist__frame *f = (struct heist__frame *)t;
     if (heist__unlikely(!f))
         return EINVAL;
+    /* Relaxed: written by this task's fork (or its drain) or, for a
+     * stolen frame, read again below only after the acquire of the
+     * thief's exchange. */
     uintptr_t st = atomic_load_explicit(&f->state, memory_order_relaxed);
     /* A named join of another function joins nothing (task.h). f->fn was
      * written by this task's fork; nobody else writes it. */
@@ -216,6 +221,7 @@ int heist__join_slow(heist_task *t, heist_fn fn, void **result)
         if (heist__unlikely(!w))
             return EINVAL; /* forked on a worker, joined elsewhere */
         bool stolen = false;
+        /* Relaxed: the owner reads its own slot. */
         if (w->dq.head > 0 &&
             atomic_load_explicit(&w->dq.o_slot[w->dq.head - 1],
                                  memory_order_relaxed) == f) {
@@ -260,6 +266,7 @@ int heist__join_slow(heist_task *t, heist_fn fn, void **result)
     } else if (st == F_INLINE_DONE) {
         r = f->result;
     } else if (st == F_BAD_FN) {
+        /* Relaxed: a never-published frame. */
         atomic_store_explicit(&f->state, F_JOINED, memory_order_relaxed);
         return EINVAL;
     } else {
@@ -303,6 +310,7 @@ void *heist__run_user(struct heist__tk *task, heist_fn fn, void *arg,
     w = heist__self_get();
     if (heist__unlikely(w->tb != NULL))
         heist__trace_rec(w->tb, HEIST__TEV_END, NULL, 0, 0);
+    /* Relaxed: owner-only writes, as above. */
     atomic_store_explicit(&w->task, NULL, memory_order_relaxed);
     check_joined(w);
     return r;

@@ -62,6 +62,7 @@ void heist__rq_destroy(struct heist__rq *q)
         r = next;
     }
     q->retired = NULL;
+    /* Relaxed: no thief runs any more (the caller's contract). */
     free(atomic_load_explicit(&q->ring, memory_order_relaxed));
 }
 

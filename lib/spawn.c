@@ -177,10 +177,7 @@ heist_future *heist_spawn(heist_sched *s, heist_fn fn, void *arg)
         errno = EINVAL;
         return NULL;
     }
-    struct heist__tk *cur =
-        w && w->sched == s ? atomic_load_explicit(&w->task,
-                                                  memory_order_relaxed)
-                           : NULL;
+    struct heist__tk *cur = w && w->sched == s ? heist__current_task() : NULL;
     struct heist__tk *t = heist__task_new(s, fn, arg, cur ? cur->group : NULL);
     if (!t) {
         errno = ENOMEM;

@@ -141,11 +141,11 @@ static bool steal_from(struct heist__worker *w, struct heist__worker *v,
     for (size_t i = 1; i < k; i++)
         if (heist__rq_push(&w->rq, batch[i]) != 0)
             heist__make_runnable(w->sched, batch[i]); /* no room: inject */
-    if (!it && late &&
-        atomic_load_explicit(&v->runnext, memory_order_relaxed)) {
-        it = atomic_load_explicit(&v->runnext, memory_order_acquire);
-        /* acq_rel: pairs with the owner's exchanges (ready.c, and the
-         * owner's take below): one of us gets the item. */
+    if (!it && late) {
+        /* Relaxed: a guess that the CAS checks. acq_rel CAS: pairs with
+         * the owner's exchanges (ready.c, take_runnext): one of us gets
+         * the item, and its fields come with it. */
+        it = atomic_load_explicit(&v->runnext, memory_order_relaxed);
         if (it && !atomic_compare_exchange_strong_explicit(
                       &v->runnext, &it, NULL, memory_order_acq_rel,
                       memory_order_relaxed))
@@ -235,6 +235,16 @@ static void park(struct heist__worker *w)
         heist__trace_rec(w->tb, HEIST__TEV_UNPARK, NULL, 0, 0);
 }
 
+/* The owner takes its run-next item, or NULL. */
+static struct heist__item *take_runnext(struct heist__worker *w)
+{
+    /* Relaxed peek first: the exchange is paid only when there is an item.
+     * acq_rel exchange: pairs with the put (ready.c) and thieves' CAS. */
+    if (!atomic_load_explicit(&w->runnext, memory_order_relaxed))
+        return NULL;
+    return atomic_exchange_explicit(&w->runnext, NULL, memory_order_acq_rel);
+}
+
 /* One thing to do, if there is one; late: searched a while already. */
 static bool find_and_run(struct heist__worker *w, bool late)
 {
@@ -247,11 +257,7 @@ static bool find_and_run(struct heist__worker *w, bool late)
     /* After HEIST__RUNNEXT_MAX run-next items in a row, one queued item
      * goes first (fairness); the slot's item keeps its place. */
     bool rn_turn = w->runnext_streak < HEIST__RUNNEXT_MAX;
-    /* Relaxed peek first: the exchange is paid only when there is an item.
-     * acq_rel exchange: pairs with the put (ready.c) and thieves' CAS. */
-    if (rn_turn && atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
-        (it = atomic_exchange_explicit(&w->runnext, NULL,
-                                       memory_order_acq_rel))) {
+    if (rn_turn && (it = take_runnext(w))) {
         w->runnext_streak++;
         found_work(w, false);
         it->run(it);
@@ -265,9 +271,7 @@ static bool find_and_run(struct heist__worker *w, bool late)
         return true;
     }
     /* Nothing queued: the slot's turn after all. */
-    if (!rn_turn && atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
-        (it = atomic_exchange_explicit(&w->runnext, NULL,
-                                       memory_order_acq_rel))) {
+    if (!rn_turn && (it = take_runnext(w))) {
         w->runnext_streak = 1;
         found_work(w, false);
         it->run(it);
