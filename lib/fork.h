@@ -83,7 +83,7 @@ _Static_assert(sizeof(struct heist__fj_worker) <= sizeof(struct heist__deque),
 /* Runs user code on the calling worker on behalf of `task` (NULL: none):
  * the one way every item runs its function (a spawned task, a stolen fork,
  * a callback). fn may suspend: on return the caller is perhaps on another
- * worker and must re-read it. Aborts (heist__check_joined) if fn left forks
+ * worker and must re-read it. Aborts (check_joined, fork.c) if fn left forks
  * unjoined; returns fn's result. kind (HEIST__TK_*) and sym (the function
  * to name the slice by) are for the trace. */
 void *heist__run_user(struct heist__tk *task, heist_fn fn, void *arg,

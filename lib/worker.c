@@ -82,7 +82,9 @@ static void found_work(struct heist__worker *w, bool surplus)
         return;
     w->searching = false;
     struct heist_sched *s = w->sched;
-    /* seq_cst: after this, publishers wake sleepers themselves. */
+    /* seq_cst: after this, publishers wake sleepers themselves. The
+     * injection count is read relaxed: a ramp-up hint that no wake-up
+     * depends on (the argument above). */
     if (atomic_fetch_sub_explicit(&s->nsearching, 1, memory_order_seq_cst) ==
             1 &&
         (surplus ||
