@@ -99,12 +99,16 @@ int heist__deque_init(struct heist__deque *dq, unsigned log2cap)
     atomic_init(&dq->allstolen, true);
     atomic_init(&dq->ring, r);
     dq->o_retired = NULL;
-    dq->head = 0;
-    dq->o_split = 0;
     dq->o_allstolen = true;
     dq->o_ring = r;
     dq->o_slot = r->slot;
     dq->o_cap = r->capacity;
+    memset(&dq->own, 0, sizeof dq->own);
+    dq->fj = &dq->own;
+    atomic_init(&dq->view, &dq->own);
+    heist__dq_set_head(dq, 0);
+    heist__dq_set_split(dq, 0);
+    heist__dq_set_limit(dq);
     atomic_init(&dq->o_inlined, 0);
     return 0;
 }
@@ -124,6 +128,74 @@ void heist__deque_destroy(struct heist__deque *dq)
     atomic_store_explicit(&dq->ring, NULL, memory_order_relaxed);
 }
 
+/*
+ * A thief's request for work reaches the owner's fast fork through the
+ * view's limit: the thief raises splitreq, then stores NULL into the limit
+ * of the view it reads from `view` (all three seq_cst). The owner's slow
+ * path (after an acquire fence: its fast path read limit without one)
+ * serves splitreq, and heist__dq_set_limit stores the new limit and then
+ * reads splitreq again (seq_cst both): a request that the owner's store
+ * overwrote is seen by that load, since in the single order of seq_cst
+ * operations the thief's splitreq store comes before its NULL store. The
+ * same holds for a thief that read the old view while bind switched it:
+ * bind stores `view` before heist__dq_set_limit reads splitreq.
+ */
+void heist__dq_set_limit(struct heist__deque *dq)
+{
+    void **limit =
+        dq->o_allstolen ? NULL : (void **)(void *)&dq->o_slot[dq->o_cap];
+    /* seq_cst: see above (pairs with the thieves' NULL stores). */
+    __atomic_store_n(&dq->fj->limit, limit, __ATOMIC_SEQ_CST);
+    if (limit && atomic_load_explicit(&dq->splitreq, memory_order_seq_cst))
+        __atomic_store_n(&dq->fj->limit, (void **)NULL, __ATOMIC_RELAXED);
+}
+
+void heist__deque_bind(struct heist__deque *dq, struct heist__fj *fj)
+{
+    /* Field by field: thieves may store into the old view's limit now (it
+     * is set anew below). */
+    fj->top = dq->fj->top;
+    fj->split = dq->fj->split;
+    fj->inlined = 0;
+    dq->fj = fj;
+    /* seq_cst: thieves read the view to store NULL into (see above);
+     * statistics readers load it seq_cst too (a live thread's view). */
+    atomic_store_explicit(&dq->view, fj, memory_order_seq_cst);
+    heist__dq_set_limit(dq);
+}
+
+void heist__deque_unbind(struct heist__deque *dq)
+{
+    struct heist__fj *fj = dq->fj;
+    if (fj == &dq->own)
+        return;
+    /* Relaxed: statistics (the owner is the only writer of both). */
+    atomic_fetch_add_explicit(&dq->o_inlined, fj->inlined,
+                              memory_order_relaxed);
+    dq->own.top = fj->top;
+    dq->own.split = fj->split;
+    dq->fj = &dq->own;
+    /* seq_cst: as in bind. No thief runs any more (the caller's contract),
+     * so nobody writes fj after this. */
+    atomic_store_explicit(&dq->view, &dq->own, memory_order_seq_cst);
+    memset(fj, 0, sizeof *fj);
+}
+
+uint64_t heist__deque_inlined(const struct heist__deque *dq)
+{
+    /* seq_cst: pairs with the stores in bind/unbind, so the view is the
+     * deque's own or a live thread's (a reader racing the unbind at
+     * scheduler shutdown may count the last joins twice or not at all:
+     * statistics). Relaxed loads of the counts: written by the owner only
+     * (its fast path's add is one store, heist/task_inline.h). */
+    const struct heist__fj *fj =
+        atomic_load_explicit(&dq->view, memory_order_seq_cst);
+    uint64_t n = atomic_load_explicit(&dq->o_inlined, memory_order_relaxed);
+    if (fj != &dq->own)
+        n += __atomic_load_n(&fj->inlined, __ATOMIC_RELAXED);
+    return n;
+}
+
 /* Owner: doubles the ring. Returns 0 or ENOMEM. */
 static int grow(struct heist__deque *dq)
 {
@@ -133,7 +205,8 @@ static int grow(struct heist__deque *dq)
     struct heist__ring *r = ring_new(old->capacity * 2);
     if (!r)
         return ENOMEM;
-    for (uint32_t i = 0; i < dq->head; i++) {
+    uint32_t head = heist__dq_head(dq);
+    for (uint32_t i = 0; i < head; i++) {
         /* Only the owner writes slots: relaxed reads see its own writes. */
         void *p = atomic_load_explicit(&old->slot[i], memory_order_relaxed);
         atomic_store_explicit(&r->slot[i], p, memory_order_relaxed);
@@ -144,6 +217,11 @@ static int grow(struct heist__deque *dq)
     dq->o_ring = r;
     dq->o_slot = r->slot;
     dq->o_cap = r->capacity;
+    /* The view's addresses move to the new ring. (Frames forked before
+     * record slots of the old one: their joins take the slow path.) */
+    heist__dq_set_head(dq, head);
+    heist__dq_set_split(dq, dq->o_split);
+    heist__dq_set_limit(dq);
     old->retired_next = dq->o_retired; /* freed with the deque */
     dq->o_retired = old;
     return 0;
@@ -152,7 +230,11 @@ static int grow(struct heist__deque *dq)
 int heist__deque_push_slow(struct heist__deque *dq, void *item,
                            bool *published)
 {
-    uint32_t h = dq->head;
+    /* Acquire: the fast path's load of limit may have read a thief's NULL
+     * (seq_cst store); with this fence its earlier splitreq store is
+     * visible below. */
+    atomic_thread_fence(memory_order_acquire);
+    uint32_t h = heist__dq_head(dq);
     if (heist__unlikely(h == dq->o_cap)) {
         int err = grow(dq);
         if (err)
@@ -161,7 +243,7 @@ int heist__deque_push_slow(struct heist__deque *dq, void *item,
     /* Relaxed: the slot becomes visible to thieves only through a later
      * release (seq_cst) write of ts, below or in a later push/pop (I2). */
     atomic_store_explicit(&dq->o_ring->slot[h], item, memory_order_relaxed);
-    dq->head = h + 1;
+    heist__dq_set_head(dq, h + 1);
 
     if (heist__unlikely(dq->o_allstolen)) {
         /* Every earlier item is gone: publish this one alone. A plain store
@@ -175,7 +257,7 @@ int heist__deque_push_slow(struct heist__deque *dq, void *item,
          * splitreq at most. */
         atomic_store_explicit(&dq->allstolen, false, memory_order_relaxed);
         dq->o_allstolen = false;
-        dq->o_split = h + 1;
+        heist__dq_set_split(dq, h + 1);
         *published = true;
     } else if (heist__unlikely(atomic_load_explicit(
                    &dq->splitreq, memory_order_relaxed))) {
@@ -183,7 +265,7 @@ int heist__deque_push_slow(struct heist__deque *dq, void *item,
          * relaxed both sides). Clear first so a request raised after our
          * CAS stays pending. */
         atomic_store_explicit(&dq->splitreq, false, memory_order_relaxed);
-        uint32_t ns = (dq->o_split + dq->head + 1) / 2;
+        uint32_t ns = (dq->o_split + h + 2) / 2;
         uint64_t v = atomic_load_explicit(&dq->ts, memory_order_relaxed);
         /* seq_cst CAS: release for I2 (pairs with the thief's acquire CAS)
          * and the store-load point of the wake protocol. Only tail changes
@@ -192,9 +274,12 @@ int heist__deque_push_slow(struct heist__deque *dq, void *item,
             &dq->ts, &v, TS(TS_TAIL(v), ns), memory_order_seq_cst,
             memory_order_relaxed))
             ;
-        dq->o_split = ns;
+        heist__dq_set_split(dq, ns);
         *published = true;
     }
+    /* Restores limit (a thief's NULL, served or stale, or the ring's new
+     * end). */
+    heist__dq_set_limit(dq);
     return 0;
 }
 
@@ -211,6 +296,7 @@ static bool shrink(struct heist__deque *dq)
             /* Relaxed: a hint for thieves (stops their split requests). */
             atomic_store_explicit(&dq->allstolen, true, memory_order_relaxed);
             dq->o_allstolen = true;
+            heist__dq_set_limit(dq);
             return false;
         }
         uint32_t ns = t + (s - t) / 2; /* t <= ns < s: slot s-1 private */
@@ -219,7 +305,7 @@ static bool shrink(struct heist__deque *dq)
         if (atomic_compare_exchange_weak_explicit(&dq->ts, &v, TS(t, ns),
                                                   memory_order_seq_cst,
                                                   memory_order_relaxed)) {
-            dq->o_split = ns;
+            heist__dq_set_split(dq, ns);
             return true;
         }
     }
@@ -227,12 +313,12 @@ static bool shrink(struct heist__deque *dq)
 
 void *heist__deque_pop(struct heist__deque *dq)
 {
-    uint32_t h = dq->head;
+    uint32_t h = heist__dq_head(dq);
     if (h == 0)
         return NULL;
     if (heist__likely(h > dq->o_split) ||
         (!dq->o_allstolen && shrink(dq))) {
-        dq->head = h - 1;
+        heist__dq_set_head(dq, h - 1);
         /* Relaxed: the owner reads its own write (thieves never write
          * slots). */
         return atomic_load_explicit(&dq->o_ring->slot[h - 1],
@@ -245,7 +331,7 @@ void *heist__deque_pop(struct heist__deque *dq)
 bool heist__deque_pop_if_slow(struct heist__deque *dq, void *item,
                               bool *stolen)
 {
-    uint32_t h = dq->head;
+    uint32_t h = heist__dq_head(dq);
     *stolen = false;
     if (heist__unlikely(h == 0))
         return false;
@@ -256,10 +342,10 @@ bool heist__deque_pop_if_slow(struct heist__deque *dq, void *item,
         return false;
     if (heist__likely(h > dq->o_split) ||
         (!dq->o_allstolen && shrink(dq))) {
-        dq->head = h - 1;
+        heist__dq_set_head(dq, h - 1);
         return true;
     }
-    dq->head = h - 1;
+    heist__dq_set_head(dq, h - 1);
     *stolen = true;
     return false;
 }
@@ -272,10 +358,17 @@ void *heist__deque_steal(struct heist__deque *dq,
     uint64_t v = atomic_load_explicit(&dq->ts, memory_order_acquire);
     uint32_t t = TS_TAIL(v), s = TS_SPLIT(v);
     if (t >= s) {
-        /* Relaxed: splitreq and allstolen are hints (see push). */
+        /* Relaxed loads: splitreq and allstolen are hints (see push). The
+         * request: seq_cst stores of splitreq and of NULL into the owner's
+         * view's limit, and a seq_cst load of the view between them (see
+         * heist__dq_set_limit). */
         if (!atomic_load_explicit(&dq->allstolen, memory_order_relaxed) &&
-            !atomic_load_explicit(&dq->splitreq, memory_order_relaxed))
-            atomic_store_explicit(&dq->splitreq, true, memory_order_relaxed);
+            !atomic_load_explicit(&dq->splitreq, memory_order_relaxed)) {
+            atomic_store_explicit(&dq->splitreq, true, memory_order_seq_cst);
+            struct heist__fj *fj =
+                atomic_load_explicit(&dq->view, memory_order_seq_cst);
+            __atomic_store_n(&fj->limit, (void **)NULL, __ATOMIC_SEQ_CST);
+        }
         if (status)
             *status = HEIST__STEAL_EMPTY;
         return NULL;
@@ -306,7 +399,7 @@ uint32_t heist__deque_size_owner(const struct heist__deque *dq)
         return 0;
     /* Relaxed: a size hint; tail only grows, so it may over-count. */
     uint64_t v = atomic_load_explicit(&dq->ts, memory_order_relaxed);
-    return dq->head - TS_TAIL(v);
+    return heist__dq_head(dq) - TS_TAIL(v);
 }
 
 bool heist__deque_has_public(const struct heist__deque *dq)

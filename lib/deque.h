@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h" /* and through it heist/task.h: struct heist__fj */
+
 struct heist__ring; /* deque.c */
 
 /* Fields are grouped by writer so that thieves and owner do not share a
@@ -41,22 +43,60 @@ struct heist__deque {
     /* The current ring; replaced (release) by the owner when it grows. */
     _Atomic(struct heist__ring *) ring;
 
-    /* Owner-private. The fields up to o_inlined are also the public prefix
-     * that the inline fork/join of heist/task_inline.h reads and writes
-     * (struct heist__fj_worker; fork.h checks the offsets): keep them where
-     * they are, or bump HEIST_ABI_VERSION. */
-    _Alignas(64) uint32_t head;  /* one past the newest item */
-    uint32_t o_split;            /* owner's copy of split */
+    /* Owner-private. The owner's view of the deque (top, split, limit:
+     * positions as addresses of slots, heist/task_inline.h) is *fj: `own`
+     * until the worker thread binds the deque to its thread-local heist__fj
+     * (heist__deque_bind), which the inline fast paths of heist_fork and
+     * heist_join read and write. Everything here goes through the helpers
+     * below, which keep the view and the index fields in step. */
+    struct heist__fj *fj;
+    uint32_t o_split;            /* split, as a position */
     uint32_t o_cap;              /* o_ring's capacity */
     bool o_allstolen;            /* owner's copy of allstolen */
     _Atomic(void *) *o_slot;     /* o_ring's slots */
-    /* Joins whose fork ran inline on the fast path (fork.c and the inline
-     * header): written by the owner only (relaxed load and store), read
-     * (relaxed) for statistics. */
-    _Atomic uint64_t o_inlined;
     struct heist__ring *o_ring;  /* owner's copy of ring */
     struct heist__ring *o_retired; /* old rings, freed by destroy */
+    struct heist__fj own;        /* the view while no thread is bound */
+    /* Inline joins of threads that bound the deque and left (added by
+     * heist__deque_unbind; relaxed both sides: statistics). */
+    _Atomic uint64_t o_inlined;
+    /* fj, for other threads: thieves store NULL into its limit to ask for
+     * work, statistics readers read its count (seq_cst stores at bind and
+     * unbind; see deque.c). */
+    _Atomic(struct heist__fj *) view;
 };
+
+/* Owner-side helpers: head (one past the newest item) and split as
+ * positions, kept in the view as slot addresses. */
+static inline uint32_t heist__dq_head(const struct heist__deque *dq)
+{
+    return (uint32_t)(((uintptr_t)dq->fj->top - (uintptr_t)dq->o_slot) /
+                      sizeof(void *));
+}
+static inline void heist__dq_set_head(struct heist__deque *dq, uint32_t h)
+{
+    dq->fj->top = (void **)(void *)&dq->o_slot[h];
+}
+static inline void heist__dq_set_split(struct heist__deque *dq, uint32_t s)
+{
+    dq->o_split = s;
+    dq->fj->split = (void **)(void *)&dq->o_slot[s];
+}
+/* The fast fork applies below limit: the ring's end, or never while every
+ * public item is stolen (a push must then publish at once) or a thief asks
+ * for work. Owner only; see deque.c for the pairing with thieves. */
+void heist__dq_set_limit(struct heist__deque *dq);
+
+/* Owner thread: makes fj (the thread's heist__fj, zero) the deque's view,
+ * so the inline fast paths on this thread use this deque. The thread must
+ * unbind before it exits, when no thief runs any more (thieves write the
+ * view: worker.c makes every worker leave its loop first). */
+void heist__deque_bind(struct heist__deque *dq, struct heist__fj *fj);
+/* Owner thread: gives the view back to the deque and zeroes fj (every
+ * later fork or join on the thread takes the slow path). */
+void heist__deque_unbind(struct heist__deque *dq);
+/* Any thread: inline joins counted by the deque's views (statistics). */
+uint64_t heist__deque_inlined(const struct heist__deque *dq);
 
 /* Result of heist__deque_steal when it returns NULL. */
 enum heist__steal_status {
@@ -82,15 +122,15 @@ int heist__deque_push_slow(struct heist__deque *dq, void *item,
 static inline int heist__deque_push(struct heist__deque *dq, void *item,
                                     bool *published)
 {
-    uint32_t h = dq->head;
-    /* Fast path: room, and nothing to publish (no thief asked: relaxed,
-     * a hint; see deque.c). The slot stays private: no fence. */
-    if (__builtin_expect(h < dq->o_cap && !dq->o_allstolen &&
-                             !atomic_load_explicit(&dq->splitreq,
-                                                   memory_order_relaxed),
+    uint32_t h = heist__dq_head(dq);
+    /* Fast path: room, and nothing to publish (the condition of the inline
+     * fork: limit is NULL when everything was stolen or a thief asked; a
+     * relaxed load, as there: see deque.c). The slot stays private. */
+    if (__builtin_expect(dq->fj->top < __atomic_load_n(&dq->fj->limit,
+                                                       __ATOMIC_RELAXED),
                          1)) {
         atomic_store_explicit(&dq->o_slot[h], item, memory_order_relaxed);
-        dq->head = h + 1;
+        heist__dq_set_head(dq, h + 1);
         return 0;
     }
     return heist__deque_push_slow(dq, item, published);
@@ -113,7 +153,7 @@ bool heist__deque_pop_if_slow(struct heist__deque *dq, void *item,
 static inline bool heist__deque_pop_if(struct heist__deque *dq, void *item,
                                        bool *stolen)
 {
-    uint32_t h = dq->head;
+    uint32_t h = heist__dq_head(dq);
     /* Fast path: the newest item is private and is `item`. Relaxed: the
      * owner reads its own write of the slot. */
     if (__builtin_expect(h > dq->o_split &&
@@ -121,7 +161,7 @@ static inline bool heist__deque_pop_if(struct heist__deque *dq, void *item,
                                                   memory_order_relaxed) ==
                                  item,
                          1)) {
-        dq->head = h - 1;
+        heist__dq_set_head(dq, h - 1);
         *stolen = false;
         return true;
     }

@@ -101,7 +101,7 @@ void heist__fiber_make(struct heist__fiber *f);
 void heist__ctx_start(void);
 
 /* The calling thread's worker, or NULL. Initial-exec TLS: one load from the
- * thread pointer, no call (the fork/join fast path reads it). */
+ * thread pointer, no call. */
 extern __thread struct heist__worker *heist__self
     __attribute__((tls_model("initial-exec")));
 /* The same, read through a call the compiler cannot see into: a fiber may

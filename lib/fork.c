@@ -11,10 +11,11 @@
  * The fast paths of heist_fork and heist_join (and heist_join_fn, which
  * names the forked function so that an unstolen child is a direct call)
  * live in the public header heist/task_inline.h, inline in the caller; they
- * read and write the worker's public prefix (its deque's head, split,
- * capacity, allstolen and splitreq hints, slots and inline-join counter)
- * through the exported thread-local heist__self, and call heist__fork_slow
- * and heist__join_slow here for everything else. The exported heist_fork,
+ * read and write the worker's deque through the exported thread-local view
+ * heist__fj (top, limit and split as slot addresses, the inline-join
+ * count; deque.h keeps it in step with the deque), record the frame's slot
+ * in the frame (so a join reads no word that the child's forks wrote), and
+ * call heist__fork_slow and heist__join_slow here for everything else. The exported heist_fork,
  * heist_join and heist_join_fn run the same code. fork.h checks that the
  * layouts agree (HEIST_ABI_VERSION).
  *
@@ -55,6 +56,11 @@
 #include <errno.h>
 #include <sched.h>
 
+/* The calling thread's view of its worker's deque (heist/task_inline.h):
+ * zero unless the thread runs a worker (bound by heist__deque_bind). */
+__thread _Alignas(64) struct heist__fj heist__fj
+    __attribute__((tls_model("initial-exec"), visibility("default")));
+
 enum {
     F_FORKED = HEIST__TASK_FORKED, /* "ORK1"; written inline too */
     F_DONE = 0x444f4e45u,        /* "DONE" */
@@ -70,11 +76,12 @@ enum {
  * stolen and run on a dead stack. */
 static void check_joined(struct heist__worker *w)
 {
-    if (heist__unlikely(w->dq.head != 0))
+    uint32_t head = heist__dq_head(&w->dq);
+    if (heist__unlikely(head != 0))
         heist__fatal("a task returned with %u heist_fork() not joined "
                      "(every fork needs its heist_join before the forking "
                      "function returns)",
-                     (unsigned)w->dq.head);
+                     (unsigned)head);
 }
 
 /* Everything heist_fork does beyond its fast path (heist__fork_fast in
@@ -86,6 +93,7 @@ void heist__fork_slow(heist_task *t, heist_fn fn, void *arg)
         return; /* heist_join(NULL) reports EINVAL */
     f->fn = fn;
     f->arg = arg;
+    f->slot = NULL; /* the inline join does not apply (set below if so) */
     if (heist__unlikely(!fn)) {
         /* Relaxed: the frame is never published; its join reads it. */
         atomic_store_explicit(&f->state, F_BAD_FN, memory_order_relaxed);
@@ -99,6 +107,8 @@ void heist__fork_slow(heist_task *t, heist_fn fn, void *arg)
         atomic_store_explicit(&f->state, F_FORKED, memory_order_relaxed);
         bool published = false;
         if (heist__likely(heist__deque_push(&w->dq, f, &published) == 0)) {
+            /* Its slot, the newest: the inline join checks it. */
+            f->slot = (void *)(w->dq.fj->top - 1);
             if (heist__unlikely(published))
                 heist__wake_one(w->sched);
             return;
@@ -171,10 +181,11 @@ static void wait_stolen(struct heist__frame *f)
 void heist__drain(void)
 {
     struct heist__worker *w = heist__self_get();
-    while (w->dq.head > 0) {
+    uint32_t h;
+    while ((h = heist__dq_head(&w->dq)) > 0) {
         /* Relaxed: the owner reads its own write. */
-        struct heist__frame *f = atomic_load_explicit(
-            &w->dq.o_slot[w->dq.head - 1], memory_order_relaxed);
+        struct heist__frame *f = atomic_load_explicit(&w->dq.o_slot[h - 1],
+                                                      memory_order_relaxed);
         bool stolen;
         if (heist__deque_pop_if(&w->dq, f, &stolen)) {
             /* Run it here, as a thief would (the join finds it done). */
@@ -221,9 +232,10 @@ int heist__join_slow(heist_task *t, heist_fn fn, void **result)
         if (heist__unlikely(!w))
             return EINVAL; /* forked on a worker, joined elsewhere */
         bool stolen = false;
+        uint32_t head = heist__dq_head(&w->dq);
         /* Relaxed: the owner reads its own slot. */
-        if (w->dq.head > 0 &&
-            atomic_load_explicit(&w->dq.o_slot[w->dq.head - 1],
+        if (head > 0 &&
+            atomic_load_explicit(&w->dq.o_slot[head - 1],
                                  memory_order_relaxed) == f) {
             /* Still on our deque (private, public, or stolen with its
              * position not yet given back). */
@@ -244,7 +256,7 @@ int heist__join_slow(heist_task *t, heist_fn fn, void **result)
              * out-of-order join of a stolen fork waited for it and left
              * its position behind.) Relaxed: the owner reads its own
              * writes. */
-            for (uint32_t i = 0; i < w->dq.head; i++)
+            for (uint32_t i = 0; i < head; i++)
                 if (atomic_load_explicit(&w->dq.o_slot[i],
                                          memory_order_relaxed) == f)
                     return EINVAL;

@@ -20,6 +20,10 @@ struct heist__frame {
      * NULL; then the joiner may CAS in its suspended fiber, and the thief's
      * last act is an exchange to HEIST__FRAME_DONE (fork.c). */
     _Atomic(void *) waiter;
+    /* Its deque slot while it is on the deque (the inline join compares it
+     * with the view's top, heist/task_inline.h), else NULL or stale:
+     * written and read by the forking worker only. */
+    void *slot;
 };
 #define HEIST__FRAME_DONE ((void *)1)
 _Static_assert(sizeof(struct heist__frame) <= sizeof(heist_task),
@@ -27,11 +31,11 @@ _Static_assert(sizeof(struct heist__frame) <= sizeof(heist_task),
 _Static_assert(_Alignof(struct heist__frame) <= _Alignof(heist_task),
                "heist_task under-aligned for its frame");
 
-/* The ABI of heist/task_inline.h (HEIST_ABI_VERSION 1): the inline fast
- * paths reach the frame as heist_task words and the worker through its
- * public prefix, struct heist__fj_worker, which is the worker's deque (the
- * worker's first member). Any layout change that breaks one of these must
- * bump HEIST_ABI_VERSION and update the header. */
+/* The ABI of heist/task_inline.h (HEIST_ABI_VERSION 2): the inline fast
+ * paths reach the frame as heist_task words and the worker's deque through
+ * the thread-local struct heist__fj (deque.h keeps it in step). Any layout
+ * change that breaks one of these must bump HEIST_ABI_VERSION and update
+ * the header. */
 #define HEIST__WORD(i) ((size_t)(i) * sizeof(uintptr_t))
 _Static_assert(offsetof(struct heist__frame, fn) == HEIST__WORD(HEIST__TASK_FN),
                "ABI: frame fn");
@@ -49,36 +53,8 @@ _Static_assert(sizeof(heist_fn) == sizeof(uintptr_t) &&
                    sizeof(_Atomic uintptr_t) == sizeof(uintptr_t) &&
                    sizeof(_Atomic(struct heist__worker *)) == sizeof(uintptr_t),
                "ABI: frame words");
-_Static_assert(offsetof(struct heist__worker, dq) == 0,
-               "ABI: the deque (the public prefix) comes first");
-_Static_assert(offsetof(struct heist__deque, splitreq) ==
-                       offsetof(struct heist__fj_worker, splitreq) &&
-                   sizeof(atomic_bool) == 1,
-               "ABI: splitreq");
-_Static_assert(offsetof(struct heist__deque, head) ==
-                       offsetof(struct heist__fj_worker, head) &&
-                   sizeof(((struct heist__deque *)0)->head) == sizeof(uint32_t),
-               "ABI: head");
-_Static_assert(offsetof(struct heist__deque, o_split) ==
-                   offsetof(struct heist__fj_worker, split),
-               "ABI: split");
-_Static_assert(offsetof(struct heist__deque, o_cap) ==
-                   offsetof(struct heist__fj_worker, cap),
-               "ABI: cap");
-_Static_assert(offsetof(struct heist__deque, o_allstolen) ==
-                       offsetof(struct heist__fj_worker, allstolen) &&
-                   sizeof(bool) == 1,
-               "ABI: allstolen");
-_Static_assert(offsetof(struct heist__deque, o_slot) ==
-                       offsetof(struct heist__fj_worker, slot) &&
-                   sizeof(_Atomic(void *)) == sizeof(void *),
-               "ABI: slot");
-_Static_assert(offsetof(struct heist__deque, o_inlined) ==
-                       offsetof(struct heist__fj_worker, inlined) &&
-                   sizeof(_Atomic uint64_t) == sizeof(uint64_t),
-               "ABI: inlined");
-_Static_assert(sizeof(struct heist__fj_worker) <= sizeof(struct heist__deque),
-               "ABI: prefix larger than the deque");
+_Static_assert(offsetof(struct heist__frame, slot) ==
+                   HEIST__WORD(HEIST__TASK_SLOT), "ABI: frame slot");
 
 /* Runs user code on the calling worker on behalf of `task` (NULL: none):
  * the one way every item runs its function (a spawned task, a stolen fork,

@@ -247,6 +247,7 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
         return ENOMEM;
     }
     pthread_attr_setstacksize(&attr, WORKER_STACK);
+    atomic_init(&s->in_loop, n);
     unsigned started = 0;
     for (; started < n; started++) {
         err = pthread_create(&s->workers[started]->thread, &attr,
@@ -256,6 +257,9 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
     }
     pthread_attr_destroy(&attr);
     if (started < n) {
+        /* seq_cst: pairs with the leaving workers' loads (worker.c). */
+        atomic_fetch_sub_explicit(&s->in_loop, n - started,
+                                  memory_order_seq_cst);
         stop_workers(s, started);
         free_workers(s, n);
         sched_dealloc(s);
@@ -333,10 +337,10 @@ static void read_counters(const struct heist__worker *w, heist_counters *o)
     const struct heist__counters *c = &w->ctr;
     /* Relaxed: statistics; each counter is written by its owner only.
      * Inline joins are counted in two places: the fast path's in the
-     * deque's public prefix (heist/task_inline.h), the slow path's here. */
+     * deque's view (heist/task_inline.h), the slow path's here. */
     o->tasks = atomic_load_explicit(&c->tasks, memory_order_relaxed);
     o->inlined = atomic_load_explicit(&c->inlined, memory_order_relaxed) +
-                 atomic_load_explicit(&w->dq.o_inlined, memory_order_relaxed);
+                 heist__deque_inlined(&w->dq);
     o->forks = o->inlined +
                atomic_load_explicit(&c->joined_stolen, memory_order_relaxed);
     o->steals = atomic_load_explicit(&c->steals, memory_order_relaxed);

@@ -321,6 +321,8 @@ void *heist__worker_main(void *arg)
 {
     struct heist__worker *w = arg;
     heist__self = w;
+    /* From here this thread's inline forks and joins use w's deque. */
+    heist__deque_bind(&w->dq, &heist__fj);
     heist__fiber_thread_init(w);
     /* The first fiber was made with the scheduler (sched.c). */
     struct heist__fiber *f = heist__fiber_get(w);
@@ -329,8 +331,15 @@ void *heist__worker_main(void *arg)
     heist__fiber_switch(w, f, NULL, NULL);
     /* The scheduler is stopping: the loop switched back here. Its record
      * caches are freed with the scheduler (sched.c), once no worker can
-     * push on its remote lists. */
+     * push on its remote lists. Wait until no other worker can steal (a
+     * thief may still write our deque's view, in this thread's storage),
+     * then give the view back. seq_cst: the decrement and the loads form
+     * one order with every worker's. */
+    atomic_fetch_sub_explicit(&w->sched->in_loop, 1, memory_order_seq_cst);
+    while (atomic_load_explicit(&w->sched->in_loop, memory_order_seq_cst))
+        sched_yield();
     heist__fiber_thread_fini(w);
+    heist__deque_unbind(&w->dq);
     heist__self = NULL;
     return NULL;
 }

@@ -104,6 +104,11 @@ struct heist_sched {
     _Atomic uint32_t quiet;
     /* Set (seq_cst) by heist_sched_free; workers exit when they see it. */
     atomic_bool stopping;
+    /* Started workers still in their loop (they may steal): a worker's
+     * thread exits only once it is zero, as thieves write the view of a
+     * victim's deque in the victim thread's storage (deque.c). Set before
+     * the threads start; decremented (seq_cst) by each leaving worker. */
+    _Atomic unsigned in_loop;
     /* Tasks and scheduled callbacks not yet finished: incremented before
      * they are queued, decremented (release) when they end; a futex:
      * heist_sched_free waits for zero. */

@@ -18,10 +18,10 @@
  * __SANITIZE_THREAD__ / __SANITIZE_ADDRESS__, clang's __has_feature) that
  * keeps every fork and join inside the instrumented, annotated library.
  *
- * ABI, not API: everything named heist__ here (the worker's public prefix,
- * the task's words, the exported thread-local heist__self, heist__fork_slow,
- * heist__join_slow, heist_sched_new_v) is the contract between this header
- * and the library binary, not something to call. Its layout is versioned by
+ * ABI, not API: everything named heist__ here (the task's words, the
+ * exported thread-local view of the worker's deque heist__fj,
+ * heist__fork_slow, heist__join_slow, heist_sched_new_v) is the contract
+ * between this header and the library binary, not something to call. Its layout is versioned by
  * HEIST_ABI_VERSION: with the inline path on, heist_sched_new(cfg, out)
  * is heist_sched_new_v(cfg, out, HEIST_ABI_VERSION), and a library whose
  * layout differs refuses to create the scheduler: ENOTSUP, with a message
@@ -44,8 +44,9 @@ extern "C" {
 #endif
 
 /* The layout version of the structures below. Bump it whenever any of them
- * (or the meaning of a field or state) changes. */
-#define HEIST_ABI_VERSION 1u
+ * (or the meaning of a field or state) changes. 2: the worker's fork-deque
+ * view moved into the thread-local heist__fj, frames record their slot. */
+#define HEIST_ABI_VERSION 2u
 
 /*
  * Creates a scheduler like heist_sched_new after checking that abi, the
@@ -66,32 +67,32 @@ enum {
     HEIST__TASK_RESULT = 2, /* void *, written by whoever runs fn */
     HEIST__TASK_STATE = 3,  /* one of the states below (atomic) */
     HEIST__TASK_THIEF = 4,  /* the worker that stole it (atomic) */
-    HEIST__TASK_WAITER = 5  /* a suspended joiner (atomic) */
+    HEIST__TASK_WAITER = 5, /* a suspended joiner (atomic) */
+    HEIST__TASK_SLOT = 6    /* its deque slot (void **), NULL: none */
 };
 #define HEIST__TASK_FORKED ((uintptr_t)0x4f524b31u) /* "ORK1" */
 #define HEIST__TASK_JOINED ((uintptr_t)0x4a4f494eu) /* "JOIN" */
 
 /*
- * The public prefix of a worker: the first bytes of the library's worker
- * (its fork deque, lib/deque.h), as the fast paths read them. Line 0 is
- * shared with thieves; line 1 belongs to the worker's own thread.
+ * The owner's view of a worker's fork deque, in the worker thread's own
+ * thread-local storage (heist__fj) while the thread runs the worker: the
+ * fast paths reach it with one %fs-relative access, no pointer to chase.
+ * Only the owner thread reads or writes top and split. limit is the ring's
+ * end, or NULL when a fork must take the slow path: on a thread that is no
+ * worker, while everything public was stolen (the fork publishes at once),
+ * or after a thief asked for work (thieves store NULL there, lib/deque.c).
  */
-struct heist__fj_worker {
-    uint64_t heist_ts_;       /* library-private (thieves CAS it) */
-    unsigned char splitreq;   /* a thief asks for work: read relaxed */
-    unsigned char heist_pad0_[55];
-    uint32_t head;            /* one past the newest fork */
-    uint32_t split;           /* forks at [split, head) are private */
-    uint32_t cap;             /* slots in the ring */
-    unsigned char allstolen;  /* every public fork was stolen */
-    void **slot;              /* the ring's slots: frame pointers */
-    uint64_t inlined;         /* joins run inline here (statistics) */
+struct heist__fj {
+    void **top;       /* one past the newest fork's slot */
+    void **limit;     /* the fast fork applies while top < limit */
+    void **split;     /* forks in slots [split, top) are private */
+    uint64_t inlined; /* joins run inline by the fast path */
 };
 
-/* The calling thread's worker, or NULL (defined in the library; its type
- * is opaque here: the prefix above is its first member). */
-struct heist__worker;
-extern __thread struct heist__worker *heist__self
+/* The calling thread's view (zero on a thread that is no worker: top and
+ * limit NULL, so every fork and join takes the slow path). Defined in the
+ * library. */
+extern __thread struct heist__fj heist__fj
     __attribute__((tls_model("initial-exec"), visibility("default")));
 
 /* The slow paths (exported). heist__fork_slow does what heist_fork does
@@ -102,83 +103,122 @@ int heist__join_slow(heist_task *t, heist_fn fn, void **result);
 
 #if defined(__GNUC__)
 
-/* The calling thread's worker prefix, read afresh at every call: a task
- * that suspended may resume on another thread, so no thread pointer or
- * thread-local address computed before a call may be reused after it. On
- * x86-64 the volatile asm is one initial-exec load through %fs that the
- * compiler can neither merge with an earlier one nor move across a call;
- * elsewhere only the library uses these functions (each call of one of its
- * exported functions reads the variable anew). */
-static inline struct heist__fj_worker *heist__fj_self(void)
-{
 #if defined(__x86_64__)
-    struct heist__fj_worker *w;
-    __asm__ __volatile__("movq heist__self@gottpoff(%%rip), %0\n\t"
-                         "movq %%fs:(%0), %0"
-                         : "=r"(w));
-    return w;
-#else
-    return (struct heist__fj_worker *)(void *)heist__self;
-#endif
+/* Accesses to the calling thread's heist__fj, each a volatile asm: a task
+ * that suspended may resume on another thread, so no thread pointer or
+ * thread-local address computed before a call may be reused after it, and
+ * the compiler would (it takes %fs as constant in a function). Each access
+ * reads %fs afresh; the field's offset in the thread's static TLS block
+ * comes from the GOT (initial-exec), the same in every thread. */
+#define HEIST__FJ_OFF(field) __builtin_offsetof(struct heist__fj, field)
+/* The offset of heist__fj from the thread pointer: the same in every
+ * thread, so a plain (non-volatile) asm the compiler may compute once. */
+static inline uintptr_t heist__fj_off(void)
+{
+    uintptr_t o;
+    __asm__("movq heist__fj@gottpoff(%%rip), %0" : "=r"(o));
+    return o;
 }
+#define HEIST__FJ_LOAD(field, out)                                           \
+    __asm__ __volatile__("movq %%fs:%c2(%1), %0"                             \
+                         : "=r"(out)                                         \
+                         : "r"(heist__fj_off()), "i"(HEIST__FJ_OFF(field)))
+#define HEIST__FJ_STORE(field, val)                                          \
+    __asm__ __volatile__("movq %0, %%fs:%c2(%1)"                             \
+                         :                                                   \
+                         : "r"(val), "r"(heist__fj_off()),                   \
+                           "i"(HEIST__FJ_OFF(field)))
+/* The inline-join count: one add to memory, by the owner only; on x86-64
+ * an aligned 8-byte add is one store that a statistics reader (relaxed
+ * load, lib/sched.c) sees whole. */
+#define HEIST__FJ_COUNT_INLINED()                                            \
+    __asm__ __volatile__("addq $1, %%fs:%c1(%0)"                             \
+                         :                                                   \
+                         : "r"(heist__fj_off()), "i"(HEIST__FJ_OFF(inlined)))
+#else
+/* Elsewhere only the library uses the fast paths, inside its exported
+ * functions, which read heist__fj before any call that could move the task
+ * to another thread. */
+#define HEIST__FJ_LOAD(field, out) ((out) = heist__fj.field)
+#define HEIST__FJ_STORE(field, val) (heist__fj.field = (val))
+/* Relaxed load and store: the owner is the only writer; statistics readers
+ * (relaxed) see some recent count. */
+#define HEIST__FJ_COUNT_INLINED()                                            \
+    __atomic_store_n(&heist__fj.inlined,                                     \
+                     __atomic_load_n(&heist__fj.inlined, __ATOMIC_RELAXED) + \
+                         1,                                                  \
+                     __ATOMIC_RELAXED)
+#endif
 
 /* heist_fork's fast path: on a worker whose deque has room and has nothing
- * to publish (no thief asked, not everything stolen), the frame and its
- * slot are private to this thread: plain stores. */
+ * to publish (no thief asked, not everything stolen: limit is NULL then),
+ * the frame and its slot are private to this thread: plain stores. */
 static inline void heist__fork_fast(heist_task *t, heist_fn fn, void *arg)
 {
-    struct heist__fj_worker *w = heist__fj_self();
-    /* Relaxed load of splitreq: a hint written by thieves (relaxed); a stale
-     * value only delays sharing to a later fork. */
-    if (__builtin_expect(w != 0 && t != 0 && fn != 0 && w->head < w->cap &&
-                             !w->allstolen &&
-                             !__atomic_load_n(&w->splitreq, __ATOMIC_RELAXED),
-                         1)) {
-        uint32_t h = w->head;
+    void **top, **limit;
+    HEIST__FJ_LOAD(top, top);
+    /* A plain (relaxed) load of limit: thieves store NULL there to ask for
+     * work (seq_cst, after raising the deque's splitreq); a stale value
+     * only delays sharing to a later fork, and the slow path's acquire
+     * fence pairs with the thief's store when it sees NULL (lib/deque.c). */
+    HEIST__FJ_LOAD(limit, limit);
+    if (__builtin_expect(top < limit && t != 0 && fn != 0, 1)) {
         t->heist_private_[HEIST__TASK_FN] = (uintptr_t)fn;
         t->heist_private_[HEIST__TASK_ARG] = (uintptr_t)arg;
+        t->heist_private_[HEIST__TASK_SLOT] = (uintptr_t)top;
         /* Relaxed stores of thief, state and the slot: a thief reads them
          * only after the library's later release (seq_cst) write of the
          * deque's tail/split word publishes the slot (lib/deque.c, I2), and
-         * that write comes after these in this thread's order. */
+         * that write comes after these in this thread's order (it is in a
+         * call, which the compiler does not move these stores across). */
         __atomic_store_n(&t->heist_private_[HEIST__TASK_THIEF], (uintptr_t)0,
                          __ATOMIC_RELAXED);
         __atomic_store_n(&t->heist_private_[HEIST__TASK_STATE],
                          HEIST__TASK_FORKED, __ATOMIC_RELAXED);
-        __atomic_store_n(&w->slot[h], (void *)t, __ATOMIC_RELAXED);
-        w->head = h + 1;
+        __atomic_store_n(top, (void *)t, __ATOMIC_RELAXED);
+        HEIST__FJ_STORE(top, top + 1);
         return;
     }
     heist__fork_slow(t, fn, arg);
 }
 
 /* heist_join's (fn NULL) and heist_join_fn's fast path: t is this worker's
- * newest fork and still private (h > split), so no thief can take it: pop
- * it and run it here. Only a forked, unjoined frame can be in that slot. */
+ * newest fork (the slot it recorded is the one below top) and still
+ * private (at or above split), so no thief can take it: pop it and run it
+ * here. The frame's own words say where it is, so the join reads nothing
+ * that the child's forks and joins wrote (no chain through memory). A
+ * stolen frame's slot is below split (thieves take only public slots, and
+ * split never moves below a claimed one); a drained or joined one's state
+ * is not FORKED. */
 static inline int heist__join_fast(heist_task *t, heist_fn fn, void **result)
 {
-    struct heist__fj_worker *w = heist__fj_self();
-    uint32_t h;
-    /* Relaxed load of the slot: this thread wrote it (the owner's own
-     * write); thieves never write slots. */
+    void **top, **split;
+    uintptr_t slot;
+    HEIST__FJ_LOAD(top, top);
+    HEIST__FJ_LOAD(split, split);
+    /* Integer compares: a NULL slot (a frame the slow path ran at once)
+     * never passes, as top is NULL or a heap address. Relaxed load of
+     * state: this thread wrote it at the fork; no thief can have taken a
+     * private frame. */
     if (__builtin_expect(
-            w != 0 && (h = w->head) > w->split &&
-                __atomic_load_n(&w->slot[h - 1], __ATOMIC_RELAXED) ==
-                    (void *)t &&
+            t != 0 &&
+                (slot = t->heist_private_[HEIST__TASK_SLOT],
+                 (uintptr_t)top == slot + sizeof(void *)) &&
+                slot >= (uintptr_t)split &&
+                __atomic_load_n(&t->heist_private_[HEIST__TASK_STATE],
+                                __ATOMIC_RELAXED) == HEIST__TASK_FORKED &&
                 (fn == 0 || t->heist_private_[HEIST__TASK_FN] == (uintptr_t)fn),
             1)) {
         heist_fn call = fn ? fn : (heist_fn)t->heist_private_[HEIST__TASK_FN];
-        w->head = h - 1;
-        /* Relaxed load and store: the owner is the only writer; statistics
-         * readers (relaxed) see some recent count. Counted before the call:
-         * the child may suspend and come back on another worker. */
-        __atomic_store_n(&w->inlined,
-                         __atomic_load_n(&w->inlined, __ATOMIC_RELAXED) + 1,
-                         __ATOMIC_RELAXED);
-        void *r = call((void *)t->heist_private_[HEIST__TASK_ARG]);
-        /* Relaxed: no other thread ever saw this frame. */
+        HEIST__FJ_STORE(top, (void **)slot);
+        /* Counted before the call: the child may suspend and come back on
+         * another worker. */
+        HEIST__FJ_COUNT_INLINED();
+        /* Relaxed: no other thread ever saw this frame. Written before the
+         * call: nothing else reads it while the child runs on this stack. */
         __atomic_store_n(&t->heist_private_[HEIST__TASK_STATE],
                          HEIST__TASK_JOINED, __ATOMIC_RELAXED);
+        void *r = call((void *)t->heist_private_[HEIST__TASK_ARG]);
         if (result)
             *result = r;
         return 0;
@@ -186,7 +226,9 @@ static inline int heist__join_fast(heist_task *t, heist_fn fn, void **result)
     return heist__join_slow(t, fn, result);
 }
 
-#if defined(__x86_64__) && !defined(HEIST_NO_INLINE) &&                      \
+#endif /* __GNUC__ */
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(HEIST_NO_INLINE) &&                      \
     !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
 #if defined(__has_feature)
 #if !__has_feature(thread_sanitizer) && !__has_feature(address_sanitizer)
@@ -196,8 +238,6 @@ static inline int heist__join_fast(heist_task *t, heist_fn fn, void **result)
 #define HEIST_INLINE 1
 #endif
 #endif
-
-#endif /* __GNUC__ */
 
 #ifdef HEIST_INLINE
 static inline int heist__join_fn_inline(heist_task *t, heist_fn fn,
