@@ -105,6 +105,7 @@ int heist__deque_init(struct heist__deque *dq, unsigned log2cap)
     dq->o_cap = r->capacity;
     memset(&dq->own, 0, sizeof dq->own);
     dq->fj = &dq->own;
+    dq->publish = NULL;
     atomic_init(&dq->view, &dq->own);
     heist__dq_set_head(dq, 0);
     heist__dq_set_split(dq, 0);
@@ -246,6 +247,8 @@ int heist__deque_push_slow(struct heist__deque *dq, void *item,
     heist__dq_set_head(dq, h + 1);
 
     if (heist__unlikely(dq->o_allstolen)) {
+        if (dq->publish)
+            dq->publish(item);
         /* Every earlier item is gone: publish this one alone. A plain store
          * is safe: while tail == split no thief CASes ts successfully (a
          * stale thief's expected value has tail < split, and ts has held
@@ -266,6 +269,11 @@ int heist__deque_push_slow(struct heist__deque *dq, void *item,
          * CAS stays pending. */
         atomic_store_explicit(&dq->splitreq, false, memory_order_relaxed);
         uint32_t ns = (dq->o_split + h + 2) / 2;
+        if (dq->publish)
+            for (uint32_t i = dq->o_split; i < ns; i++)
+                /* Relaxed: the owner reads its own writes. */
+                dq->publish(atomic_load_explicit(&dq->o_slot[i],
+                                                 memory_order_relaxed));
         uint64_t v = atomic_load_explicit(&dq->ts, memory_order_relaxed);
         /* seq_cst CAS: release for I2 (pairs with the thief's acquire CAS)
          * and the store-load point of the wake protocol. Only tail changes

@@ -57,6 +57,10 @@ struct heist__deque {
     struct heist__ring *o_ring;  /* owner's copy of ring */
     struct heist__ring *o_retired; /* old rings, freed by destroy */
     struct heist__fj own;        /* the view while no thread is bound */
+    /* Called by the owner for each item that a push makes public, before
+     * the write of ts that publishes it (NULL: none). The fork layer sets
+     * it: the inline fork leaves the words only thieves need unwritten. */
+    void (*publish)(void *item);
     /* Inline joins of threads that bound the deque and left (added by
      * heist__deque_unbind; relaxed both sides: statistics). */
     _Atomic uint64_t o_inlined;

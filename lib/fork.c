@@ -120,6 +120,15 @@ void heist__fork_slow(heist_task *t, heist_fn fn, void *arg)
     atomic_store_explicit(&f->state, F_INLINE_DONE, memory_order_relaxed);
 }
 
+void heist__frame_publish(void *item)
+{
+    struct heist__frame *f = item;
+    /* Relaxed: published by the deque's seq_cst write of ts, after this
+     * (deque.c I2); thieves read them after their acquire CAS of ts. */
+    atomic_store_explicit(&f->thief, NULL, memory_order_relaxed);
+    atomic_store_explicit(&f->state, F_FORKED, memory_order_relaxed);
+}
+
 /* The exported heist_fork (for callers without the inline header, or
  * under a sanitizer): the same fast path, then the slow one. */
 void heist_fork(heist_task *t, heist_fn fn, void *arg)
@@ -218,20 +227,17 @@ int heist__join_slow(heist_task *t, heist_fn fn, void **result)
     struct heist__frame *f = (struct heist__frame *)t;
     if (heist__unlikely(!f))
         return EINVAL;
-    /* Relaxed: written by this task's fork (or its drain) or, for a
-     * stolen frame, read again below only after the acquire of the
-     * thief's exchange. */
-    uintptr_t st = atomic_load_explicit(&f->state, memory_order_relaxed);
     /* A named join of another function joins nothing (task.h). f->fn was
      * written by this task's fork; nobody else writes it. */
-    if (fn && st != F_JOINED && f->fn != fn)
+    if (fn && f->fn != fn)
         return EINVAL;
     void *r = NULL;
-    if (heist__likely(st == F_FORKED || st == F_DONE)) {
-        struct heist__worker *w = heist__self_get();
-        if (heist__unlikely(!w))
-            return EINVAL; /* forked on a worker, joined elsewhere */
-        bool stolen = false;
+    bool stolen = false, popped = false;
+    struct heist__worker *w = heist__self_get();
+    /* First the deque: a frame the fast fork pushed has no state yet (it
+     * gets one when it is published, drained or joined), so whether it is
+     * still ours is asked of the deque, not of the frame. */
+    if (w) {
         uint32_t head = heist__dq_head(&w->dq);
         /* Relaxed: the owner reads its own slot. */
         if (head > 0 &&
@@ -243,6 +249,7 @@ int heist__join_slow(heist_task *t, heist_fn fn, void **result)
                 /* Counted before the call: f may suspend and come back
                  * on another worker. */
                 heist__count(&w->ctr.inlined);
+                popped = true;
                 r = f->fn(f->arg);
             } else if (!stolen) {
                 return EINVAL;
@@ -260,18 +267,33 @@ int heist__join_slow(heist_task *t, heist_fn fn, void **result)
                 if (atomic_load_explicit(&w->dq.o_slot[i],
                                          memory_order_relaxed) == f)
                     return EINVAL;
-            /* Taken before this fiber last suspended, or never ours.
-             * Acquire: pairs with the release store of its thief (or of a
-             * drain). */
-            stolen = atomic_load_explicit(&f->thief, memory_order_acquire);
-            if (!stolen)
-                return EINVAL; /* not this worker's newest fork */
         }
-        if (stolen) {
-            wait_stolen(f);
-            heist__count(&heist__self_get()->ctr.joined_stolen);
-            r = f->result;
-        }
+    }
+    /* Not on our deque: the frame's state says what it is. Relaxed:
+     * written by this task's slow fork, publication, drain or join (this
+     * thread, or before a suspension that ordered it), or by a thief,
+     * whose release of `thief` the code below acquires before reading
+     * more. */
+    uintptr_t st = F_FORKED;
+    if (!popped && !stolen)
+        st = atomic_load_explicit(&f->state, memory_order_relaxed);
+    if (popped) {
+        /* Ran above. */
+    } else if (stolen) {
+        wait_stolen(f);
+        heist__count(&heist__self_get()->ctr.joined_stolen);
+        r = f->result;
+    } else if (st == F_FORKED || st == F_DONE) {
+        if (heist__unlikely(!w))
+            return EINVAL; /* forked on a worker, joined elsewhere */
+        /* Taken before this fiber last suspended, or never ours (a
+         * published frame: its thief was cleared then). Acquire: pairs
+         * with the release store of its thief (or of a drain). */
+        if (!atomic_load_explicit(&f->thief, memory_order_acquire))
+            return EINVAL; /* not this worker's newest fork */
+        wait_stolen(f);
+        heist__count(&heist__self_get()->ctr.joined_stolen);
+        r = f->result;
     } else if (st == F_DRAINED) {
         r = f->result;
         heist__count(&heist__self_get()->ctr.inlined);

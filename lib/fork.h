@@ -56,6 +56,10 @@ _Static_assert(sizeof(heist_fn) == sizeof(uintptr_t) &&
 _Static_assert(offsetof(struct heist__frame, slot) ==
                    HEIST__WORD(HEIST__TASK_SLOT), "ABI: frame slot");
 
+/* The deque's publish hook (deque.h) for fork frames: initializes the
+ * words a thief and a later join read, which the inline fork leaves. */
+void heist__frame_publish(void *item);
+
 /* Runs user code on the calling worker on behalf of `task` (NULL: none):
  * the one way every item runs its function (a spawned task, a stolen fork,
  * a callback). fn may suspend: on return the caller is perhaps on another

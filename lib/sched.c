@@ -10,6 +10,7 @@
  * writes the trace (trace.c) and the report ($HEIST_STATS) if asked for.
  */
 #include "cache.h"
+#include "fork.h"
 #include "worker.h"
 
 #include <ctype.h>
@@ -205,6 +206,7 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
             free(w);
             break;
         }
+        w->dq.publish = heist__frame_publish;
         if (heist__rq_init(&w->rq, RQ_LOG2CAP)) {
             heist__deque_destroy(&w->dq);
             free(w);

@@ -21,7 +21,7 @@
  * queued item carries its run function (struct heist__item), a fiber switch
  * carries the action to run after it (fiber.h), a timer node its fire
  * function (timer.h), a future's list node its fire function and a future
- * its operations (future.h).
+ * its operations (future.h), a fork deque its publish hook (deque.h).
  *
  * Names shared between files are heist__name; public names are heist_name.
  */

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <heist/heist.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -346,6 +347,68 @@ Test(join_fn, stolen_out_of_order_2_and_8_workers)
             cr_assert_null(e, "%u workers, round %d: failure %d",
                            worker_counts[w], i, (int)(intptr_t)e);
         }
+        cr_assert_eq(heist_sched_free(s), 0);
+    }
+}
+
+/* ---- many forks: the ring grows, frames are reused ----------------------- */
+
+/* More forks at once than the deque's first ring holds (4096 slots), so it
+ * grows while they are outstanding: the frames forked before the growth
+ * recorded slots of the old ring and are joined by the slow path. The same
+ * frames are then forked again (the inline fork writes only fn, arg and
+ * the slot word; a frame published to thieves gets its state then), mixing
+ * heist_join and heist_join_fn. Returns NULL or a failure code. */
+#define MANY_FORKS 6000
+
+static void *add_one(void *arg)
+{
+    return (void *)((intptr_t)arg + 1);
+}
+
+static void *many_forks(void *arg)
+{
+    (void)arg;
+    heist_task *t = malloc(MANY_FORKS * sizeof *t);
+    if (!t)
+        return (void *)1;
+    for (int round = 0; round < 3; round++) {
+        for (intptr_t i = 0; i < MANY_FORKS; i++)
+            heist_fork(&t[i], add_one, (void *)(i * 3 + round));
+        for (intptr_t i = MANY_FORKS - 1; i >= 0; i--) {
+            void *r = NULL;
+            int err = (i & 1) ? heist_join(&t[i], &r)
+                              : heist_join_fn(&t[i], add_one, &r);
+            if (err || r != (void *)(i * 3 + round + 1)) {
+                free(t);
+                return (void *)(intptr_t)(100 + round);
+            }
+            /* A second join of a joined frame joins nothing. */
+            if ((i % 997) == 0 && heist_join(&t[i], &r) != EINVAL) {
+                free(t);
+                return (void *)(intptr_t)(200 + round);
+            }
+        }
+    }
+    free(t);
+    return NULL;
+}
+
+Test(join_fn, ring_growth_and_reused_frames_1_2_8_workers)
+{
+    for (size_t w = 0; w < NCOUNTS; w++) {
+        heist_sched *s = new_sched(worker_counts[w]);
+        for (int i = 0; i < 3; i++) {
+            void *e = run(s, many_forks, NULL);
+            cr_assert_null(e, "%u workers, run %d: failure %d",
+                           worker_counts[w], i, (int)(intptr_t)e);
+        }
+        heist_stats st;
+        cr_assert_eq(heist_sched_stats(s, &st), 0);
+        cr_assert_eq(st.total.forks, 9ull * MANY_FORKS, "%u workers",
+                     worker_counts[w]);
+        cr_assert_eq(st.total.forks, st.total.inlined + st.total.steals,
+                     "%u workers", worker_counts[w]);
         cr_assert_eq(heist_sched_free(s), 0);
     }
 }

@@ -163,18 +163,17 @@ static inline void heist__fork_fast(heist_task *t, heist_fn fn, void *arg)
      * fence pairs with the thief's store when it sees NULL (lib/deque.c). */
     HEIST__FJ_LOAD(limit, limit);
     if (__builtin_expect(top < limit && t != 0 && fn != 0, 1)) {
+        /* fn, arg and the slot's word; the words that thieves and the slow
+         * join read (state, thief) are written when the library publishes
+         * the frame to thieves, if ever (lib/fork.c). */
         t->heist_private_[HEIST__TASK_FN] = (uintptr_t)fn;
         t->heist_private_[HEIST__TASK_ARG] = (uintptr_t)arg;
         t->heist_private_[HEIST__TASK_SLOT] = (uintptr_t)top;
-        /* Relaxed stores of thief, state and the slot: a thief reads them
-         * only after the library's later release (seq_cst) write of the
-         * deque's tail/split word publishes the slot (lib/deque.c, I2), and
-         * that write comes after these in this thread's order (it is in a
-         * call, which the compiler does not move these stores across). */
-        __atomic_store_n(&t->heist_private_[HEIST__TASK_THIEF], (uintptr_t)0,
-                         __ATOMIC_RELAXED);
-        __atomic_store_n(&t->heist_private_[HEIST__TASK_STATE],
-                         HEIST__TASK_FORKED, __ATOMIC_RELAXED);
+        /* Relaxed store of the slot: a thief reads it only after the
+         * library's later release (seq_cst) write of the deque's tail/split
+         * word publishes it (lib/deque.c, I2), and that write comes after
+         * this in this thread's order (it is in a call, which the compiler
+         * does not move these stores across). */
         __atomic_store_n(top, (void *)t, __ATOMIC_RELAXED);
         HEIST__FJ_STORE(top, top + 1);
         return;
@@ -183,13 +182,13 @@ static inline void heist__fork_fast(heist_task *t, heist_fn fn, void *arg)
 }
 
 /* heist_join's (fn NULL) and heist_join_fn's fast path: t is this worker's
- * newest fork (the slot it recorded is the one below top) and still
- * private (at or above split), so no thief can take it: pop it and run it
- * here. The frame's own words say where it is, so the join reads nothing
- * that the child's forks and joins wrote (no chain through memory). A
+ * newest fork (the slot it recorded is the one below top, and holds t)
+ * and still private (at or above split), so no thief can take it: pop it
+ * and run it here. The frame's own word says where to look, so the join
+ * reads nothing whose address the child's forks and joins computed. A
  * stolen frame's slot is below split (thieves take only public slots, and
- * split never moves below a claimed one); a drained or joined one's state
- * is not FORKED. */
+ * split never moves below a claimed one); a drained or joined one is not
+ * below top, or its slot holds another fork (an out-of-order join). */
 static inline int heist__join_fast(heist_task *t, heist_fn fn, void **result)
 {
     void **top, **split;
@@ -197,16 +196,15 @@ static inline int heist__join_fast(heist_task *t, heist_fn fn, void **result)
     HEIST__FJ_LOAD(top, top);
     HEIST__FJ_LOAD(split, split);
     /* Integer compares: a NULL slot (a frame the slow path ran at once)
-     * never passes, as top is NULL or a heap address. Relaxed load of
-     * state: this thread wrote it at the fork; no thief can have taken a
-     * private frame. */
+     * never passes, as top is NULL or a heap address. Relaxed load of the
+     * slot: this thread wrote it; thieves never write slots. */
     if (__builtin_expect(
             t != 0 &&
                 (slot = t->heist_private_[HEIST__TASK_SLOT],
                  (uintptr_t)top == slot + sizeof(void *)) &&
                 slot >= (uintptr_t)split &&
-                __atomic_load_n(&t->heist_private_[HEIST__TASK_STATE],
-                                __ATOMIC_RELAXED) == HEIST__TASK_FORKED &&
+                __atomic_load_n((void **)slot, __ATOMIC_RELAXED) ==
+                    (void *)t &&
                 (fn == 0 || t->heist_private_[HEIST__TASK_FN] == (uintptr_t)fn),
             1)) {
         heist_fn call = fn ? fn : (heist_fn)t->heist_private_[HEIST__TASK_FN];
