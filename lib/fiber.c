@@ -55,7 +55,7 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 __thread struct heist__worker *heist__self
     __attribute__((tls_model("initial-exec")));
 
-__attribute__((noinline)) struct heist__worker *heist__self_get(void)
+__attribute__((noinline)) struct heist__worker *heist__self_call(void)
 {
     /* An empty asm the compiler must assume reads memory: the TLS load
      * below is not merged with one before a fiber switch. */

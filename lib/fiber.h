@@ -104,10 +104,26 @@ void heist__ctx_start(void);
  * thread pointer, no call. */
 extern __thread struct heist__worker *heist__self
     __attribute__((tls_model("initial-exec")));
-/* The same, read through a call the compiler cannot see into: a fiber may
- * resume on another thread, so code that can come back from a switch must
- * not reuse a thread-local address computed before it. */
-struct heist__worker *heist__self_get(void);
+/* The same, read afresh: a fiber may resume on another thread, so code
+ * that can come back from a switch must not reuse a thread-local address
+ * computed before it (the compiler takes the thread pointer as constant
+ * within a function). On x86-64 a volatile asm loads it through %fs (the
+ * variable's offset from the GOT, initial-exec); elsewhere a call the
+ * compiler cannot see into. */
+struct heist__worker *heist__self_call(void);
+#if defined(__GNUC__) && defined(__x86_64__)
+static inline struct heist__worker *heist__self_get(void)
+{
+    struct heist__worker *w;
+    uintptr_t off;
+    __asm__ __volatile__("movq heist__self@gottpoff(%%rip), %1\n\t"
+                         "movq %%fs:(%1), %0"
+                         : "=r"(w), "=&r"(off));
+    return w;
+}
+#else
+#define heist__self_get() heist__self_call()
+#endif
 
 /* Gets a fiber from the worker's pool, the scheduler's, or a new stack;
  * NULL when out of memory. */
