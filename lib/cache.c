@@ -2,21 +2,39 @@
  * cache.c - records (task records, wait nodes, plain futures, callback
  * nodes) from per-worker caches that stay with their worker.
  *
- * A record is made (malloc, with a header naming its worker) the first
- * time its worker's cache of that kind is empty, and from then on it
- * belongs to that worker: freed there, it goes back on the worker's own
- * list (owner-only, LIFO, no atomics; the fast paths are inline in
- * cache.h); freed on another worker of the same scheduler, it goes on the
- * owner's remote list, a Treiber stack that any worker pushes on and that
- * the owner takes whole, in one exchange, when its own list runs dry (the
- * remote-free lists of mimalloc, after D. Leijen, B. Zorn, L. de Moura,
- * "Mimalloc: free list sharding in action", 2019). So a producer that
- * spawns on one worker gets its records back from the consumers, and a
- * warm run asks the system for no memory; without this the records drift
- * to the consumers' caches and the producer mallocs anew every run.
- * Threads that are not workers, and workers of another scheduler (the
- * owner's may be gone), use malloc and free: a record that outlives its
- * scheduler (a future the user still holds) is an ordinary malloc block.
+ * A record is carved from its worker's current slab (a block whose
+ * header is at a 64 MiB boundary, so a record finds its slab by masking
+ * its address; a worker's slabs double from 256 KiB to 64 MiB, so a
+ * million waiting tasks need a few dozen mappings) the first time the
+ * worker's cache of that kind is empty, and from then on it belongs to that worker: freed
+ * there, it goes back on the worker's own list (owner-only, LIFO, no
+ * atomics; the fast paths are inline in cache.h); freed anywhere else while
+ * its scheduler lives (another worker, a plain thread, a worker of another
+ * scheduler), it goes on the owner's remote list, a Treiber stack that any
+ * thread pushes on and that the owner takes whole, in one exchange, when
+ * its own list runs dry (the remote-free lists of mimalloc, after
+ * D. Leijen, B. Zorn, L. de Moura, "Mimalloc: free list sharding in
+ * action", 2019). So a producer that spawns on one worker gets its records
+ * back from the consumers, and a warm run asks the system for no memory.
+ * Slabs instead of one malloc per record: a first run asks the system for
+ * a few large blocks, not for each record (glibc grows a thread's arena a
+ * page at a time, one mprotect each), and a scheduler's end frees a few
+ * blocks, not every record.
+ *
+ * A plain thread's own records (made where no worker runs) are ordinary
+ * malloc blocks, freed with free.
+ *
+ * The end of a scheduler: its workers have stopped and it has left the
+ * registry, so no record can be given back to a remote list any more. If
+ * every record of a worker is back in its caches (rec_out, the owner's
+ * count of records out, is zero), its slabs are freed at once. Otherwise
+ * the program keeps some (futures it holds after heist_sched_free): the
+ * cached records are counted per slab, slabs without kept records are
+ * freed, and each other slab's `orphan` count, which starts at a bias,
+ * drops to the number of records still kept; every later free of one
+ * takes one off, and the free that reaches zero frees the slab. (A record
+ * freed between the scheduler's leaving the registry and the count has
+ * already taken one off the bias: the arithmetic stays right.)
  *
  * The remote stack has one consumer, which takes everything at once, so
  * the pushers' CAS cannot suffer ABA (nothing is popped singly).
@@ -24,75 +42,242 @@
 #include "cache.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SLAB_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SLAB_MALLOC 1
+#endif
+#endif
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+enum { SLAB_MIN = 1 << 18, SLAB_MAX = 1 << 26, SLAB_HEAD = 64 };
+/* Pages are asked for this much at a time as the slab fills. */
+enum { SLAB_POPULATE = 1 << 18 };
+#define ORPHAN_BIAS ((uint64_t)1 << 62)
+
+struct heist__slab {
+    struct heist__slab *next; /* the owner's list (owner-only) */
+    size_t size;              /* bytes, header included */
+    char *populated;          /* pages below are asked for (owner-only) */
+    /* Records kept after the end of the scheduler, plus ORPHAN_BIAS until
+     * that end counts them; any thread (acq_rel: the free that reaches
+     * zero sees every other's last use of the slab). */
+    _Atomic uint64_t orphan;
+    uint32_t carved; /* records carved from it (owner-only) */
+    uint32_t cached; /* counted at the end (owner-only) */
+};
+_Static_assert(sizeof(struct heist__slab) <= SLAB_HEAD, "slab header");
+
+static struct heist__slab *slab_of(struct heist__rec *r)
+{
+    return (struct heist__slab *)((uintptr_t)r & ~(uintptr_t)(SLAB_MAX - 1));
+}
+
+static struct heist__slab *slab_new(size_t size)
+{
+#ifdef SLAB_MALLOC
+    /* Under AddressSanitizer: a heap block, so LeakSanitizer still sees a
+     * slab whose records the library lost. */
+    void *m;
+    if (posix_memalign(&m, SLAB_MAX, size))
+        return NULL;
+    char *a = m;
+#else
+    size_t len = size + SLAB_MAX;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    char *a = (char *)(((uintptr_t)p + SLAB_MAX - 1) &
+                       ~(uintptr_t)(SLAB_MAX - 1));
+    if (a > p)
+        munmap(p, (size_t)(a - p));
+    if (a + size < p + len)
+        munmap(a + size, (size_t)(p + len - (a + size)));
+#endif
+    struct heist__slab *s = (struct heist__slab *)(void *)a;
+    s->next = NULL;
+    s->size = size;
+    s->populated = a;
+    atomic_init(&s->orphan, ORPHAN_BIAS);
+    s->carved = 0;
+    s->cached = 0;
+    return s;
+}
+
+static void slab_free(struct heist__slab *s)
+{
+#ifdef SLAB_MALLOC
+    free(s);
+#else
+    munmap(s, s->size);
+#endif
+}
+
+/* Asks for the pages up to `upto` (and a little beyond) in one call rather
+ * than one fault each (an error, on a kernel without it, only leaves them
+ * to the faults). */
+static void slab_populate(struct heist__slab *s, const char *upto)
+{
+#ifndef SLAB_MALLOC
+    char *end = (char *)s + s->size;
+    while (s->populated < upto && s->populated < end) {
+        size_t n = SLAB_POPULATE;
+        if ((size_t)(end - s->populated) < n)
+            n = (size_t)(end - s->populated);
+        (void)madvise(s->populated, n, MADV_POPULATE_WRITE);
+        s->populated += n;
+    }
+#else
+    (void)s;
+    (void)upto;
+#endif
+}
+
+/* Takes the remote list of kind k onto the cache; returns how many came. */
+static unsigned take_remote(struct heist__worker *w, int k, void **first)
+{
+    /* Acquire: pairs with the pushers' release CAS, so the links and
+     * whatever the freeing threads wrote before the free are visible
+     * before we reuse the memory. */
+    void *list = atomic_exchange_explicit(&w->remote[k], NULL,
+                                          memory_order_acquire);
+    *first = list;
+    if (!list)
+        return 0;
+    unsigned n = 1;
+    void *last = list;
+    for (void *q = *(void **)list; q; q = *(void **)q) {
+        last = q;
+        n++;
+    }
+    *(void **)last = w->cache[k];
+    w->cache[k] = list;
+    w->ncache[k] += n;
+    w->rec_out -= n;
+    return n;
+}
 
 void *heist__cache_get_slow(struct heist__worker *w, int kind, size_t size)
 {
-    if (w) {
-        /* Acquire: pairs with the pushers' release CAS, so the links and
-         * whatever the freeing workers wrote before the free are visible
-         * before we reuse the memory. */
-        void *list = atomic_exchange_explicit(&w->remote[kind], NULL,
-                                              memory_order_acquire);
-        if (list) {
-            unsigned n = 0;
-            void *last = list;
-            for (void *q = *(void **)list; q; q = *(void **)q) {
-                last = q;
-                n++;
-            }
-            *(void **)last = w->cache[kind];
-            w->cache[kind] = *(void **)list; /* list itself is returned */
-            w->ncache[kind] += n;
-            return list;
-        }
+    if (!w) {
+        struct heist__rec *r = malloc(sizeof(*r) + size);
+        if (!r)
+            return NULL;
+        r->sched_id = 0;
+        r->owner = 0;
+        r->kind = (uint32_t)kind;
+        return r + 1;
     }
-    struct heist__rec *r = malloc(sizeof(*r) + size);
-    if (!r)
-        return NULL;
-    r->sched_id = w ? w->sched->id : 0;
-    r->owner = w ? w->index : 0;
-    r->kind = (uint32_t)kind;
+    void *p;
+    if (take_remote(w, kind, &p)) {
+        w->cache[kind] = *(void **)p;
+        w->ncache[kind]--;
+        w->rec_out++;
+        return p;
+    }
+    size_t need = sizeof(struct heist__rec) + ((size + 15) & ~(size_t)15);
+    if (heist__unlikely((size_t)(w->bump_end - w->bump) < need)) {
+        size_t ssize = w->slabs ? w->slabs->size * 2 : SLAB_MIN;
+        if (ssize > SLAB_MAX)
+            ssize = SLAB_MAX;
+        if (need > ssize - SLAB_HEAD)
+            return NULL;
+        struct heist__slab *s = slab_new(ssize);
+        if (!s)
+            return NULL;
+        s->next = w->slabs;
+        w->slabs = s;
+        w->bump = (char *)s + SLAB_HEAD;
+        w->bump_end = (char *)s + ssize;
+    }
+    struct heist__rec *r = (struct heist__rec *)(void *)w->bump;
+    w->bump += need;
+    if (heist__unlikely(w->bump > w->slabs->populated))
+        slab_populate(w->slabs, w->bump);
+    w->slabs->carved++;
+    r->sched_id = w->sched->id;
+    r->owner = w->index;
+    r->kind = (uint32_t)kind | HEIST__REC_SLAB;
+    w->rec_out++;
     return r + 1;
+}
+
+/* Pushes r on its owner's remote list (s is its scheduler, live). */
+static void push_remote(struct heist_sched *s, void *arg)
+{
+    struct heist__rec *r = arg;
+    void *p = r + 1;
+    struct heist__worker *o = s->workers[r->owner];
+    _Atomic(void *) *head = &o->remote[HEIST__REC_KIND(r->kind)];
+    /* Relaxed: the CAS below publishes. */
+    void *old = atomic_load_explicit(head, memory_order_relaxed);
+    do {
+        *(void **)p = old;
+        /* Release: pairs with the owner's acquire exchange. */
+    } while (!atomic_compare_exchange_weak_explicit(
+        head, &old, p, memory_order_release, memory_order_relaxed));
 }
 
 void heist__cache_put_slow(struct heist__worker *w, struct heist__rec *r)
 {
-    void *p = r + 1;
-    if (w && r->sched_id == w->sched->id && r->owner != w->index) {
-        /* Another worker of our (live) scheduler made it. */
-        struct heist__worker *o = w->sched->workers[r->owner];
-        _Atomic(void *) *head = &o->remote[r->kind];
-        /* Relaxed: the CAS below publishes. */
-        void *old = atomic_load_explicit(head, memory_order_relaxed);
-        do {
-            *(void **)p = old;
-            /* Release: pairs with the owner's acquire exchange. */
-        } while (!atomic_compare_exchange_weak_explicit(
-            head, &old, p, memory_order_release, memory_order_relaxed));
+    if (!(r->kind & HEIST__REC_SLAB)) {
+        free(r); /* a plain thread's record */
         return;
     }
-    /* A plain thread's record, another scheduler's, or our cache is full. */
-    free(r);
-}
-
-static void free_list(void *p)
-{
-    while (p) {
-        void *next = *(void **)p;
-        free((struct heist__rec *)p - 1);
-        p = next;
+    if (w && r->sched_id == w->sched->id) {
+        /* Another worker of our (live) scheduler made it. */
+        push_remote(w->sched, r);
+        return;
     }
+    /* A plain thread, or a worker of another scheduler: back to the owner
+     * if its scheduler lives (the registry's lock keeps it alive while we
+     * push), else one kept record fewer in its slab. */
+    if (heist__sched_if_live(r->sched_id, push_remote, r))
+        return;
+    struct heist__slab *s = slab_of(r);
+    /* acq_rel: see struct heist__slab. */
+    if (atomic_fetch_sub_explicit(&s->orphan, 1, memory_order_acq_rel) == 1)
+        slab_free(s);
 }
 
 void heist__cache_fini(struct heist__worker *w)
 {
+    void *unused;
+    for (int k = 0; k < HEIST__NCACHE; k++)
+        take_remote(w, k, &unused);
+    struct heist__slab *s = w->slabs, *next;
+    if (w->rec_out != 0) {
+        /* The program keeps some records: count the cached ones. */
+        for (int k = 0; k < HEIST__NCACHE; k++)
+            for (void *p = w->cache[k]; p; p = *(void **)p)
+                slab_of((struct heist__rec *)p - 1)->cached++;
+    }
+    for (; s; s = next) {
+        next = s->next;
+        uint64_t kept = w->rec_out ? (uint64_t)s->carved - s->cached : 0;
+        if (kept == 0) {
+            slab_free(s);
+            continue;
+        }
+        /* acq_rel: as in put_slow; frees since the scheduler left the
+         * registry already took theirs off the bias. */
+        if (atomic_fetch_sub_explicit(&s->orphan, ORPHAN_BIAS - kept,
+                                      memory_order_acq_rel) ==
+            ORPHAN_BIAS - kept)
+            slab_free(s);
+    }
+    w->slabs = NULL;
+    w->bump = w->bump_end = NULL;
     for (int k = 0; k < HEIST__NCACHE; k++) {
-        free_list(w->cache[k]);
         w->cache[k] = NULL;
         w->ncache[k] = 0;
-        /* Relaxed: every worker has been joined (their pushes happen
-         * before the joins). */
-        free_list(atomic_exchange_explicit(&w->remote[k], NULL,
-                                           memory_order_relaxed));
     }
+    w->rec_out = 0;
 }

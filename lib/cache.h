@@ -9,6 +9,9 @@
 
 /* The record kinds (at most HEIST__NCACHE). */
 enum { HEIST__C_TASK = 0, HEIST__C_WAIT, HEIST__C_FUTURE, HEIST__C_CALLBACK };
+/* In a record's kind: carved from a slab (else an ordinary malloc block). */
+#define HEIST__REC_SLAB 0x100u
+#define HEIST__REC_KIND(k) ((k) & 0xffu)
 
 /* Every record is preceded by this header, written once when the record's
  * memory is first allocated: which worker's cache it belongs to. */
@@ -16,17 +19,14 @@ struct heist__rec {
     uint64_t sched_id;  /* the owner's scheduler (registry.c id), or 0: a
                            record made on a thread that is not a worker */
     uint32_t owner;     /* the owner's worker index */
-    uint32_t kind;      /* HEIST__C_* */
+    uint32_t kind;      /* HEIST__C_*, with HEIST__REC_SLAB */
 };
 _Static_assert(sizeof(struct heist__rec) % 16 == 0,
                "records keep malloc's 16-byte alignment");
 
-/* Out of line: the remote list, malloc, free. */
+/* Out of line: the remote list, a new slab, a free from elsewhere. */
 void *heist__cache_get_slow(struct heist__worker *w, int kind, size_t size);
 void heist__cache_put_slow(struct heist__worker *w, struct heist__rec *r);
-
-/* Records kept per kind and worker before they go back to malloc. */
-enum { HEIST__CACHE_MAX = 1 << 18 };
 
 /* A record of `size` bytes of the given kind (every caller of one kind
  * passes the same size), or NULL when out of memory. Any thread. */
@@ -37,32 +37,36 @@ static inline void *heist__cache_get(int kind, size_t size)
     if (heist__likely(w && (p = w->cache[kind]))) {
         w->cache[kind] = *(void **)p;
         w->ncache[kind]--;
+        w->rec_out++;
         return p;
     }
     return heist__cache_get_slow(w, kind, size);
 }
 
 /* Gives a record back; any thread. A record goes back to the cache of the
- * worker that made it: its own, or, from another worker of the same
- * scheduler, that worker's remote list. */
+ * worker that made it: its own, or, from anywhere else while its scheduler
+ * lives, that worker's remote list. */
 static inline void heist__cache_put(int kind, void *p)
 {
     (void)kind;
     struct heist__worker *w = heist__self_get();
     struct heist__rec *r = (struct heist__rec *)p - 1;
     if (heist__likely(w && r->owner == w->index &&
-                      r->sched_id == w->sched->id &&
-                      w->ncache[r->kind] < HEIST__CACHE_MAX)) {
-        *(void **)p = w->cache[r->kind];
-        w->cache[r->kind] = p;
-        w->ncache[r->kind]++;
+                      r->sched_id == w->sched->id)) {
+        uint32_t k = HEIST__REC_KIND(r->kind);
+        *(void **)p = w->cache[k];
+        w->cache[k] = p;
+        w->ncache[k]++;
+        w->rec_out--;
         return;
     }
     heist__cache_put_slow(w, r);
 }
 
-/* Frees a worker's caches and remote lists: after every worker of its
- * scheduler has stopped (sched.c). */
+/* Frees a worker's caches, remote lists and slabs (slabs that still hold
+ * records a program kept go when the last of those is freed): after every
+ * worker of its scheduler has stopped and the scheduler left the registry
+ * (sched.c). */
 void heist__cache_fini(struct heist__worker *w);
 
 #endif /* HEIST_CACHE_H */

@@ -54,6 +54,22 @@ bool heist__sched_hold_callback(struct heist_sched *s, uint64_t id)
     return live;
 }
 
+bool heist__sched_if_live(uint64_t id,
+                          void (*fn)(struct heist_sched *s, void *arg),
+                          void *arg)
+{
+    bool live = false;
+    pthread_mutex_lock(&reg_lock);
+    for (struct heist_sched *p = reg_head; p; p = p->reg_next)
+        if (p->id == id) {
+            fn(p, arg);
+            live = true;
+            break;
+        }
+    pthread_mutex_unlock(&reg_lock);
+    return live;
+}
+
 int heist__sched_retire(struct heist_sched *s)
 {
     int err = 0;

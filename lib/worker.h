@@ -60,9 +60,13 @@ struct heist__worker {
     heist__then_fn then;           /* left for the next fiber, with: */
     struct heist__fiber *then_from;
     void *then_arg;
-    /* Owner-only caches of freed records (cache.c). */
+    /* Owner-only caches of freed records, and the slabs records are carved
+     * from (cache.c). */
     void *cache[HEIST__NCACHE];
     unsigned ncache[HEIST__NCACHE];
+    struct heist__slab *slabs;     /* every slab of this worker */
+    char *bump, *bump_end;         /* the current slab's free part */
+    int64_t rec_out;               /* records handed out, not back */
     void *altstack;                /* the signal stack (overflow reports) */
     size_t altstack_size;
     struct heist__counters ctr;
@@ -169,6 +173,11 @@ bool heist__sched_hold_callback(struct heist_sched *s, uint64_t id);
  * list and returns 0, or leaves it and returns EBUSY (callbacks wait on
  * pending futures) or EAGAIN (work was queued meanwhile: wait again). */
 int heist__sched_retire(struct heist_sched *s);
+/* Runs fn(s, arg) under the registry's lock if the scheduler with this id
+ * is live, and returns true; s cannot retire meanwhile. */
+bool heist__sched_if_live(uint64_t id,
+                          void (*fn)(struct heist_sched *s, void *arg),
+                          void *arg);
 
 /* ---- worker.c ----------------------------------------------------------- */
 /* A worker thread's start routine. */

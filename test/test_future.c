@@ -511,6 +511,87 @@ Test(future, spawn_from_plain_thread_and_await)
     expect_clean();
 }
 
+/* ---- records that outlive their scheduler ---------------------------------
+ * Task records and futures made on workers are carved from the workers'
+ * slabs. A program may keep them past heist_sched_free: the results stay
+ * readable, and each one freed later (on a plain thread, on a worker of
+ * another scheduler, from several threads at once) gives its slab back
+ * when it is the last (the asan preset's LeakSanitizer checks that). Freed
+ * while the scheduler lives, from a plain thread, they go back to their
+ * workers' caches. */
+#define KEPT 20000
+
+struct kept {
+    heist_future *f[KEPT];
+};
+
+static void *make_kept(void *arg)
+{
+    struct kept *k = arg;
+    for (long i = 0; i < KEPT; i++) {
+        if (i % 2) {
+            k->f[i] = heist_future_new();
+            if (!k->f[i] || heist_future_set_result(k->f[i], VAL(i + 1)))
+                return VAL(1);
+        } else {
+            k->f[i] = heist_spawn(NULL, add_one, VAL(i));
+            if (!k->f[i])
+                return VAL(2);
+        }
+    }
+    heist_future *all = heist_gather(k->f, KEPT);
+    if (!all || heist_await(all, NULL))
+        return VAL(3);
+    heist_future_unref(all);
+    return NULL;
+}
+
+struct unref_range {
+    struct kept *k;
+    long from, to, bad;
+};
+
+static void *unref_range(void *arg)
+{
+    struct unref_range *u = arg;
+    for (long i = u->from; i < u->to; i++) {
+        void *v = NULL;
+        if (heist_future_result(u->k->f[i], &v) || v != VAL(i + 1))
+            u->bad++;
+        heist_future_unref(u->k->f[i]);
+    }
+    return NULL;
+}
+
+Test(future, records_outlive_their_scheduler)
+{
+    static struct kept k;
+    for (unsigned nw = 1; nw <= 4; nw *= 2) {
+        heist_sched *s = new_sched(nw);
+        cr_assert_null(run_main(s, make_kept, &k));
+        /* A quarter freed while s lives, from this plain thread. */
+        struct unref_range a = {&k, 0, KEPT / 4, 0};
+        unref_range(&a);
+        cr_assert_eq(a.bad, 0);
+        free_sched(s);
+        /* A quarter from a worker of another scheduler, the rest from two
+         * plain threads at once. */
+        heist_sched *s2 = new_sched(2);
+        struct unref_range b = {&k, KEPT / 4, KEPT / 2, 0};
+        cr_assert_null(run_main(s2, unref_range, &b));
+        cr_assert_eq(b.bad, 0);
+        struct unref_range c = {&k, KEPT / 2, 3 * KEPT / 4, 0};
+        struct unref_range d = {&k, 3 * KEPT / 4, KEPT, 0};
+        pthread_t th[2] = {start_thread(unref_range, &c),
+                           start_thread(unref_range, &d)};
+        pthread_join(th[0], NULL);
+        pthread_join(th[1], NULL);
+        cr_assert_eq(c.bad + d.bad, 0, "%u workers", nw);
+        free_sched(s2);
+    }
+    expect_clean();
+}
+
 /* A task completes a future a plain thread is blocked on, and the plain
  * thread sees the task's plain writes made before the completion. */
 struct handoff {
