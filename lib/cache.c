@@ -159,7 +159,6 @@ static unsigned take_remote(struct heist__worker *w, int k, void **first)
     }
     *(void **)last = w->cache[k];
     w->cache[k] = list;
-    w->ncache[k] += n;
     w->rec_out -= n;
     return n;
 }
@@ -178,7 +177,6 @@ void *heist__cache_get_slow(struct heist__worker *w, int kind, size_t size)
     void *p;
     if (take_remote(w, kind, &p)) {
         w->cache[kind] = *(void **)p;
-        w->ncache[kind]--;
         w->rec_out++;
         return p;
     }
@@ -277,7 +275,6 @@ void heist__cache_fini(struct heist__worker *w)
     w->bump = w->bump_end = NULL;
     for (int k = 0; k < HEIST__NCACHE; k++) {
         w->cache[k] = NULL;
-        w->ncache[k] = 0;
     }
     w->rec_out = 0;
 }

@@ -36,7 +36,6 @@ static inline void *heist__cache_get(int kind, size_t size)
     void *p;
     if (heist__likely(w && (p = w->cache[kind]))) {
         w->cache[kind] = *(void **)p;
-        w->ncache[kind]--;
         w->rec_out++;
         return p;
     }
@@ -56,7 +55,6 @@ static inline void heist__cache_put(int kind, void *p)
         uint32_t k = HEIST__REC_KIND(r->kind);
         *(void **)p = w->cache[k];
         w->cache[k] = p;
-        w->ncache[k]++;
         w->rec_out--;
         return;
     }

@@ -63,7 +63,6 @@ struct heist__worker {
     /* Owner-only caches of freed records, and the slabs records are carved
      * from (cache.c). */
     void *cache[HEIST__NCACHE];
-    unsigned ncache[HEIST__NCACHE];
     struct heist__slab *slabs;     /* every slab of this worker */
     char *bump, *bump_end;         /* the current slab's free part */
     int64_t rec_out;               /* records handed out, not back */
