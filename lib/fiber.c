@@ -67,14 +67,23 @@ static void fiber_entry(void *arg);
 static void write_num(size_t n);
 static void write_str(const char *s);
 
-/* The canary: the lowest HEIST__CANARY_WORDS words of an unguarded stack. They
- * are never written but by an overflow (a frame that reaches them is one),
- * and they start as zero: fresh and given-back memory reads as zero, so
- * the canary costs no page until an overflow writes it. */
+/* The canary of an unguarded stack: the HEIST__CANARY_WORDS words just
+ * below its region (fiber.h), at the top of the slot below, above that
+ * slot's stack. They are never written but by an overflow that crossed
+ * the whole region (a frame that reaches them is one), and they start as
+ * zero. They are not at the stack's own bottom because that page is
+ * never written: memory that is only read maps the kernel's zero page,
+ * and under some hypervisors (shadow paging) every read of such a page
+ * traps, several microseconds each, at every switch; the page of the slot
+ * below holds that slot's first frame, so the canary costs neither a page
+ * nor a trap. An overflow that stays within the region writes memory that
+ * nothing else uses; the switch reports it when its frame is still there
+ * (the frame check below), not after it returned. */
 
 static bool canary_ok(const struct heist__fiber *f)
 {
-    const uint64_t *c = (const uint64_t *)(const void *)f->stack_lo;
+    const uint64_t *c =
+        (const uint64_t *)(const void *)(f->map - HEIST__CANARY_BYTES);
     uint64_t any = 0;
     for (int i = 0; i < HEIST__CANARY_WORDS; i++)
         any |= c[i];
@@ -86,7 +95,8 @@ static bool canary_ok(const struct heist__fiber *f)
  * it: ctx_*.S): f will run fiber_entry. */
 void heist__fiber_make(struct heist__fiber *f)
 {
-    char *top = f->map + f->map_size;
+    /* The highest words of the slot are the canary of the slot above. */
+    char *top = f->map + f->map_size - HEIST__CANARY_BYTES;
     cds_wfcq_node_init(&f->it.node);
     f->next = NULL;
     f->wake = 0;
@@ -156,12 +166,11 @@ do_switch(struct heist__fiber *from, struct heist__fiber *to)
          * frame below its bottom (or a canary written by a deeper call
          * that has returned) is an overflow. */
         if (heist__unlikely(!from->guarded &&
-                            (frame < from->stack_lo + 8 * HEIST__CANARY_WORDS ||
-                             !canary_ok(from)))) {
-            write_str("heist: fatal: stack overflow in a task (the canary at "
-                      "the bottom of its unguarded stack of ");
+                            (frame < from->stack_lo || !canary_ok(from)))) {
+            write_str("heist: fatal: stack overflow in a task (the end of "
+                      "its unguarded stack of ");
             write_num(from->stack_size);
-            write_str(" bytes was overwritten; raise heist_config.stack_size "
+            write_str(" bytes was passed; raise heist_config.stack_size "
                       "or HEIST_STACK_SIZE)\n");
             abort();
         }

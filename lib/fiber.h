@@ -83,9 +83,13 @@ struct heist__stacks {
 };
 
 /* Below every stack, a region of HEIST__GUARD_SIZE (PROT_NONE for guarded
- * stacks); an unguarded stack's lowest HEIST__CANARY_WORDS words are its
- * canary (zero, written only by an overflow). stack.c, fiber.c. */
+ * stacks). An unguarded stack's canary is the HEIST__CANARY_WORDS words
+ * just below its region: the highest words of the slot below (above that
+ * slot's stack top), or of its chunk's head for a chunk's first slot, so
+ * they share a page that is written anyway (zero, written only by an
+ * overflow). stack.c, fiber.c. */
 enum { HEIST__GUARD_SIZE = 64 * 1024, HEIST__CANARY_WORDS = 16 };
+#define HEIST__CANARY_BYTES (8 * (size_t)HEIST__CANARY_WORDS)
 
 /* Wake reasons (heist__suspend's result). */
 enum { HEIST__WAKE_OK = 1, HEIST__WAKE_TIMEOUT, HEIST__WAKE_CANCEL };

@@ -18,13 +18,16 @@
  * few hundred mappings). The pools hand out the hottest stacks first, and
  * the first slots carved are the guarded ones, so a program with few
  * fibers runs on guarded stacks only. Every other stack keeps the region
- * writable and a canary at its bottom that every switch away from the
- * fiber checks (with the frame of the switch itself): an overflow of those
- * is reported at the task's next switch (before anything else runs on that
- * worker), never silent as long as it stays within the region. The canary
- * is zero: nothing but an overflow writes there, and fresh or given-back
- * memory reads as zero, so it costs no page (an overflow that writes only
- * zeros there and returns before the switch goes unseen).
+ * writable, as room for an overflow, and a canary below the region (the
+ * top words of the slot below, fiber.h) that every switch away from the
+ * fiber checks, with the frame of the switch itself: an overflow is
+ * reported at the task's next switch (before anything else runs on that
+ * worker) if it is still in the region then or if it went through the
+ * region. One that went into the region and returned wrote only memory
+ * that nothing uses and goes unreported. The canary is zero: nothing but
+ * an overflow writes there (one that writes only zeros there goes
+ * unseen), and it shares the page of the first frame of the slot below,
+ * so it costs no page of its own.
  *
  * Pools: a stack that a fiber no longer needs goes to its worker's pool
  * (owner-only, no lock, last in first out: the next suspension takes the
@@ -156,10 +159,13 @@ static size_t guard_bytes(void)
     return (HEIST__GUARD_SIZE + ps - 1) & ~(ps - 1);
 }
 
+/* A slot: the region, the stack, and the canary of the slot above it
+ * (fiber.h), so the stack keeps all of stack_size. */
 static size_t slot_bytes(const struct heist_sched *s)
 {
     size_t ps = page_size();
-    return guard_bytes() + ((s->stack_size + ps - 1) & ~(ps - 1));
+    return guard_bytes() +
+           ((s->stack_size + HEIST__CANARY_BYTES + ps - 1) & ~(ps - 1));
 }
 
 /* A new chunk of st's scheduler s, the next in size; NULL when even a
@@ -180,7 +186,9 @@ static struct heist__stack_chunk *chunk_new(struct heist_sched *s,
                          HEIST_CACHELINE - 1) &
                         ~(size_t)(HEIST_CACHELINE - 1);
     for (;;) {
-        size_t head = (fibers_off + n * sizeof(struct heist__fiber) + ps - 1) &
+        /* The head ends with the canary of the first slot. */
+        size_t head = (fibers_off + n * sizeof(struct heist__fiber) +
+                       HEIST__CANARY_BYTES + ps - 1) &
                       ~(ps - 1);
         size_t total = head + n * slot;
         char *map = mmap(NULL, total, PROT_READ | PROT_WRITE,
@@ -196,6 +204,9 @@ static struct heist__stack_chunk *chunk_new(struct heist_sched *s,
             c->nslots = n;
             c->carved = 0;
             c->fibers = (struct heist__fiber *)(void *)(map + fibers_off);
+            /* Zero already; written so that its page is memory of its own,
+             * not the zero page (fiber.c, canary_ok). */
+            memset(c->slots - HEIST__CANARY_BYTES, 0, HEIST__CANARY_BYTES);
             c->next = st->chunks;
             st->chunks = c;
             st->nchunks++;
@@ -225,7 +236,7 @@ static struct heist__fiber *slot_carve(struct heist_sched *s,
     f->map = c->slots + i * c->slot;
     f->map_size = c->slot;
     f->stack_lo = f->map + guard;
-    f->stack_size = c->slot - guard;
+    f->stack_size = c->slot - guard - HEIST__CANARY_BYTES;
     /* Relaxed (here and in heist__stacks_fini): a count against a soft
      * limit; it orders nothing. */
     if (st->guarded < GUARDS_PER_SCHED &&

@@ -3,7 +3,7 @@
  * message that says "stack overflow" on stderr, and the process must die,
  * instead of corrupting memory or dying with a bare SIGSEGV.
  *
- * Usage: test_overflow fresh|resumed|forked|bigframe|canary
+ * Usage: test_overflow fresh|resumed|forked|bigframe|canary|through
  *   fresh:    heist_run's main task recurses at once;
  *   resumed:  a spawned task first awaits a future another task completes
  *             and sleeps (it runs on a fiber that was suspended and may have
@@ -14,7 +14,11 @@
  *             would be skipped);
  *   canary:   guard regions off (HEIST_STACK_GUARD=0): the task overflows a
  *             little into the writable region below its stack and sleeps
- *             there; the check at its switch reports it.
+ *             there; the check at its switch reports it;
+ *   through:  guard regions off, one worker: the task goes through its
+ *             stack and the whole region below it (frames that fill
+ *             every byte), returns, then sleeps; the canary below the
+ *             region, checked at that switch, reports it.
  *
  * The overflow happens in a child process; this process reads the child's
  * stderr, copies it to its own, and exits 0 only if the child was killed
@@ -23,6 +27,7 @@
  */
 #include <heist/heist.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,12 +137,41 @@ static void *canary_main(void *arg)
     return (void *)recurse_sleep(70, NULL);
 }
 
+/* Frames that write every byte, until the deepest is `bytes` below
+ * `start`. */
+__attribute__((noinline)) static long fill_down(uintptr_t start,
+                                                size_t bytes, char *up)
+{
+    char buf[1024];
+    memset(buf, 0x5a, sizeof(buf));
+    /* The compiler must assume the asm reads all of buf: the memset stays. */
+    __asm__ __volatile__("" : : "r"(buf) : "memory");
+    if (up)
+        up[0] = buf[1];
+    if (start - (uintptr_t)buf >= bytes)
+        return buf[2];
+    return fill_down(start, bytes, buf) + buf[3];
+}
+
+static void *through_main(void *arg)
+{
+    (void)arg;
+    char start = 0;
+    /* A 64 KiB stack, the 64 KiB region and the canary below it, and a
+     * little more; then back up, and the sleep switches away. */
+    long r = fill_down((uintptr_t)&start, 136 * 1024, NULL);
+    heist_sleep(1000000);
+    return (void *)r;
+}
+
 /* The child: overflows, and should never get past heist_run. */
 static int child(const char *mode)
 {
-    if (strcmp(mode, "canary") == 0)
+    bool through = strcmp(mode, "through") == 0;
+    if (strcmp(mode, "canary") == 0 || through)
         setenv("HEIST_STACK_GUARD", "0", 1);
-    heist_config cfg = {.workers = 2, .stack_size = 64 * 1024};
+    /* through: one worker, so no other thread runs on the slot below. */
+    heist_config cfg = {.workers = through ? 1 : 2, .stack_size = 64 * 1024};
     heist_sched *s;
     if (heist_sched_new(&cfg, &s) != 0) {
         fprintf(stderr, "test_overflow: heist_sched_new failed\n");
@@ -147,6 +181,7 @@ static int child(const char *mode)
                   : strcmp(mode, "resumed") == 0  ? resumed_main
                   : strcmp(mode, "bigframe") == 0 ? bigframe_main
                   : strcmp(mode, "canary") == 0   ? canary_main
+                  : through                       ? through_main
                                                   : forked_main;
     heist_run(s, fn, NULL, NULL);
     fprintf(stderr, "test_overflow: the recursion returned\n");
@@ -157,8 +192,9 @@ int main(int argc, char **argv)
 {
     if (argc != 2 || (strcmp(argv[1], "fresh") && strcmp(argv[1], "resumed") &&
                       strcmp(argv[1], "forked") && strcmp(argv[1], "bigframe") &&
-                      strcmp(argv[1], "canary"))) {
-        fprintf(stderr, "usage: %s fresh|resumed|forked|bigframe|canary\n",
+                      strcmp(argv[1], "canary") && strcmp(argv[1], "through"))) {
+        fprintf(stderr,
+                "usage: %s fresh|resumed|forked|bigframe|canary|through\n",
                 argv[0]);
         return 2;
     }
