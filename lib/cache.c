@@ -44,12 +44,8 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef HEIST_ASAN
 #define SLAB_MALLOC 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SLAB_MALLOC 1
-#endif
 #endif
 
 #ifndef MADV_POPULATE_WRITE
@@ -57,8 +53,16 @@
 #endif
 
 enum { SLAB_MIN = 1 << 18, SLAB_MAX = 1 << 26, SLAB_HEAD = 64 };
-/* Pages are asked for this much at a time as the slab fills. */
-enum { SLAB_POPULATE = 1 << 18 };
+/* Pages are asked for this much at a time as the slab fills; slabs of
+ * SLAB_HUGE bytes or more (aligned to it, as every slab starts at a
+ * SLAB_MAX boundary) ask for transparent huge pages and are populated a
+ * huge page at a time. The first 1.75 MiB of a worker's records stay in
+ * small pages, so a small program does not hold 2 MiB per worker; a busy
+ * one takes a fault per 2 MiB instead of per 4 KiB. A fault costs about
+ * 10 us on a virtual machine with shadow page tables (measured: 64 MiB
+ * touched a page at a time took 160 ms; populated in 256 KiB calls, 12 ms
+ * plus 70 ms for the first touches; as huge pages, 3.5 ms). */
+enum { SLAB_POPULATE = 1 << 18, SLAB_HUGE = 1 << 21 };
 #define ORPHAN_BIAS ((uint64_t)1 << 62)
 
 struct heist__slab {
@@ -76,18 +80,24 @@ _Static_assert(sizeof(struct heist__slab) <= SLAB_HEAD, "slab header");
 
 static struct heist__slab *slab_of(struct heist__rec *r)
 {
+#ifdef SLAB_MALLOC
+    return r->slab;
+#else
     return (struct heist__slab *)((uintptr_t)r & ~(uintptr_t)(SLAB_MAX - 1));
+#endif
 }
 
 static struct heist__slab *slab_new(size_t size)
 {
 #ifdef SLAB_MALLOC
     /* Under AddressSanitizer: a heap block, so LeakSanitizer still sees a
-     * slab whose records the library lost. */
-    void *m;
-    if (posix_memalign(&m, SLAB_MAX, size))
+     * slab whose records the library lost; not aligned to SLAB_MAX (ASan
+     * would map and clear the shadow of twice that alignment for each:
+     * 60 ms a slab on a machine where page faults are slow), so records
+     * name their slab. */
+    char *a = malloc(size);
+    if (!a)
         return NULL;
-    char *a = m;
 #else
     size_t len = size + SLAB_MAX;
     char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
@@ -100,6 +110,11 @@ static struct heist__slab *slab_new(size_t size)
         munmap(p, (size_t)(a - p));
     if (a + size < p + len)
         munmap(a + size, (size_t)(p + len - (a + size)));
+#ifdef MADV_HUGEPAGE
+    /* An error (no THP in this kernel) leaves small pages. */
+    if (size >= SLAB_HUGE)
+        (void)madvise(a, size, MADV_HUGEPAGE);
+#endif
 #endif
     struct heist__slab *s = (struct heist__slab *)(void *)a;
     s->next = NULL;
@@ -127,8 +142,9 @@ static void slab_populate(struct heist__slab *s, const char *upto)
 {
 #ifndef SLAB_MALLOC
     char *end = (char *)s + s->size;
+    size_t step = s->size >= SLAB_HUGE ? SLAB_HUGE : SLAB_POPULATE;
     while (s->populated < upto && s->populated < end) {
-        size_t n = SLAB_POPULATE;
+        size_t n = step;
         if ((size_t)(end - s->populated) < n)
             n = (size_t)(end - s->populated);
         (void)madvise(s->populated, n, MADV_POPULATE_WRITE);
@@ -196,6 +212,9 @@ void *heist__cache_get_slow(struct heist__worker *w, int kind, size_t size)
         w->bump_end = (char *)s + ssize;
     }
     struct heist__rec *r = (struct heist__rec *)(void *)w->bump;
+#ifdef SLAB_MALLOC
+    r->slab = w->slabs;
+#endif
     w->bump += need;
     if (heist__unlikely(w->bump > w->slabs->populated))
         slab_populate(w->slabs, w->bump);

@@ -20,6 +20,12 @@ struct heist__rec {
                            record made on a thread that is not a worker */
     uint32_t owner;     /* the owner's worker index */
     uint32_t kind;      /* HEIST__C_*, with HEIST__REC_SLAB */
+#ifdef HEIST_ASAN
+    /* Under AddressSanitizer slabs are plain heap blocks (cache.c), not
+     * aligned to SLAB_MAX: the record names its slab. */
+    struct heist__slab *slab;
+    uint64_t pad;
+#endif
 };
 _Static_assert(sizeof(struct heist__rec) % 16 == 0,
                "records keep malloc's 16-byte alignment");
