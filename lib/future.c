@@ -251,14 +251,14 @@ static void callback_run(struct heist__item *it)
                     (const void *)n->cb);
     heist_future_unref(n->fut);
     heist__cache_put(HEIST__C_CALLBACK, n);
-    heist__live_dec(s);
+    heist__live_down(&s->live, heist__live_index(s));
 }
 
 static void schedule_callback(struct cbnode *n, heist_future *f)
 {
     n->it.run = callback_run;
     n->fut = heist_future_ref(f);
-    heist__live_inc(n->sched);
+    heist__live_up(&n->sched->live, heist__live_index(n->sched));
     heist__make_runnable(n->sched, &n->it);
 }
 

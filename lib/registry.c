@@ -80,7 +80,7 @@ int heist__sched_retire(struct heist_sched *s)
      * read as zero. */
     if (atomic_load_explicit(&s->cb_waiting, memory_order_acquire) != 0)
         err = EBUSY;
-    else if (atomic_load_explicit(&s->live, memory_order_acquire) != 0)
+    else if (heist__live_count(&s->live) != 0)
         err = EAGAIN; /* a callback was scheduled meanwhile: wait again */
     else
         unlink_locked(s);

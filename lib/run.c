@@ -22,7 +22,7 @@ int heist_run(heist_sched *s, heist_fn main, void *arg, void **result)
     if (self && self->sched == s)
         return EDEADLK;
     struct heist__group group;
-    if (heist__group_init(&group))
+    if (heist__group_init(&group, s))
         return ENOMEM;
     /* Relaxed: heist_sched_free may not run concurrently with us (the
      * contract); the count is read there after we return. */

@@ -121,13 +121,28 @@ static void free_workers(struct heist_sched *s, unsigned n)
     heist__stacks_fini(&s->stacks);
 }
 
+/* The live counts and the struct (what comes before the timers). */
+static void sched_free_lives(struct heist_sched *s)
+{
+    struct heist__live *l = s->lives_free;
+    while (l) {
+        struct heist__live *next = l->next;
+        heist__live_fini(l);
+        free(l);
+        l = next;
+    }
+    pthread_mutex_destroy(&s->lives_lock);
+    heist__live_fini(&s->live);
+    free(s);
+}
+
 static void sched_dealloc(struct heist_sched *s)
 {
     cds_wfcq_destroy(&s->inj_head, &s->inj_tail);
     heist__timers_fini(&s->timers);
     if (s->trace) /* a failed creation: no file */
         heist__trace_discard(s->trace);
-    free(s);
+    sched_free_lives(s);
 }
 
 /* Stops and joins the first n started workers. */
@@ -177,16 +192,25 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
     s->nworkers = n;
     s->stack_size = stack_size;
     s->fiber_main = heist__worker_loop;
+    if (heist__live_init(&s->live, n)) {
+        free(s);
+        return ENOMEM;
+    }
+    if (pthread_mutex_init(&s->lives_lock, NULL)) {
+        heist__live_fini(&s->live);
+        free(s);
+        return ENOMEM;
+    }
     cds_wfcq_init(&s->inj_head, &s->inj_tail);
     /* The timers first: the stacks' fini disarms its trim timer. */
     err = heist__timers_init(&s->timers);
     if (err) {
-        free(s);
+        sched_free_lives(s);
         return err;
     }
     if (heist__stacks_init(&s->stacks, stack_pool, &s->timers)) {
         heist__timers_fini(&s->timers);
-        free(s);
+        sched_free_lives(s);
         return ENOMEM;
     }
     heist__fiber_global_init();
@@ -293,13 +317,9 @@ int heist_sched_free(heist_sched *s)
         heist__futex_wait(&s->quiet, q);
     }
     /* Then for every task (those spawned from other threads too) and
-     * scheduled callback. Acquire: pairs with the release decrements of
-     * heist__live_dec (worker.h). */
-    uint32_t live;
+     * scheduled callback (live.c). */
     for (;;) {
-        while ((live = atomic_load_explicit(&s->live,
-                                            memory_order_acquire)) != 0)
-            heist__futex_wait(&s->live, live);
+        heist__live_wait(&s->live);
         /* Callbacks waiting on pending futures keep s alive (EBUSY); once
          * none does, s leaves the registry, so no thread can register
          * one through a future any more (registry.c). */

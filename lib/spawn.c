@@ -28,6 +28,7 @@
 #include "spawn.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <sched.h>
 
 /* The task's spinlock: critical sections are a few list operations; a
@@ -160,11 +161,10 @@ struct heist__tk *heist__task_new(struct heist_sched *s, heist_fn fn,
     atomic_init(&t->fail_err, 0);
     CDS_INIT_LIST_HEAD(&t->glink);
     atomic_init(&t->in_group, false);
+    unsigned slot = heist__live_index(s);
     if (g)
-        /* Relaxed: heist__group_wait reads it (acquire) after the
-         * decrements that follow in its modification order. */
-        atomic_fetch_add_explicit(&g->live, 1, memory_order_relaxed);
-    heist__live_inc(s);
+        heist__live_up(g->live, slot);
+    heist__live_up(&s->live, slot);
     return t;
 }
 
@@ -199,12 +199,12 @@ static void task_end(struct heist__tk *t)
         pthread_mutex_unlock(&g->lock);
     }
     heist_future_unref(&t->f); /* the queue's reference */
-    /* Release: pairs with heist__group_wait's acquire load; the wake names
-     * the address only (heist_run's stack may be gone by then). */
-    if (g &&
-        atomic_fetch_sub_explicit(&g->live, 1, memory_order_release) == 1)
-        heist__futex_wake(&g->live, INT_MAX);
-    heist__live_dec(s);
+    /* g->live outlives g (the scheduler's pool): heist_run may have
+     * returned before we are done with its count. */
+    unsigned slot = heist__live_index(s);
+    if (g)
+        heist__live_down(g->live, slot);
+    heist__live_down(&s->live, slot);
 }
 
 /* The item's run function: starts the task on the calling worker. */
@@ -267,19 +267,45 @@ bool heist_cancelling(void)
 
 /* ---- groups (heist_run) ------------------------------------------------- */
 
-int heist__group_init(struct heist__group *g)
+int heist__group_init(struct heist__group *g, struct heist_sched *s)
 {
-    if (pthread_mutex_init(&g->lock, NULL))
+    g->sched = s;
+    pthread_mutex_lock(&s->lives_lock);
+    g->live = s->lives_free;
+    if (g->live)
+        s->lives_free = g->live->next;
+    pthread_mutex_unlock(&s->lives_lock);
+    if (!g->live) {
+        g->live = malloc(sizeof(*g->live));
+        if (!g->live)
+            return ENOMEM;
+        if (heist__live_init(g->live, s->nworkers)) {
+            free(g->live);
+            return ENOMEM;
+        }
+    }
+    if (pthread_mutex_init(&g->lock, NULL)) {
+        heist__group_put_live(s, g->live);
         return ENOMEM;
+    }
     CDS_INIT_LIST_HEAD(&g->waiting);
     atomic_init(&g->cancelling, false);
-    atomic_init(&g->live, 0);
     return 0;
+}
+
+void heist__group_put_live(struct heist_sched *s, struct heist__live *l)
+{
+    pthread_mutex_lock(&s->lives_lock);
+    l->next = s->lives_free;
+    s->lives_free = l;
+    pthread_mutex_unlock(&s->lives_lock);
 }
 
 void heist__group_destroy(struct heist__group *g)
 {
     pthread_mutex_destroy(&g->lock);
+    /* Its count is zero (heist__group_wait); ends may still read it. */
+    heist__group_put_live(g->sched, g->live);
 }
 
 void heist__group_cancel(struct heist__group *g)
@@ -298,8 +324,5 @@ void heist__group_cancel(struct heist__group *g)
 
 void heist__group_wait(struct heist__group *g)
 {
-    uint32_t live;
-    /* Acquire: pairs with the release decrements in task_end. */
-    while ((live = atomic_load_explicit(&g->live, memory_order_acquire)) != 0)
-        heist__futex_wait(&g->live, live);
+    heist__live_wait(g->live);
 }

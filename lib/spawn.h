@@ -14,9 +14,10 @@ struct heist__group {
                                      ended (under lock) */
     atomic_bool cancelling;       /* set (seq_cst, under lock) when main
                                      ends */
-    /* Its tasks not yet ended (main included); a futex:
-     * heist__group_wait waits for zero. */
-    _Atomic uint32_t live;
+    /* Its tasks not yet ended (main included): heist__group_wait waits
+     * for zero. From the scheduler's pool (worker.h): immutable. */
+    struct heist__live *live;
+    struct heist_sched *sched;    /* immutable */
 };
 
 /* A current wait of a task (wait.c embeds it in its wait node), listed in
@@ -54,8 +55,12 @@ struct heist__tk {
     atomic_bool in_group;
 };
 
-int heist__group_init(struct heist__group *g);
+/* ENOMEM. */
+int heist__group_init(struct heist__group *g, struct heist_sched *s);
+/* After heist__group_wait (or if no task of g was made). */
 void heist__group_destroy(struct heist__group *g);
+/* Gives a group's live count back to s's pool. */
+void heist__group_put_live(struct heist_sched *s, struct heist__live *l);
 /* Marks g cancelling and ends the current waits of its tasks as cancelled:
  * every later wait and every task not yet started sees it. */
 void heist__group_cancel(struct heist__group *g);

@@ -14,8 +14,9 @@
  *   ready.c                           make an item runnable; injection; wake
  *   stack.c                           stacks: chunks, pools, budget; suspend
  *   fiber.c ctx_*.S cache.c timer.c   frames, switch; records; timers
- *   deque.c readyq.c park.c trace.c util.c   (trace.c: event rings
- *                                     and the trace writer)
+ *   deque.c readyq.c trace.c          (trace.c: event rings and the
+ *                                     trace writer)
+ *   live.c park.c util.c              live counts; futexes, parking
  *
  * Upward edges are function pointers that the upper layer installs: every
  * queued item carries its run function (struct heist__item), a fiber switch

@@ -9,6 +9,7 @@
 
 #include "deque.h"
 #include "fiber.h"
+#include "live.h"
 #include "park.h"
 #include "readyq.h"
 #include "timer.h"
@@ -112,10 +113,15 @@ struct heist_sched {
      * victim's deque in the victim thread's storage (deque.c). Set before
      * the threads start; decremented (seq_cst) by each leaving worker. */
     _Atomic unsigned in_loop;
-    /* Tasks and scheduled callbacks not yet finished: incremented before
-     * they are queued, decremented (release) when they end; a futex:
+    /* Tasks and scheduled callbacks not yet finished: counted up before
+     * they are queued, down when they end (live.h, per worker):
      * heist_sched_free waits for zero. */
-    _Atomic uint32_t live;
+    struct heist__live live;
+    /* Live counts for heist_run's groups, free for reuse (under
+     * lives_lock): kept until the scheduler is freed, because an end may
+     * still read its count's wake flag after the count reached zero. */
+    pthread_mutex_t lives_lock;
+    struct heist__live *lives_free;
     /* Callbacks registered (heist_future_then) on futures still pending:
      * incremented before the push, decremented (release) once the
      * callback is scheduled (after live's increment) or dropped with its
@@ -129,20 +135,12 @@ struct heist_sched {
     bool stats_at_free;                  /* HEIST_STATS: immutable */
 };
 
-static inline void heist__live_inc(struct heist_sched *s)
+/* The slot of s's live counts (live.h) the calling thread writes: its
+ * worker's, or the shared one. */
+static inline unsigned heist__live_index(struct heist_sched *s)
 {
-    /* Relaxed: heist_sched_free reads it (acquire) only after the decrement
-     * that follows, in this counter's modification order. */
-    atomic_fetch_add_explicit(&s->live, 1, memory_order_relaxed);
-}
-
-static inline void heist__live_dec(struct heist_sched *s)
-{
-    /* Release: pairs with heist_sched_free's acquire load; everything the
-     * task did happens before the scheduler is freed. The wake names the
-     * address only (a stale one is tolerated by the kernel). */
-    if (atomic_fetch_sub_explicit(&s->live, 1, memory_order_release) == 1)
-        heist__futex_wake(&s->live, INT_MAX);
+    struct heist__worker *w = heist__self_get();
+    return w && w->sched == s ? w->index : s->nworkers;
 }
 
 /* ---- ready.c ------------------------------------------------------------ */
