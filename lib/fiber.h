@@ -43,6 +43,10 @@ struct heist__fiber {
      * stack was last made fresh: the pool charges an idle stack by it
      * (owner of the fiber). */
     char *low;
+    /* The worker it last suspended on: the one that resumes it compares
+     * (worker.c, "Running ahead"). Written by the fiber before it is
+     * published as waiting; read by its resumer (the wake orders it). */
+    struct heist__worker *slept_on;
     bool guarded;               /* the region below stack_lo is PROT_NONE */
     bool fresh;                 /* made (frame built) and not given back */
     int wake;                   /* why it was resumed: written by the

@@ -512,6 +512,12 @@ static void resume_run(struct heist__item *it)
     struct heist__fiber *f = caa_container_of(it, struct heist__fiber, it);
     struct heist__worker *w = heist__self_get();
     heist__count(&w->ctr.resumes);
+    if (f->slept_on == w)
+        w->resumed_here++;
+    else if (f->slept_on)
+        /* Relaxed: a statistic its worker reads now and then. */
+        atomic_fetch_add_explicit(&f->slept_on->resumed_away, 1,
+                                  memory_order_relaxed);
     heist__fiber_switch(w, f, heist__fiber_pool_then, NULL);
 }
 
@@ -525,6 +531,7 @@ int heist__suspend(heist__then_fn then, void *arg, int why)
     struct heist__tk *task =
         atomic_load_explicit(&w->task, memory_order_relaxed);
     heist__count(&w->ctr.suspends);
+    self->slept_on = w;
     if (heist__unlikely(w->tb != NULL)) {
         /* The running slice ends here; it goes on where we resume. */
         heist__trace_rec(w->tb, HEIST__TEV_SUSPEND, NULL, (uint32_t)why, 0);

@@ -6,7 +6,7 @@
  *   1. its run-next slot (the fiber a completion here just woke, ready.c),
  *      at most HEIST__RUNNEXT_MAX times in a row before one queued item;
  *   2. its own ready queue (spawned tasks, resumed fibers, callbacks), oldest
- *      first;
+ *      first (not while it pauses, "Running ahead" below);
  *   3. the other workers, starting at a random victim and trying each once:
  *      its fork deque (one frame), then its ready queue (the older half, up
  *      to STEAL_BATCH items, in one CAS, as Go's runqsteal: the first runs,
@@ -14,7 +14,8 @@
  *      searched for RUNNEXT_STEAL_AFTER rounds, its run-next slot (the
  *      owner had time to take it; Go waits too before it steals runnext);
  *      random start spreads thieves; a full round makes "found nothing"
- *      mean something;
+ *      mean something; ready items and run-next slots not while the thief
+ *      pauses;
  *   4. the injection queue (work from threads that are not workers).
  * Fairness: every INJECT_TICK-th search looks at the injection queue first
  * (Go's scheduler does the same with its global queue every 61 ticks), so
@@ -63,6 +64,12 @@ enum {
     INJECT_TICK = 61,
     STEAL_BATCH = 64,
     RUNNEXT_STEAL_AFTER = 60, /* of SPIN_ROUNDS: the owner had time */
+    /* Queued items started per window, and the pause after a window that
+     * did not pay, doubled for each such window in a row ("Running
+     * ahead"). */
+    READY_WINDOW = 64,
+    READY_PAUSE_MIN_NS = 100 * 1000,
+    READY_PAUSE_MAX_NS = 2 * 1000 * 1000,
 };
 
 static void start_searching(struct heist__worker *w)
@@ -116,6 +123,114 @@ static uint64_t next_random(struct heist__worker *w)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
+/* Running ahead. A worker that starts queued tasks which at once await
+ * what another worker is about to complete (a chain spawned ahead of its
+ * first link: hop i awaits future i, which hop i-1 resolves) puts each on
+ * a fresh stack to sleep there, and the other worker then resumes fibers
+ * instead of running tasks that would have found their future done. On
+ * 2 workers hops settled into that: one worker popped each hop from its
+ * queue just before the other, which resumed it, got there (a suspension
+ * and a cross-core resumption per hop: 10x the 1-worker time); and a
+ * thief took hops while main was still spawning them, each to sleep.
+ *
+ * So each worker counts, per window of READY_WINDOW queued items it
+ * started (its own queue's or stolen), what became of the fibers that went
+ * to sleep on it meanwhile: resumed here (foo awaits bar, queued together:
+ * that pays), resumed on another worker (`away`: the chain runs there), or
+ * still asleep. Then:
+ *   - if away + asleep >= half the window, it stops stealing ready items
+ *     for a while: 100 us, doubled for each such window in a row, up to
+ *     2 ms (it still steals forks and serves the injection queue);
+ *   - if away alone >= half the window and no other worker has a queue of
+ *     its own (the one resuming our sleepers will come for ours), it stops
+ *     starting items from its own queue as well, so the others take them
+ *     from its head, in order, behind the task about to complete.
+ * A window that pays ends the doubling. Its run-next items (resumptions
+ * its own completions made) always run. At most nworkers - 1 workers pause
+ * their own queue at once (npaused), and one that does wakes a sleeper.
+ * Owner-only state, but for npaused and resumed_away. */
+static bool ahead_steal_paused(const struct heist__worker *w)
+{
+    return w->ah_pause_until != 0;
+}
+
+static bool ahead_pop_paused(const struct heist__worker *w)
+{
+    return w->ah_pause_pops;
+}
+
+/* Ends w's pause once its time is up (every search calls it). */
+static void ahead_expire(struct heist__worker *w)
+{
+    if (heist__likely(w->ah_pause_until == 0) ||
+        heist__now_ns() < w->ah_pause_until)
+        return;
+    w->ah_pause_until = 0;
+    if (w->ah_pause_pops) {
+        w->ah_pause_pops = false;
+        /* Relaxed: a count that only bounds how many pause (above). */
+        atomic_fetch_sub_explicit(&w->sched->npaused, 1,
+                                  memory_order_relaxed);
+    }
+}
+
+/* Whether w may pause its own queue: no other worker has one (so those
+ * resuming w's sleepers will take it) and a pause place is free. */
+static bool ahead_may_pause_pops(struct heist__worker *w)
+{
+    struct heist_sched *s = w->sched;
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (i != w->index && heist__rq_has_work(&s->workers[i]->rq))
+            return false;
+    /* Relaxed: the count is its own only datum; no other memory is
+     * published through it. */
+    unsigned n = atomic_load_explicit(&s->npaused, memory_order_relaxed);
+    while (n + 1 < s->nworkers)
+        if (atomic_compare_exchange_weak_explicit(&s->npaused, &n, n + 1,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return true;
+    return false;
+}
+
+/* w starts k queued items. */
+static void ahead_started(struct heist__worker *w, size_t k)
+{
+    /* Relaxed: our own counter, and a statistic that stack.c adds to. */
+    uint64_t susp = atomic_load_explicit(&w->ctr.suspends,
+                                         memory_order_relaxed);
+    uint64_t away_now = atomic_load_explicit(&w->resumed_away,
+                                             memory_order_relaxed);
+    if (w->ah_started >= READY_WINDOW && w->ah_pause_until == 0) {
+        uint64_t slept = susp - w->ah_susp0;
+        uint64_t here = w->resumed_here - w->ah_here0;
+        uint64_t away = away_now - w->ah_away0;
+        uint64_t gone = slept > here ? slept - here : 0; /* away + asleep */
+        if (2 * gone >= w->ah_started) {
+            w->ah_pause_ns = w->ah_pause_ns == 0 ? READY_PAUSE_MIN_NS
+                             : w->ah_pause_ns >= READY_PAUSE_MAX_NS / 2
+                                 ? READY_PAUSE_MAX_NS
+                                 : 2 * w->ah_pause_ns;
+            w->ah_pause_until = heist__now_ns() + w->ah_pause_ns;
+            if (2 * away >= w->ah_started && ahead_may_pause_pops(w)) {
+                w->ah_pause_pops = true;
+                /* Our queue waits for the others: wake a sleeper. */
+                if (heist__rq_has_work(&w->rq))
+                    heist__park_wake_one(&w->sched->park);
+            }
+        } else {
+            w->ah_pause_ns = 0;
+        }
+        w->ah_started = 0;
+    }
+    if (w->ah_started == 0) {
+        w->ah_susp0 = susp;
+        w->ah_here0 = w->resumed_here;
+        w->ah_away0 = away_now;
+    }
+    w->ah_started += (uint32_t)k;
+}
+
 /* Steals from v (a frame, a batch of ready items, or, when late is set,
  * its run-next item) and runs the first thing stolen. */
 static bool steal_from(struct heist__worker *w, struct heist__worker *v,
@@ -137,9 +252,15 @@ static bool steal_from(struct heist__worker *w, struct heist__worker *v,
         heist__frame_run_stolen(f, t);
         return true;
     }
+    if (ahead_steal_paused(w)) {
+        heist__count(&w->ctr.failed_steals);
+        return false;
+    }
     struct heist__item *batch[STEAL_BATCH];
     size_t k = heist__rq_steal_batch(&v->rq, batch, STEAL_BATCH);
     struct heist__item *it = k ? batch[0] : NULL;
+    if (k)
+        ahead_started(w, 1);
     for (size_t i = 1; i < k; i++)
         if (heist__rq_push(&w->rq, batch[i]) != 0)
             heist__make_runnable(w->sched, batch[i]); /* no room: inject */
@@ -250,6 +371,7 @@ static struct heist__item *take_runnext(struct heist__worker *w)
 /* One thing to do, if there is one; late: searched a while already. */
 static bool find_and_run(struct heist__worker *w, bool late)
 {
+    ahead_expire(w);
     if (heist__unlikely(++w->tick == INJECT_TICK)) {
         w->tick = 0;
         if (run_injected(w))
@@ -266,8 +388,9 @@ static bool find_and_run(struct heist__worker *w, bool late)
         return true;
     }
     w->runnext_streak = 0;
-    it = heist__rq_pop(&w->rq);
+    it = ahead_pop_paused(w) ? NULL : heist__rq_pop(&w->rq);
     if (it) {
+        ahead_started(w, 1);
         found_work(w, false);
         it->run(it);
         return true;

@@ -36,6 +36,17 @@ struct heist__worker {
     uint32_t tick;                 /* owner-only: items taken (fairness) */
     uint32_t runnext_streak;       /* owner-only: runnext items in a row */
     bool searching;                /* owner-only: counted in nsearching */
+    /* Owner-only: whether this worker runs ahead of what its tasks wait
+     * for (worker.c, "Running ahead"): queued items started in the current
+     * window; the suspends, here-resumes and away-resumes counted when it
+     * began; fibers that slept here and were resumed here; the pause (of
+     * ready steals, and of our own queue when ah_pause_pops). */
+    uint32_t ah_started;
+    uint32_t ah_pause_ns;
+    uint64_t ah_susp0, ah_here0, ah_away0;
+    uint64_t resumed_here;         /* fibers that slept here, resumed here */
+    uint64_t ah_pause_until;
+    bool ah_pause_pops;            /* the pause covers our own queue too */
 
     /* The run-next slot (Go's runnext, tokio's LIFO slot): the fiber a
      * completion on this worker woke, run before the ready queue. The
@@ -75,6 +86,9 @@ struct heist__worker {
      * the owner takes whole (exchange, acquire) when its cache is empty
      * (cache.c). On its own cache line: written by others. */
     _Alignas(HEIST_CACHELINE) _Atomic(void *) remote[HEIST__NCACHE];
+    /* Fibers that suspended on this worker and were resumed on another:
+     * the resumer adds (worker.c, "Running ahead"). */
+    _Alignas(HEIST_CACHELINE) _Atomic uint64_t resumed_away;
 };
 
 struct heist_sched {
@@ -113,6 +127,9 @@ struct heist_sched {
      * victim's deque in the victim thread's storage (deque.c). Set before
      * the threads start; decremented (seq_cst) by each leaving worker. */
     _Atomic unsigned in_loop;
+    /* Workers pausing because they ran ahead (worker.c): fewer than
+     * nworkers, so some worker always starts queued items. */
+    _Alignas(HEIST_CACHELINE) _Atomic unsigned npaused;
     /* Tasks and scheduled callbacks not yet finished: counted up before
      * they are queued, down when they end (live.h, per worker):
      * heist_sched_free waits for zero. */

@@ -257,6 +257,83 @@ Test(policy, stress_chain_links_exactly_once)
     }
 }
 
+/* A chain mixed with independent tasks in the same queues: a worker that
+ * pauses its own queue because its links sleep and wake elsewhere
+ * (worker.c, "Running ahead") must leave nothing stranded there; with
+ * `late`, main sleeps before it resolves the first link, so every link
+ * starts and sleeps first. */
+struct mixed {
+    struct chain c;
+    struct spawn_all sa;
+    struct slot *sl;
+    bool late;
+};
+
+static void *mixed_main(void *arg)
+{
+    struct mixed *m = arg;
+    long n = m->c.n;
+    heist_future **t = malloc((size_t)n * 2 * sizeof(*t));
+    cr_assert_not_null(t);
+    for (long i = 0; i < n; i++) {
+        cr_assert_not_null(t[2 * i] =
+                               heist_spawn(NULL, link_task, &m->c.links[i]));
+        m->sl[i] = (struct slot){&m->sa, i};
+        cr_assert_not_null(t[2 * i + 1] =
+                               heist_spawn(NULL, counted, &m->sl[i]));
+    }
+    if (m->late)
+        cr_assert_eq(heist_sleep(1000000), 0);
+    cr_assert_eq(heist_future_set_result(m->c.f[0], (void *)0), 0);
+    void *v = NULL;
+    cr_assert_eq(heist_await(m->c.f[n], &v), 0);
+    cr_assert_eq((long)v, n);
+    heist_future *all = heist_gather(t, (size_t)n * 2);
+    cr_assert_not_null(all);
+    cr_assert_eq(heist_await(all, NULL), 0);
+    heist_future_unref(all);
+    for (long i = 0; i < 2 * n; i++)
+        heist_future_unref(t[i]);
+    free(t);
+    return NULL;
+}
+
+Test(policy, stress_chain_mixed_with_independent_tasks)
+{
+    long n = HT_SCALE(20000, 2000);
+    for (int late = 0; late < 2; late++) {
+        for (size_t k = 0; k < 3; k++) {
+            heist_sched *s = mk(worker_counts[k]);
+            struct mixed m = {
+                .c = {n, calloc((size_t)n, sizeof(struct link)),
+                      malloc(((size_t)n + 1) * sizeof(heist_future *))},
+                .sa = {n, calloc((size_t)n, sizeof(atomic_int))},
+                .sl = malloc((size_t)n * sizeof(struct slot)),
+                .late = late,
+            };
+            cr_assert(m.c.links && m.c.f && m.sa.runs && m.sl);
+            for (long i = 0; i <= n; i++)
+                cr_assert_not_null(m.c.f[i] = heist_future_new());
+            for (long i = 0; i < n; i++) {
+                m.c.links[i].in = m.c.f[i];
+                m.c.links[i].out = m.c.f[i + 1];
+            }
+            cr_assert_eq(heist_run(s, mixed_main, &m, NULL), 0);
+            for (long i = 0; i < n; i++) {
+                cr_assert_eq(atomic_load(&m.c.links[i].runs), 1);
+                cr_assert_eq(atomic_load(&m.sa.runs[i]), 1);
+            }
+            for (long i = 0; i <= n; i++)
+                heist_future_unref(m.c.f[i]);
+            free(m.c.f);
+            free(m.c.links);
+            free(m.sa.runs);
+            free(m.sl);
+            cr_assert_eq(heist_sched_free(s), 0);
+        }
+    }
+}
+
 /* ---- wake-ups inside the scheduler -------------------------------------- */
 
 static void *child(void *arg)
