@@ -63,17 +63,20 @@ bool heist__task_wait_add(struct heist__tk *t, struct heist__task_wait *tw)
     /* Relaxed: a hint; the lock decides (once true it stays true until the
      * task ends, which cannot happen during its wait). */
     if (g && !atomic_load_explicit(&t->in_group, memory_order_relaxed)) {
-        pthread_mutex_lock(&g->lock);
-        if (!atomic_load_explicit(&t->in_group, memory_order_relaxed)) {
-            cds_list_add(&t->glink, &g->waiting);
-            atomic_store_explicit(&t->in_group, true, memory_order_relaxed);
-        }
-        pthread_mutex_unlock(&g->lock);
+        /* Only t adds itself: no other thread races this. */
+        struct heist__gshard *sh = &g->shards[heist__live_index(t->f.sched)];
+        pthread_mutex_lock(&sh->lock);
+        cds_list_add(&t->glink, &sh->waiting);
+        t->gshard = sh;
+        atomic_store_explicit(&t->in_group, true, memory_order_relaxed);
+        pthread_mutex_unlock(&sh->lock);
     }
     tk_lock(t);
     /* Under the lock: a canceller sets CANCEL_REQ under it, then ends the
-     * listed waits; the group's canceller sets `cancelling` before it scans
-     * the group's list, which has t by now. */
+     * listed waits. The group's canceller stores `cancelling` before it
+     * locks and scans each shard: if it scanned ours before we added t, it
+     * stored first and our lock of the shard came after its unlock, so the
+     * check below sees the store; otherwise the scan finds t. */
     bool cancel = heist__cancel_requested(t);
     if (!cancel) {
         cds_list_add(&tw->link, &t->waits);
@@ -161,6 +164,7 @@ struct heist__tk *heist__task_new(struct heist_sched *s, heist_fn fn,
     atomic_init(&t->fail_err, 0);
     CDS_INIT_LIST_HEAD(&t->glink);
     atomic_init(&t->in_group, false);
+    t->gshard = NULL;
     unsigned slot = heist__live_index(s);
     if (g)
         heist__live_up(g->live, slot);
@@ -193,10 +197,11 @@ static void task_end(struct heist__tk *t)
     struct heist_sched *s = t->f.sched;
     /* Relaxed: written only by this task's own waits, all over (joined). */
     if (g && atomic_load_explicit(&t->in_group, memory_order_relaxed)) {
-        pthread_mutex_lock(&g->lock);
+        struct heist__gshard *sh = t->gshard;
+        pthread_mutex_lock(&sh->lock);
         cds_list_del(&t->glink);
         atomic_store_explicit(&t->in_group, false, memory_order_relaxed);
-        pthread_mutex_unlock(&g->lock);
+        pthread_mutex_unlock(&sh->lock);
     }
     heist_future_unref(&t->f); /* the queue's reference */
     /* g->live outlives g (the scheduler's pool): heist_run may have
@@ -284,11 +289,23 @@ int heist__group_init(struct heist__group *g, struct heist_sched *s)
             return ENOMEM;
         }
     }
-    if (pthread_mutex_init(&g->lock, NULL)) {
+    g->nshards = s->nworkers + 1;
+    g->shards = aligned_alloc(HEIST_CACHELINE,
+                              g->nshards * sizeof(*g->shards));
+    if (!g->shards) {
         heist__group_put_live(s, g->live);
         return ENOMEM;
     }
-    CDS_INIT_LIST_HEAD(&g->waiting);
+    for (unsigned i = 0; i < g->nshards; i++) {
+        if (pthread_mutex_init(&g->shards[i].lock, NULL)) {
+            while (i-- > 0)
+                pthread_mutex_destroy(&g->shards[i].lock);
+            free(g->shards);
+            heist__group_put_live(s, g->live);
+            return ENOMEM;
+        }
+        CDS_INIT_LIST_HEAD(&g->shards[i].waiting);
+    }
     atomic_init(&g->cancelling, false);
     return 0;
 }
@@ -303,23 +320,31 @@ void heist__group_put_live(struct heist_sched *s, struct heist__live *l)
 
 void heist__group_destroy(struct heist__group *g)
 {
-    pthread_mutex_destroy(&g->lock);
+    for (unsigned i = 0; i < g->nshards; i++)
+        pthread_mutex_destroy(&g->shards[i].lock);
+    /* Every task of g ended (heist__group_wait): each unlocked its shard
+     * before its end counted down. */
+    free(g->shards);
     /* Its count is zero (heist__group_wait); ends may still read it. */
     heist__group_put_live(g->sched, g->live);
 }
 
 void heist__group_cancel(struct heist__group *g)
 {
-    pthread_mutex_lock(&g->lock);
-    /* seq_cst: against heist__cancel_requested's loads. */
+    /* seq_cst: against heist__cancel_requested's loads; before the shards
+     * are scanned (heist__task_wait_add has the argument). */
     atomic_store_explicit(&g->cancelling, true, memory_order_seq_cst);
-    struct heist__tk *t;
-    cds_list_for_each_entry(t, &g->waiting, glink) {
-        tk_lock(t);
-        cancel_waits_locked(t);
-        tk_unlock(t);
+    for (unsigned i = 0; i < g->nshards; i++) {
+        struct heist__gshard *sh = &g->shards[i];
+        pthread_mutex_lock(&sh->lock);
+        struct heist__tk *t;
+        cds_list_for_each_entry(t, &sh->waiting, glink) {
+            tk_lock(t);
+            cancel_waits_locked(t);
+            tk_unlock(t);
+        }
+        pthread_mutex_unlock(&sh->lock);
     }
-    pthread_mutex_unlock(&g->lock);
 }
 
 void heist__group_wait(struct heist__group *g)

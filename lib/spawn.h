@@ -7,13 +7,20 @@
 
 #include "fut.h"
 
+/* A group's tasks that ever waited and have not ended, listed where they
+ * first waited: one list per worker (and one for other threads), so that
+ * tasks waiting on different workers do not share a lock. */
+struct heist__gshard {
+    _Alignas(HEIST_CACHELINE) pthread_mutex_t lock;
+    struct cds_list_head waiting; /* under lock */
+};
+
 /* The tasks of one heist_run, so it can cancel the leftovers. */
 struct heist__group {
-    pthread_mutex_t lock;
-    struct cds_list_head waiting; /* its tasks that ever waited, not yet
-                                     ended (under lock) */
-    atomic_bool cancelling;       /* set (seq_cst, under lock) when main
-                                     ends */
+    struct heist__gshard *shards; /* nshards: the scheduler's workers + 1 */
+    unsigned nshards;
+    atomic_bool cancelling;       /* set (seq_cst) when main ends, before
+                                     the shards are scanned */
     /* Its tasks not yet ended (main included): heist__group_wait waits
      * for zero. From the scheduler's pool (worker.h): immutable. */
     struct heist__live *live;
@@ -49,10 +56,12 @@ struct heist__tk {
     _Atomic uint32_t lock;
     struct cds_list_head waits;
     _Atomic int fail_err;      /* heist_fail: relaxed (read after joins) */
-    struct cds_list_head glink; /* in group->waiting (group->lock) */
-    /* In group->waiting: set under group->lock by the task's first wait,
-     * cleared by its end; read without the lock as a hint (relaxed). */
+    struct cds_list_head glink; /* in gshard->waiting (its lock) */
+    /* In a shard's list: set under the shard's lock by the task's first
+     * wait, cleared by its end; read without the lock as a hint
+     * (relaxed). gshard: that shard (the task's own writes). */
     atomic_bool in_group;
+    struct heist__gshard *gshard;
 };
 
 /* ENOMEM. */

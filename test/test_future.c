@@ -1212,6 +1212,57 @@ Test(future, run_cancels_leftovers)
     expect_clean();
 }
 
+/* Many leftovers waiting on every worker: heist_run keeps its waiting
+ * tasks in a list per worker (spawn.c), and its cancel must reach every
+ * list. */
+#define MANY_LEFT 2000
+struct many_left {
+    heist_future *never;
+    atomic_int started, cancelled;
+    heist_future *t[MANY_LEFT];
+};
+
+static void *many_left_task(void *arg)
+{
+    struct many_left *m = arg;
+    atomic_fetch_add(&m->started, 1);
+    if (heist_await(m->never, NULL) == ECANCELED)
+        atomic_fetch_add(&m->cancelled, 1);
+    return NULL;
+}
+
+static void *many_left_main(void *arg)
+{
+    struct many_left *m = arg;
+    for (int i = 0; i < MANY_LEFT; i++)
+        CHECK((m->t[i] = heist_spawn(NULL, many_left_task, m)) != NULL);
+    CHECK(sleep_until(&m->started, MANY_LEFT));
+    return VAL(5);
+}
+
+Test(future, run_cancels_leftovers_waiting_on_every_worker)
+{
+    const unsigned counts[] = {2, 8};
+    for (int k = 0; k < 2; k++) {
+        heist_sched *s = new_sched(counts[k]);
+        struct many_left *m = calloc(1, sizeof(*m));
+        cr_assert_not_null(m);
+        m->never = heist_future_new();
+        cr_assert_eq(run_main(s, many_left_main, m), VAL(5));
+        cr_assert_eq(atomic_load(&m->started), MANY_LEFT);
+        cr_assert_eq(atomic_load(&m->cancelled), MANY_LEFT);
+        for (int i = 0; i < MANY_LEFT; i++) {
+            cr_assert(heist_future_cancelled(m->t[i]));
+            heist_future_unref(m->t[i]);
+        }
+        cr_assert(!heist_future_done(m->never));
+        heist_future_unref(m->never);
+        free(m);
+        free_sched(s);
+    }
+    expect_clean();
+}
+
 /* Two threads run mains on one scheduler; one's leftovers are cancelled,
  * the other's running tasks are not touched. */
 struct two_runs {
