@@ -75,9 +75,11 @@ typedef struct heist_config {
  * (fewer if the process would use more than a quarter of
  * vm.max_map_count for guards; $HEIST_STACK_GUARD=0: none), so an overflow
  * faults at once; every other stack keeps the region writable and is
- * checked at each switch of its task, so an overflow within 64 KiB of its
- * end is reported at the task's next await, sleep or join. Either way
- * heist prints "stack overflow" and aborts.
+ * checked at each switch of its task: an overflow is reported at the
+ * task's next await, sleep or join if its frame is still in the region
+ * then, or if it went through the whole region (a canary below it); one
+ * that went into the region and returned wrote only memory that nothing
+ * uses. Either way heist prints "stack overflow" and aborts.
  */
 
 /*
