@@ -193,9 +193,16 @@ static bool ahead_may_pause_pops(struct heist__worker *w)
     return false;
 }
 
-/* w starts k queued items. */
+/* w starts k queued items. The counters are read only when a window
+ * ends: resumed_away is written by other workers. */
 static void ahead_started(struct heist__worker *w, size_t k)
 {
+    if (heist__likely(w->ah_started != 0 && w->ah_started < READY_WINDOW)) {
+        w->ah_started += (uint32_t)k;
+        return;
+    }
+    if (w->sched->nworkers < 2)
+        return; /* one worker never pauses */
     /* Relaxed: our own counter, and a statistic that stack.c adds to. */
     uint64_t susp = atomic_load_explicit(&w->ctr.suspends,
                                          memory_order_relaxed);
@@ -221,14 +228,12 @@ static void ahead_started(struct heist__worker *w, size_t k)
         } else {
             w->ah_pause_ns = 0;
         }
-        w->ah_started = 0;
     }
-    if (w->ah_started == 0) {
-        w->ah_susp0 = susp;
-        w->ah_here0 = w->resumed_here;
-        w->ah_away0 = away_now;
-    }
-    w->ah_started += (uint32_t)k;
+    /* A new window. */
+    w->ah_susp0 = susp;
+    w->ah_here0 = w->resumed_here;
+    w->ah_away0 = away_now;
+    w->ah_started = (uint32_t)k;
 }
 
 /* Steals from v (a frame, a batch of ready items, or, when late is set,
