@@ -2,10 +2,12 @@
  * combine.c - heist_gather and heist_any: futures made of other futures.
  *
  * A gather or an any holds a reference to each child and pushes one node
- * on each child's list; the node holds a reference to the combined future.
- * A child's completion fires its node: an any completes with the child's
- * index; a gather counts the children done (the last one completes it) and
- * fails at once with the first child that fails or is cancelled. Whoever
+ * on each child's list; the nodes together hold one reference to the
+ * combined future, dropped by the last node to fire (`remaining` counts
+ * the nodes not yet fired: one atomic per child, not two). A child's
+ * completion fires its node: an any completes with the child's index; a
+ * gather completes when the last node fires (every child done) and fails
+ * at once with the first child that fails or is cancelled. Whoever
  * completes the combined future drops the children's references, once
  * (`released`), so a done gather does not keep children that never
  * complete alive through it; cancelling a gather first cancels its
@@ -24,7 +26,7 @@ struct gnode {
 struct multi {
     struct heist_future f;
     size_t n;
-    _Atomic size_t remaining;    /* gather: children not yet done */
+    _Atomic size_t remaining;    /* nodes not yet fired */
     atomic_bool released;        /* children's references dropped */
     heist_future **kids;
     struct gnode nodes[];
@@ -94,40 +96,44 @@ static bool gather_cancel(heist_future *f)
 static const struct heist__fut_ops gather_ops = {multi_free, gather_cancel};
 static const struct heist__fut_ops any_ops = {multi_free, any_cancel};
 
-/* A child completed (or was seen completed at set-up). */
-static void kid_done(struct gnode *g, heist_future *kid)
+/* A node fired: its child completed (or was seen completed at set-up),
+ * or, with !completed, was freed pending (only after m released it, so m
+ * is complete already). */
+static void node_fired(struct gnode *g, heist_future *kid, bool completed)
 {
     struct multi *m = multi_of(g);
-    /* Acquire: kid is completed (we run from its completion or after its
-     * terminal state was seen). */
-    uintptr_t st = atomic_load_explicit(&kid->state, memory_order_acquire);
     int r = EBUSY;
-    if (m->f.ops == &any_ops) {
-        r = heist__fut_complete(&m->f, HEIST__ST_DONE,
-                                (void *)(uintptr_t)g->idx, 0);
-    } else if (st == HEIST__ST_DONE) {
-        /* acq_rel: the last child's completer sees every other's. */
-        if (atomic_fetch_sub_explicit(&m->remaining, 1,
-                                      memory_order_acq_rel) == 1)
-            r = heist__fut_complete(&m->f, HEIST__ST_DONE, NULL, 0);
-    } else {
-        r = heist__fut_complete(&m->f, HEIST__ST_FAILED, NULL,
-                                st == HEIST__ST_FAILED ? kid->err
-                                                       : ECANCELED);
+    if (completed) {
+        /* Acquire: kid is completed (we run from its completion or after
+         * its terminal state was seen). */
+        uintptr_t st = atomic_load_explicit(&kid->state, memory_order_acquire);
+        if (m->f.ops == &any_ops)
+            r = heist__fut_complete(&m->f, HEIST__ST_DONE,
+                                    (void *)(uintptr_t)g->idx, 0);
+        else if (st != HEIST__ST_DONE)
+            r = heist__fut_complete(&m->f, HEIST__ST_FAILED, NULL,
+                                    st == HEIST__ST_FAILED ? kid->err
+                                                           : ECANCELED);
     }
+    /* acq_rel: the last node's firer sees every other's (a gather is done
+     * when all its children are; whoever drops the nodes' reference last
+     * sees every node's use of m). */
+    bool last = atomic_fetch_sub_explicit(&m->remaining, 1,
+                                          memory_order_acq_rel) == 1;
+    if (last && m->f.ops == &gather_ops)
+        /* Every child completed; if one failed, m is complete already and
+         * this returns nonzero. */
+        r = heist__fut_complete(&m->f, HEIST__ST_DONE, NULL, 0) == 0 ? 0 : r;
     if (r == 0)
         multi_release(m);
-    heist_future_unref(&m->f); /* this node's reference */
+    if (last)
+        heist_future_unref(&m->f); /* the nodes' reference */
 }
 
 static void gnode_fire(struct heist__lnode *l, heist_future *kid,
                        bool completed)
 {
-    struct gnode *g = (struct gnode *)l;
-    if (completed)
-        kid_done(g, kid);
-    else
-        heist_future_unref(&multi_of(g)->f); /* the kid was freed pending */
+    node_fired((struct gnode *)l, kid, completed);
 }
 
 static heist_future *multi_new(const struct heist__fut_ops *ops,
@@ -159,16 +165,11 @@ static heist_future *multi_new(const struct heist__fut_ops *ops,
         s = fs[i]->sched;
         sid = fs[i]->sched_id;
     }
-    /* References: the caller's, one per child node (each dropped when its
-     * node fires, or at once by kid_done when the child was already
-     * complete), one for this set-up (dropped at the end of it, so a
-     * completion during it cannot free m). The refs word is 32 bits. */
-    if (n > UINT32_MAX - 2) {
-        free(m);
-        errno = ENOMEM;
-        return NULL;
-    }
-    heist__fut_init(&m->f, ops, s, (uint32_t)n + 2);
+    /* References: the caller's, the nodes' (one for all, dropped by the
+     * last node to fire; none when n is 0), and one for this set-up
+     * (dropped at the end of it, so a completion during it cannot free
+     * m). */
+    heist__fut_init(&m->f, ops, s, n ? 3 : 2);
     m->f.sched_id = sid;
     m->n = n;
     atomic_init(&m->remaining, n);
@@ -185,7 +186,7 @@ static heist_future *multi_new(const struct heist__fut_ops *ops,
     for (size_t i = 0; i < n; i++) {
         kid_prefetch(fs, i, n);
         if (!heist__fut_push(fs[i], &m->nodes[i].l))
-            kid_done(&m->nodes[i], fs[i]);
+            node_fired(&m->nodes[i], fs[i], true);
     }
     heist_future_unref(&m->f);
     return &m->f;
