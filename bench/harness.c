@@ -7,6 +7,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,12 +112,20 @@ void bench_time(const bench_args *a, bench_body body, void *ctx,
     double *samples = malloc(a->reps * sizeof *samples);
     if (!samples)
         bench_fail(a, "out of memory");
+    /* BENCH_SAMPLES=1: every timed repeat on stderr too, for runs whose
+     * median hides a bimodal spread. */
+    const char *each = getenv("BENCH_SAMPLES");
+    bool print_each = each && strcmp(each, "0") != 0;
     for (unsigned i = 0; i < a->warmup; i++)
         check(a, body(ctx, a->param), expected);
     for (unsigned i = 0; i < a->reps; i++) {
         double t0 = bench_now_ms();
         long long r = body(ctx, a->param);
         samples[i] = bench_now_ms() - t0;
+        if (print_each)
+            fprintf(stderr, "%s(%ld) %s, %u workers: repeat %u: %.3f ms\n",
+                    a->workload, a->param, a->impl, a->workers, i + 1,
+                    samples[i]);
         check(a, r, expected);
     }
     report(a, samples, a->reps);
