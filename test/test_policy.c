@@ -232,27 +232,40 @@ static void *chain_main(void *arg)
     return NULL;
 }
 
+/* n links and their n + 1 futures, link i from future i to i + 1. */
+static struct chain chain_make(long n)
+{
+    struct chain c = {n, calloc((size_t)n, sizeof(struct link)),
+                      malloc(((size_t)n + 1) * sizeof(heist_future *))};
+    cr_assert(c.links && c.f);
+    for (long i = 0; i <= n; i++)
+        cr_assert_not_null(c.f[i] = heist_future_new());
+    for (long i = 0; i < n; i++) {
+        c.links[i].in = c.f[i];
+        c.links[i].out = c.f[i + 1];
+    }
+    return c;
+}
+
+/* Every link ran exactly once; frees the chain. */
+static void chain_check_free(struct chain *c)
+{
+    for (long i = 0; i < c->n; i++)
+        cr_assert_eq(atomic_load(&c->links[i].runs), 1);
+    for (long i = 0; i <= c->n; i++)
+        heist_future_unref(c->f[i]);
+    free(c->f);
+    free(c->links);
+}
+
 Test(policy, stress_chain_links_exactly_once)
 {
     long n = HT_SCALE(50000, 3000);
     for (size_t k = 0; k < 3; k++) {
         heist_sched *s = mk(worker_counts[k]);
-        struct chain c = {n, calloc((size_t)n, sizeof(struct link)),
-                          malloc(((size_t)n + 1) * sizeof(heist_future *))};
-        cr_assert(c.links && c.f);
-        for (long i = 0; i <= n; i++)
-            cr_assert_not_null(c.f[i] = heist_future_new());
-        for (long i = 0; i < n; i++) {
-            c.links[i].in = c.f[i];
-            c.links[i].out = c.f[i + 1];
-        }
+        struct chain c = chain_make(n);
         cr_assert_eq(heist_run(s, chain_main, &c, NULL), 0);
-        for (long i = 0; i < n; i++)
-            cr_assert_eq(atomic_load(&c.links[i].runs), 1);
-        for (long i = 0; i <= n; i++)
-            heist_future_unref(c.f[i]);
-        free(c.f);
-        free(c.links);
+        chain_check_free(&c);
         cr_assert_eq(heist_sched_free(s), 0);
     }
 }
@@ -305,28 +318,16 @@ Test(policy, stress_chain_mixed_with_independent_tasks)
         for (size_t k = 0; k < 3; k++) {
             heist_sched *s = mk(worker_counts[k]);
             struct mixed m = {
-                .c = {n, calloc((size_t)n, sizeof(struct link)),
-                      malloc(((size_t)n + 1) * sizeof(heist_future *))},
+                .c = chain_make(n),
                 .sa = {n, calloc((size_t)n, sizeof(atomic_int))},
                 .sl = malloc((size_t)n * sizeof(struct slot)),
                 .late = late,
             };
-            cr_assert(m.c.links && m.c.f && m.sa.runs && m.sl);
-            for (long i = 0; i <= n; i++)
-                cr_assert_not_null(m.c.f[i] = heist_future_new());
-            for (long i = 0; i < n; i++) {
-                m.c.links[i].in = m.c.f[i];
-                m.c.links[i].out = m.c.f[i + 1];
-            }
+            cr_assert(m.sa.runs && m.sl);
             cr_assert_eq(heist_run(s, mixed_main, &m, NULL), 0);
-            for (long i = 0; i < n; i++) {
-                cr_assert_eq(atomic_load(&m.c.links[i].runs), 1);
+            for (long i = 0; i < n; i++)
                 cr_assert_eq(atomic_load(&m.sa.runs[i]), 1);
-            }
-            for (long i = 0; i <= n; i++)
-                heist_future_unref(m.c.f[i]);
-            free(m.c.f);
-            free(m.c.links);
+            chain_check_free(&m.c);
             free(m.sa.runs);
             free(m.sl);
             cr_assert_eq(heist_sched_free(s), 0);
