@@ -120,10 +120,11 @@ static void node_fired(struct gnode *g, heist_future *kid, bool completed)
      * sees every node's use of m). */
     bool last = atomic_fetch_sub_explicit(&m->remaining, 1,
                                           memory_order_acq_rel) == 1;
-    if (last && m->f.ops == &gather_ops)
-        /* Every child completed; if one failed, m is complete already and
-         * this returns nonzero. */
-        r = heist__fut_complete(&m->f, HEIST__ST_DONE, NULL, 0) == 0 ? 0 : r;
+    /* Every child completed; if one failed, m is complete already and this
+     * completion fails. */
+    if (last && m->f.ops == &gather_ops &&
+        heist__fut_complete(&m->f, HEIST__ST_DONE, NULL, 0) == 0)
+        r = 0;
     if (r == 0)
         multi_release(m);
     if (last)

@@ -60,16 +60,14 @@ static void tk_unlock(struct heist__tk *t)
 bool heist__task_wait_add(struct heist__tk *t, struct heist__task_wait *tw)
 {
     struct heist__group *g = t->group;
-    /* Relaxed: a hint; the lock decides (once true it stays true until the
-     * task ends, which cannot happen during its wait). */
-    if (g && !atomic_load_explicit(&t->in_group, memory_order_relaxed)) {
-        /* Only t adds itself: no other thread races this. */
+    /* Only t lists itself and takes itself out (at its end), so gshard
+     * is read and written by t alone. */
+    if (g && !t->gshard) {
         struct heist__gshard *sh = &g->shards[heist__live_index(t->f.sched)];
         pthread_mutex_lock(&sh->lock);
         cds_list_add(&t->glink, &sh->waiting);
-        t->gshard = sh;
-        atomic_store_explicit(&t->in_group, true, memory_order_relaxed);
         pthread_mutex_unlock(&sh->lock);
+        t->gshard = sh;
     }
     tk_lock(t);
     /* Under the lock: a canceller sets CANCEL_REQ under it, then ends the
@@ -163,7 +161,6 @@ struct heist__tk *heist__task_new(struct heist_sched *s, heist_fn fn,
     CDS_INIT_LIST_HEAD(&t->waits);
     atomic_init(&t->fail_err, 0);
     CDS_INIT_LIST_HEAD(&t->glink);
-    atomic_init(&t->in_group, false);
     t->gshard = NULL;
     unsigned slot = heist__live_index(s);
     if (g)
@@ -195,13 +192,13 @@ static void task_end(struct heist__tk *t)
 {
     struct heist__group *g = t->group;
     struct heist_sched *s = t->f.sched;
-    /* Relaxed: written only by this task's own waits, all over (joined). */
-    if (g && atomic_load_explicit(&t->in_group, memory_order_relaxed)) {
-        struct heist__gshard *sh = t->gshard;
+    /* Written only by this task's own waits, all over (joined). */
+    struct heist__gshard *sh = t->gshard;
+    if (sh) {
         pthread_mutex_lock(&sh->lock);
         cds_list_del(&t->glink);
-        atomic_store_explicit(&t->in_group, false, memory_order_relaxed);
         pthread_mutex_unlock(&sh->lock);
+        t->gshard = NULL;
     }
     heist_future_unref(&t->f); /* the queue's reference */
     /* g->live outlives g (the scheduler's pool): heist_run may have

@@ -57,10 +57,9 @@ struct heist__tk {
     struct cds_list_head waits;
     _Atomic int fail_err;      /* heist_fail: relaxed (read after joins) */
     struct cds_list_head glink; /* in gshard->waiting (its lock) */
-    /* In a shard's list: set under the shard's lock by the task's first
-     * wait, cleared by its end; read without the lock as a hint
-     * (relaxed). gshard: that shard (the task's own writes). */
-    atomic_bool in_group;
+    /* The shard of its group whose list holds it, or NULL: set by the
+     * task's first wait, cleared by its end; only the task reads or writes
+     * it. */
     struct heist__gshard *gshard;
 };
 
