@@ -64,6 +64,10 @@ static inline void heist__fut_init(heist_future *f,
 /* Completes f once: 0, or EBUSY if another completer was first. */
 int heist__fut_complete(heist_future *f, uintptr_t term, void *value,
                         int err);
+/* Completes f, whose caller is its only possible completer (a task's
+ * runner: its NEW -> RUNNING CAS excluded the canceller, and no one else
+ * completes a task), without the claim. */
+void heist__fut_settle(heist_future *f, uintptr_t term, void *value, int err);
 /* Pushes l on f's list; false if f is already completed. */
 bool heist__fut_push(heist_future *f, struct heist__lnode *l);
 /* The calling worker's scheduler, or NULL. */

@@ -125,11 +125,17 @@ int heist__fut_complete(heist_future *f, uintptr_t term, void *value, int err)
 {
     uint32_t z = 0;
     /* Relaxed: the claim only picks the one completer; the value it writes
-     * is published by the exchange below. */
+     * is published by the exchange in heist__fut_settle. */
     if (!atomic_compare_exchange_strong_explicit(&f->claim, &z, 1,
                                                  memory_order_relaxed,
                                                  memory_order_relaxed))
         return EBUSY;
+    heist__fut_settle(f, term, value, err);
+    return 0;
+}
+
+void heist__fut_settle(heist_future *f, uintptr_t term, void *value, int err)
+{
     f->value = value;
     f->err = err;
     /* acq_rel: release publishes value/err to every acquire load of a
@@ -138,7 +144,6 @@ int heist__fut_complete(heist_future *f, uintptr_t term, void *value, int err)
     uintptr_t old =
         atomic_exchange_explicit(&f->state, term, memory_order_acq_rel);
     fire_list(f, (struct heist__lnode *)old);
-    return 0;
 }
 
 bool heist__fut_push(heist_future *f, struct heist__lnode *l)

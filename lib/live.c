@@ -11,9 +11,11 @@
  * and if it reads zero, every start it read has its end read too. A thing
  * whose start it did not read was started by one that was still running
  * then, or by a thread outside the scheduler; by induction from the roots
- * (heist_run's main tasks, which heist_sched_free waits for first, and
- * callbacks scheduled by completions), a zero means nothing is live, as
- * long as no outside thread starts one during the wait (the contract:
+ * (for a group's count, heist_run's main task; for the scheduler's, tasks
+ * spawned outside any group and callbacks scheduled by completions, since
+ * heist_sched_free first waits for every heist_run, and so for every
+ * group's count to reach zero), a zero means nothing is live, as long as
+ * no outside thread starts one during the wait (the contract:
  * nothing may be spawned on a scheduler being freed, nor in a heist_run
  * that has returned).
  *

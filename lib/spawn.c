@@ -29,31 +29,6 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <sched.h>
-
-/* The task's spinlock: critical sections are a few list operations; a
- * holder preempted on an oversubscribed machine gets the CPU back through
- * sched_yield. */
-static void tk_lock(struct heist__tk *t)
-{
-    unsigned spins = 0;
-    /* Acquire: pairs with the release in tk_unlock. */
-    while (atomic_exchange_explicit(&t->lock, 1, memory_order_acquire)) {
-        /* Relaxed: only a hint to retry the exchange. */
-        while (atomic_load_explicit(&t->lock, memory_order_relaxed)) {
-            if (++spins < 64)
-                heist__cpu_relax();
-            else
-                sched_yield();
-        }
-    }
-}
-
-static void tk_unlock(struct heist__tk *t)
-{
-    /* Release: pairs with the acquire exchange in tk_lock. */
-    atomic_store_explicit(&t->lock, 0, memory_order_release);
-}
 
 /* ---- current waits ------------------------------------------------------- */
 
@@ -64,12 +39,12 @@ bool heist__task_wait_add(struct heist__tk *t, struct heist__task_wait *tw)
      * is read and written by t alone. */
     if (g && !t->gshard) {
         struct heist__gshard *sh = &g->shards[heist__live_index(t->f.sched)];
-        pthread_mutex_lock(&sh->lock);
+        heist__spin_lock(&sh->lock);
         cds_list_add(&t->glink, &sh->waiting);
-        pthread_mutex_unlock(&sh->lock);
+        heist__spin_unlock(&sh->lock);
         t->gshard = sh;
     }
-    tk_lock(t);
+    heist__spin_lock(&t->lock);
     /* Under the lock: a canceller sets CANCEL_REQ under it, then ends the
      * listed waits. The group's canceller stores `cancelling` before it
      * locks and scans each shard: if it scanned ours before we added t, it
@@ -80,19 +55,19 @@ bool heist__task_wait_add(struct heist__tk *t, struct heist__task_wait *tw)
         cds_list_add(&tw->link, &t->waits);
         tw->listed = true;
     }
-    tk_unlock(t);
+    heist__spin_unlock(&t->lock);
     return !cancel;
 }
 
 bool heist__task_wait_remove(struct heist__tk *t, struct heist__task_wait *tw)
 {
-    tk_lock(t);
+    heist__spin_lock(&t->lock);
     bool listed = tw->listed;
     if (listed) {
         cds_list_del(&tw->link);
         tw->listed = false;
     }
-    tk_unlock(t);
+    heist__spin_unlock(&t->lock);
     return listed;
 }
 
@@ -123,7 +98,7 @@ static bool task_cancel(heist_future *f)
         heist__fut_complete(&t->f, HEIST__ST_CANCELLED, NULL, ECANCELED);
         return true;
     }
-    tk_lock(t);
+    heist__spin_lock(&t->lock);
     /* seq_cst: against the runner's exchange to ENDED (one of the two
      * comes first) and heist__cancel_requested's loads; under the lock,
      * so a wait registered after it sees it. A repeated cancel of a
@@ -135,7 +110,7 @@ static bool task_cancel(heist_future *f)
                      st == HEIST__TS_CANCEL_REQ;
     if (requested)
         cancel_waits_locked(t);
-    tk_unlock(t);
+    heist__spin_unlock(&t->lock);
     return requested;
 }
 
@@ -151,7 +126,6 @@ struct heist__tk *heist__task_new(struct heist_sched *s, heist_fn fn,
         return NULL;
     /* Two references: the caller's and the queue's (dropped by the runner). */
     heist__fut_init(&t->f, &task_ops, s, 2);
-    cds_wfcq_node_init(&t->it.node);
     t->it.run = task_run;
     t->fn = fn;
     t->arg = arg;
@@ -162,10 +136,10 @@ struct heist__tk *heist__task_new(struct heist_sched *s, heist_fn fn,
     atomic_init(&t->fail_err, 0);
     CDS_INIT_LIST_HEAD(&t->glink);
     t->gshard = NULL;
-    unsigned slot = heist__live_index(s);
-    if (g)
-        heist__live_up(g->live, slot);
-    heist__live_up(&s->live, slot);
+    /* A task of a group counts in the group only: heist_sched_free first
+     * waits for every heist_run, and each of those for its group's count
+     * (live.c's roots). */
+    heist__live_up(g ? g->live : &s->live, heist__live_index(s));
     return t;
 }
 
@@ -195,18 +169,16 @@ static void task_end(struct heist__tk *t)
     /* Written only by this task's own waits, all over (joined). */
     struct heist__gshard *sh = t->gshard;
     if (sh) {
-        pthread_mutex_lock(&sh->lock);
+        heist__spin_lock(&sh->lock);
         cds_list_del(&t->glink);
-        pthread_mutex_unlock(&sh->lock);
+        heist__spin_unlock(&sh->lock);
         t->gshard = NULL;
     }
     heist_future_unref(&t->f); /* the queue's reference */
     /* g->live outlives g (the scheduler's pool): heist_run may have
-     * returned before we are done with its count. */
-    unsigned slot = heist__live_index(s);
-    if (g)
-        heist__live_down(g->live, slot);
-    heist__live_down(&s->live, slot);
+     * returned before we are done with its count. The task's last access
+     * to anything of the scheduler. */
+    heist__live_down(g ? g->live : &s->live, heist__live_index(s));
 }
 
 /* The item's run function: starts the task on the calling worker. */
@@ -223,8 +195,10 @@ static void task_run(struct heist__item *it)
     }
     if (t->group && atomic_load_explicit(&t->group->cancelling,
                                          memory_order_seq_cst)) {
-        /* Its heist_run is cancelling its leftovers: never start it. */
-        heist__fut_complete(&t->f, HEIST__ST_CANCELLED, NULL, ECANCELED);
+        /* Its heist_run is cancelling its leftovers: never start it. We
+         * won the CAS above, so we are the task's only completer (no
+         * claim needed: fut.h). */
+        heist__fut_settle(&t->f, HEIST__ST_CANCELLED, NULL, ECANCELED);
         task_end(t);
         return;
     }
@@ -237,14 +211,15 @@ static void task_run(struct heist__item *it)
     /* Relaxed: heist_fail calls from this task's forks were joined, which
      * orders them before us. */
     int err = atomic_load_explicit(&t->fail_err, memory_order_relaxed);
+    /* The only completer, as above. */
     if (err)
-        heist__fut_complete(&t->f, HEIST__ST_FAILED, NULL, err);
+        heist__fut_settle(&t->f, HEIST__ST_FAILED, NULL, err);
     else if (was == HEIST__TS_CANCEL_REQ ||
              (t->group && atomic_load_explicit(&t->group->cancelling,
                                                memory_order_seq_cst)))
-        heist__fut_complete(&t->f, HEIST__ST_CANCELLED, NULL, ECANCELED);
+        heist__fut_settle(&t->f, HEIST__ST_CANCELLED, NULL, ECANCELED);
     else
-        heist__fut_complete(&t->f, HEIST__ST_DONE, r, 0);
+        heist__fut_settle(&t->f, HEIST__ST_DONE, r, 0);
     task_end(t);
 }
 
@@ -294,13 +269,7 @@ int heist__group_init(struct heist__group *g, struct heist_sched *s)
         return ENOMEM;
     }
     for (unsigned i = 0; i < g->nshards; i++) {
-        if (pthread_mutex_init(&g->shards[i].lock, NULL)) {
-            while (i-- > 0)
-                pthread_mutex_destroy(&g->shards[i].lock);
-            free(g->shards);
-            heist__group_put_live(s, g->live);
-            return ENOMEM;
-        }
+        atomic_init(&g->shards[i].lock, 0);
         CDS_INIT_LIST_HEAD(&g->shards[i].waiting);
     }
     atomic_init(&g->cancelling, false);
@@ -317,8 +286,6 @@ void heist__group_put_live(struct heist_sched *s, struct heist__live *l)
 
 void heist__group_destroy(struct heist__group *g)
 {
-    for (unsigned i = 0; i < g->nshards; i++)
-        pthread_mutex_destroy(&g->shards[i].lock);
     /* Every task of g ended (heist__group_wait): each unlocked its shard
      * before its end counted down. */
     free(g->shards);
@@ -333,14 +300,14 @@ void heist__group_cancel(struct heist__group *g)
     atomic_store_explicit(&g->cancelling, true, memory_order_seq_cst);
     for (unsigned i = 0; i < g->nshards; i++) {
         struct heist__gshard *sh = &g->shards[i];
-        pthread_mutex_lock(&sh->lock);
+        heist__spin_lock(&sh->lock);
         struct heist__tk *t;
         cds_list_for_each_entry(t, &sh->waiting, glink) {
-            tk_lock(t);
+            heist__spin_lock(&t->lock);
             cancel_waits_locked(t);
-            tk_unlock(t);
+            heist__spin_unlock(&t->lock);
         }
-        pthread_mutex_unlock(&sh->lock);
+        heist__spin_unlock(&sh->lock);
     }
 }
 

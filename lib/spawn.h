@@ -11,7 +11,7 @@
  * first waited: one list per worker (and one for other threads), so that
  * tasks waiting on different workers do not share a lock. */
 struct heist__gshard {
-    _Alignas(HEIST_CACHELINE) pthread_mutex_t lock;
+    _Alignas(HEIST_CACHELINE) _Atomic uint32_t lock; /* heist__spin_lock */
     struct cds_list_head waiting; /* under lock */
 };
 

@@ -1,7 +1,7 @@
 /*
  * util.h - what every file of lib/ may use (internal): the public API with
  * default visibility, branch hints, sanitizer detection and annotations, a
- * spin-wait hint, fatal errors, the clock, runnable items and lists.
+ * spin-wait hint and a spinlock, fatal errors, the clock, runnable items and lists.
  *
  * lib/ is layered; a file includes and calls only the layers below its own,
  * never above (README, "Layout"):
@@ -29,6 +29,7 @@
 #ifndef HEIST_UTIL_H
 #define HEIST_UTIL_H
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -92,6 +93,30 @@ static inline void heist__cpu_relax(void)
 #else
     __asm__ __volatile__("" ::: "memory");
 #endif
+}
+
+/* A spinlock for critical sections of a few list operations. A holder
+ * preempted on an oversubscribed machine gets the CPU back through
+ * sched_yield. */
+static inline void heist__spin_lock(_Atomic uint32_t *l)
+{
+    unsigned spins = 0;
+    /* Acquire: pairs with the release in heist__spin_unlock. */
+    while (atomic_exchange_explicit(l, 1, memory_order_acquire)) {
+        /* Relaxed: only a hint to retry the exchange. */
+        while (atomic_load_explicit(l, memory_order_relaxed)) {
+            if (++spins < 64)
+                heist__cpu_relax();
+            else
+                sched_yield();
+        }
+    }
+}
+
+static inline void heist__spin_unlock(_Atomic uint32_t *l)
+{
+    /* Release: pairs with the acquire exchange in heist__spin_lock. */
+    atomic_store_explicit(l, 0, memory_order_release);
 }
 
 /* Reports a misuse that leaves the runtime unable to go on safely, and

@@ -130,9 +130,11 @@ struct heist_sched {
     /* Workers pausing because they ran ahead (worker.c): fewer than
      * nworkers, so some worker always starts queued items. */
     _Alignas(HEIST_CACHELINE) _Atomic unsigned npaused;
-    /* Tasks and scheduled callbacks not yet finished: counted up before
-     * they are queued, down when they end (live.h, per worker):
-     * heist_sched_free waits for zero. */
+    /* Tasks of no heist_run group and scheduled callbacks not yet
+     * finished: counted up before they are queued, down when they end
+     * (live.h, per worker): heist_sched_free waits for zero. A group's
+     * tasks count in the group's own (spawn.c), which its heist_run waits
+     * for before heist_sched_free can start waiting. */
     struct heist__live live;
     /* Live counts for heist_run's groups, free for reuse (under
      * lives_lock): kept until the scheduler is freed, because an end may
