@@ -26,13 +26,15 @@
  *
  * The end of a scheduler: its workers have stopped and it has left the
  * registry, so no record can be given back to a remote list any more. If
- * every record of a worker is back in its caches (rec_out, the owner's
- * count of records out, is zero), its slabs are freed at once. Otherwise
- * the program keeps some (futures it holds after heist_sched_free): the
- * cached records are counted per slab, slabs without kept records are
- * freed, and each other slab's `orphan` count, which starts at a bias,
- * drops to the number of records still kept; every later free of one
- * takes one off, and the free that reaches zero frees the slab. (A record
+ * every record of a worker is back in its caches or on its remote lists
+ * (the owner's count of records handed out and not given back to it
+ * directly, less the count of remote frees, is zero), its slabs are freed
+ * at once. Otherwise the program keeps some (futures it holds after
+ * heist_sched_free): the cached records are counted per slab, slabs without
+ * kept records are freed, and each other slab's `orphan` count, which
+ * starts at a bias, drops to the number of records still kept; every later
+ * free of one takes one off, and the free that reaches zero frees the
+ * slab. (A record
  * freed between the scheduler's leaving the registry and the count has
  * already taken one off the bias: the arithmetic stays right.)
  *
@@ -157,26 +159,17 @@ static void slab_populate(struct heist__slab *s, const char *upto)
 }
 
 /* Takes the remote list of kind k onto the cache; returns how many came. */
-static unsigned take_remote(struct heist__worker *w, int k, void **first)
+/* Takes w's whole remote list of kind k (NULL if empty). No walk: a list
+ * of 100,000 records freed elsewhere is 100,000 dependent cache misses.
+ * The owner's count of records out is settled at the end instead, from
+ * remote_frees (heist__cache_fini). */
+static void *take_remote(struct heist__worker *w, int k)
 {
     /* Acquire: pairs with the pushers' release CAS, so the links and
      * whatever the freeing threads wrote before the free are visible
      * before we reuse the memory. */
-    void *list = atomic_exchange_explicit(&w->remote[k], NULL,
-                                          memory_order_acquire);
-    *first = list;
-    if (!list)
-        return 0;
-    unsigned n = 1;
-    void *last = list;
-    for (void *q = *(void **)list; q; q = *(void **)q) {
-        last = q;
-        n++;
-    }
-    *(void **)last = w->cache[k];
-    w->cache[k] = list;
-    w->rec_out -= n;
-    return n;
+    return atomic_exchange_explicit(&w->remote[k], NULL,
+                                    memory_order_acquire);
 }
 
 void *heist__cache_get_slow(struct heist__worker *w, int kind, size_t size)
@@ -190,8 +183,9 @@ void *heist__cache_get_slow(struct heist__worker *w, int kind, size_t size)
         r->kind = (uint32_t)kind;
         return r + 1;
     }
-    void *p;
-    if (take_remote(w, kind, &p)) {
+    /* Only called with the cache empty: the list becomes the cache. */
+    void *p = take_remote(w, kind);
+    if (p) {
         w->cache[kind] = *(void **)p;
         w->rec_out++;
         return p;
@@ -240,6 +234,11 @@ static void push_remote(struct heist_sched *s, void *arg)
         /* Release: pairs with the owner's acquire exchange. */
     } while (!atomic_compare_exchange_weak_explicit(
         head, &old, p, memory_order_release, memory_order_relaxed));
+    /* Relaxed: read only at the owner's end (heist__cache_fini), after
+     * every pusher is ordered before it (joined workers; plain threads
+     * push under the registry's lock, which the scheduler's retirement
+     * takes before). On the line the CAS just wrote. */
+    atomic_fetch_add_explicit(&o->remote_frees, 1, memory_order_relaxed);
 }
 
 void heist__cache_put_slow(struct heist__worker *w, struct heist__rec *r)
@@ -266,19 +265,25 @@ void heist__cache_put_slow(struct heist__worker *w, struct heist__rec *r)
 
 void heist__cache_fini(struct heist__worker *w)
 {
-    void *unused;
-    for (int k = 0; k < HEIST__NCACHE; k++)
-        take_remote(w, k, &unused);
+    /* Records out: handed out and not given back here, less those given
+     * back through the remote lists (relaxed: see push_remote). */
+    int64_t out = w->rec_out -
+                  (int64_t)atomic_load_explicit(&w->remote_frees,
+                                                memory_order_relaxed);
     struct heist__slab *s = w->slabs, *next;
-    if (w->rec_out != 0) {
-        /* The program keeps some records: count the cached ones. */
-        for (int k = 0; k < HEIST__NCACHE; k++)
+    if (out != 0) {
+        /* The program keeps some records: count the cached ones, those on
+         * the remote lists included. */
+        for (int k = 0; k < HEIST__NCACHE; k++) {
             for (void *p = w->cache[k]; p; p = *(void **)p)
                 slab_of((struct heist__rec *)p - 1)->cached++;
+            for (void *p = take_remote(w, k); p; p = *(void **)p)
+                slab_of((struct heist__rec *)p - 1)->cached++;
+        }
     }
     for (; s; s = next) {
         next = s->next;
-        uint64_t kept = w->rec_out ? (uint64_t)s->carved - s->cached : 0;
+        uint64_t kept = out ? (uint64_t)s->carved - s->cached : 0;
         if (kept == 0) {
             slab_free(s);
             continue;
@@ -294,6 +299,8 @@ void heist__cache_fini(struct heist__worker *w)
     w->bump = w->bump_end = NULL;
     for (int k = 0; k < HEIST__NCACHE; k++) {
         w->cache[k] = NULL;
+        atomic_store_explicit(&w->remote[k], NULL, memory_order_relaxed);
     }
     w->rec_out = 0;
+    atomic_store_explicit(&w->remote_frees, 0, memory_order_relaxed);
 }

@@ -77,7 +77,8 @@ struct heist__worker {
     void *cache[HEIST__NCACHE];
     struct heist__slab *slabs;     /* every slab of this worker */
     char *bump, *bump_end;         /* the current slab's free part */
-    int64_t rec_out;               /* records handed out, not back */
+    int64_t rec_out;               /* records handed out, not given back
+                                      here (remote frees: remote_frees) */
     void *altstack;                /* the signal stack (overflow reports) */
     size_t altstack_size;
     struct heist__counters ctr;
@@ -86,6 +87,9 @@ struct heist__worker {
      * the owner takes whole (exchange, acquire) when its cache is empty
      * (cache.c). On its own cache line: written by others. */
     _Alignas(HEIST_CACHELINE) _Atomic(void *) remote[HEIST__NCACHE];
+    /* Records pushed on remote, ever (relaxed adds after the push; read
+     * at the end, cache.c). */
+    _Atomic uint64_t remote_frees;
     /* Fibers that suspended on this worker and were resumed on another:
      * the resumer adds (worker.c, "Running ahead"). */
     _Alignas(HEIST_CACHELINE) _Atomic uint64_t resumed_away;
