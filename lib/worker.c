@@ -140,7 +140,10 @@ static uint64_t next_random(struct heist__worker *w)
  * still asleep. Then:
  *   - if away + asleep >= half the window, it stops stealing ready items
  *     for a while: 100 us, doubled for each such window in a row, up to
- *     2 ms (it still steals forks and serves the injection queue);
+ *     2 ms (it still steals forks and serves the injection queue). A
+ *     longer cap would steal less often behind a chain's head, but 10 ms
+ *     made bench/sleeps 1.5-2x slower: the sleepers it stops taking are
+ *     started late;
  *   - if away alone >= half the window and no other worker has a queue of
  *     its own (the one resuming our sleepers will come for ours), it stops
  *     starting items from its own queue as well, so the others take them
