@@ -66,6 +66,34 @@ void heist__rq_destroy(struct heist__rq *q)
     free(atomic_load_explicit(&q->ring, memory_order_relaxed));
 }
 
+/* q looks full at bottom b: reads top again and, if it is full, grows
+ * the ring. The ring to push into, or NULL when out of memory. Out of
+ * line, so that the push itself needs no saved registers. */
+static __attribute__((noinline)) struct heist__rq_ring *
+rq_room(struct heist__rq *q, int64_t b, struct heist__rq_ring *r)
+{
+    /* Acquire: pairs with the thieves' CAS of top, so the slots they took
+     * are free to overwrite; the slot the push writes lies before the top
+     * read here, so it was taken before that read. */
+    int64_t t = atomic_load_explicit(&q->top, memory_order_acquire);
+    q->top_cache = t;
+    if (b - t <= r->mask)
+        return r;
+    struct heist__rq_ring *nr = ring_new((r->mask + 1) * 2);
+    if (!nr)
+        return NULL;
+    for (int64_t i = t; i < b; i++)
+        atomic_store_explicit(
+            &nr->slot[i & nr->mask],
+            atomic_load_explicit(&r->slot[i & r->mask], memory_order_relaxed),
+            memory_order_relaxed);
+    /* Release: pairs with the thieves' acquire load of ring. */
+    atomic_store_explicit(&q->ring, nr, memory_order_release);
+    r->retired_next = q->retired; /* freed with the queue */
+    q->retired = r;
+    return nr;
+}
+
 int heist__rq_push(struct heist__rq *q, struct heist__item *it)
 {
     /* Relaxed: only the owner writes bottom. */
@@ -74,29 +102,11 @@ int heist__rq_push(struct heist__rq *q, struct heist__item *it)
         atomic_load_explicit(&q->ring, memory_order_relaxed);
     /* top only grows, so a past value of it (top_cache) under-counts the
      * room: reading top, the thieves' line, only when that looks full
-     * keeps a pushing owner from missing the cache on every push while a
-     * thief steals. Acquire (when read): pairs with the thieves' CAS of
-     * top, so the slots they took are free to overwrite; the slot we write
-     * below lies before top_cache, so it was taken before that read. */
-    int64_t t = q->top_cache;
-    if (b - t > r->mask)
-        q->top_cache = t = atomic_load_explicit(&q->top, memory_order_acquire);
-    if (b - t > r->mask) {
-        struct heist__rq_ring *nr = ring_new((r->mask + 1) * 2);
-        if (!nr)
-            return ENOMEM;
-        for (int64_t i = t; i < b; i++)
-            atomic_store_explicit(
-                &nr->slot[i & nr->mask],
-                atomic_load_explicit(&r->slot[i & r->mask],
-                                     memory_order_relaxed),
-                memory_order_relaxed);
-        /* Release: pairs with the thieves' acquire load of ring. */
-        atomic_store_explicit(&q->ring, nr, memory_order_release);
-        r->retired_next = q->retired; /* freed with the queue */
-        q->retired = r;
-        r = nr;
-    }
+     * (rq_room) keeps a pushing owner from missing the cache on every
+     * push while a thief steals. */
+    if (heist__unlikely(b - q->top_cache > r->mask) &&
+        !(r = rq_room(q, b, r)))
+        return ENOMEM;
     atomic_store_explicit(&r->slot[b & r->mask], it, memory_order_relaxed);
     /* seq_cst: release for the slot (pairs with the thief's acquire of
      * bottom) and the publish of the wake protocol (park.c). */
