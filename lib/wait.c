@@ -17,8 +17,12 @@
  * the node, so nobody can resume a fiber that is still running. Once the
  * first listing is made the wait may end and the waiter resume and drop
  * its references at any moment, so the publisher holds its own references
- * on the node and the future until it is done. After it resumes, the
- * waiter takes the node out of its task and the timer heap (wait_cleanup).
+ * on the node and the future until it is done. A fiber's node is made
+ * with all its references (the waiter's, the publisher's, one per listing
+ * to come): one plain store instead of an atomic add per holder, as nobody
+ * else sees the node yet; a listing that is not made drops its own. After
+ * it resumes, the waiter takes the node out of its task and the timer heap
+ * (wait_cleanup).
  */
 #include "cache.h"
 #include "fork.h"
@@ -48,13 +52,6 @@ static void wnode_unref(struct wnode *n)
      * use (release by each, acquire by the last). */
     if (atomic_fetch_sub_explicit(&n->refs, 1, memory_order_acq_rel) == 1)
         heist__cache_put(HEIST__C_WAIT, n);
-}
-
-static void wnode_ref(struct wnode *n)
-{
-    /* Relaxed: the caller holds a reference; taking one publishes
-     * nothing. */
-    atomic_fetch_add_explicit(&n->refs, 1, memory_order_relaxed);
 }
 
 /* Claims n with reason and resumes its waiter; false if already claimed. */
@@ -137,37 +134,47 @@ static struct wnode *wnode_new(bool thread, uint32_t refs)
 
 /* ---- a fiber's wait -------------------------------------------------------- */
 
+/* The references a fiber's wait node starts with: the waiter's, the
+ * publisher's, and one for each place wait_publish will list it in. Taken
+ * at once when the node is made (nobody else sees it before the
+ * publication); a listing that does not happen drops its own. */
+static uint32_t fiber_wait_refs(const struct wnode *n)
+{
+    return 2 + (n->task != NULL) + (n->tn.deadline != UINT64_MAX) +
+           (n->fut != NULL);
+}
+
 static void publish_steps(struct wnode *n)
 {
     struct heist__tk *t = n->task;
     bool timed = n->tn.deadline != UINT64_MAX;
-    if (t) {
-        wnode_ref(n);
-        if (!heist__task_wait_add(t, &n->tw)) {
+    if (t && !heist__task_wait_add(t, &n->tw)) {
+        /* Cancelled first: no listing at all; the wake's resumption
+         * comes after this then returns (the waiter is off the CPU). */
+        wnode_unref(n);
+        if (timed) {
+            heist__timer_unreserve(&n->sched->timers);
             wnode_unref(n);
-            if (timed)
-                heist__timer_unreserve(&n->sched->timers);
-            wnode_wake(n, HEIST__WAKE_CANCEL);
-            return;
         }
+        if (n->fut)
+            wnode_unref(n);
+        wnode_wake(n, HEIST__WAKE_CANCEL);
+        return;
     }
-    if (timed) {
-        wnode_ref(n);
-        /* The slot was reserved before the suspension (fiber_wait). */
-        if (!heist__timer_arm(&n->sched->timers, &n->tn, still_waiting)) {
-            /* A canceller ended the wait already: its waiter's disarm
-             * may have run, so arming now would leave the node in the
-             * heap until its deadline. */
+    /* The slot was reserved before the suspension (fiber_wait). */
+    if (timed &&
+        !heist__timer_arm(&n->sched->timers, &n->tn, still_waiting)) {
+        /* A canceller ended the wait already: its waiter's disarm may
+         * have run, so arming now would leave the node in the heap until
+         * its deadline. Neither the timer's nor the future's listing. */
+        wnode_unref(n);
+        if (n->fut)
             wnode_unref(n);
-            return;
-        }
+        return;
     }
-    if (n->fut) {
-        wnode_ref(n);
-        if (!heist__fut_push(n->fut, &n->l)) {
-            wnode_unref(n);
-            wnode_wake(n, HEIST__WAKE_OK);
-        }
+    if (n->fut && !heist__fut_push(n->fut, &n->l)) {
+        wnode_unref(n);
+        wnode_wake(n, HEIST__WAKE_OK);
     }
 }
 
@@ -176,9 +183,9 @@ static void wait_publish(struct heist__fiber *from, void *arg)
 {
     (void)from; /* n->fiber */
     struct wnode *n = arg;
-    /* The waiter's reference keeps both alive until the first listing
-     * below, and nothing can end the wait before it. */
-    wnode_ref(n);
+    /* The publisher's reference on n (fiber_wait_refs) and ours on the
+     * future keep both alive until we are done: once the first listing
+     * below is made, the wait may end and the waiter drop its own. */
     heist_future *f = n->fut;
     if (f)
         heist_future_ref(f);
@@ -208,7 +215,7 @@ static int fiber_wait(heist_future *f, uint64_t deadline)
      * begins ends only for its own reasons. */
     if (timed && heist__timer_reserve(&s->timers) != 0)
         return -ENOMEM;
-    struct wnode *n = wnode_new(false, 1);
+    struct wnode *n = wnode_new(false, 0);
     if (!n) {
         if (timed)
             heist__timer_unreserve(&s->timers);
@@ -218,12 +225,13 @@ static int fiber_wait(heist_future *f, uint64_t deadline)
     n->fut = f;
     n->tn.deadline = deadline;
     n->sched = s;
+    atomic_init(&n->refs, fiber_wait_refs(n));
     /* The fiber suspends with an empty fork deque (fork.c). */
     heist__drain();
     if (f && heist_future_done(f)) {
         if (timed)
             heist__timer_unreserve(&s->timers);
-        wnode_unref(n);
+        heist__cache_put(HEIST__C_WAIT, n); /* never published */
         return HEIST__WAKE_OK;
     }
     n->fiber = heist__self_get()->cur;
@@ -232,7 +240,7 @@ static int fiber_wait(heist_future *f, uint64_t deadline)
     if (why == 0) {
         if (timed)
             heist__timer_unreserve(&s->timers);
-        wnode_unref(n);
+        heist__cache_put(HEIST__C_WAIT, n); /* never published */
         return -ENOMEM;
     }
     wait_cleanup(n, why);
