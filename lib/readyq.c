@@ -66,20 +66,24 @@ void heist__rq_destroy(struct heist__rq *q)
     free(atomic_load_explicit(&q->ring, memory_order_relaxed));
 }
 
-/* q looks full at bottom b: reads top again and, if it is full, grows
- * the ring. The ring to push into, or NULL when out of memory. Out of
- * line, so that the push itself needs no saved registers. */
+/* q looks too full at bottom b for n more items: reads top again and, if
+ * they do not fit, grows the ring. The ring to push into, or NULL when out
+ * of memory. Out of line, so that the push itself needs no saved
+ * registers. */
 static __attribute__((noinline)) struct heist__rq_ring *
-rq_room(struct heist__rq *q, int64_t b, struct heist__rq_ring *r)
+rq_room(struct heist__rq *q, int64_t b, struct heist__rq_ring *r, int64_t n)
 {
     /* Acquire: pairs with the thieves' CAS of top, so the slots they took
-     * are free to overwrite; the slot the push writes lies before the top
-     * read here, so it was taken before that read. */
+     * are free to overwrite; the slots the push writes lie before the top
+     * read here, so they were taken before that read. */
     int64_t t = atomic_load_explicit(&q->top, memory_order_acquire);
     q->top_cache = t;
-    if (b - t <= r->mask)
+    if (b + n - 1 - t <= r->mask)
         return r;
-    struct heist__rq_ring *nr = ring_new((r->mask + 1) * 2);
+    size_t cap = (size_t)r->mask + 1;
+    while ((int64_t)cap <= b + n - 1 - t)
+        cap *= 2;
+    struct heist__rq_ring *nr = ring_new((int64_t)cap);
     if (!nr)
         return NULL;
     for (int64_t i = t; i < b; i++)
@@ -105,12 +109,32 @@ int heist__rq_push(struct heist__rq *q, struct heist__item *it)
      * (rq_room) keeps a pushing owner from missing the cache on every
      * push while a thief steals. */
     if (heist__unlikely(b - q->top_cache > r->mask) &&
-        !(r = rq_room(q, b, r)))
+        !(r = rq_room(q, b, r, 1)))
         return ENOMEM;
     atomic_store_explicit(&r->slot[b & r->mask], it, memory_order_relaxed);
     /* seq_cst: release for the slot (pairs with the thief's acquire of
      * bottom) and the publish of the wake protocol (park.c). */
     atomic_store_explicit(&q->bottom, b + 1, memory_order_seq_cst);
+    return 0;
+}
+
+int heist__rq_push_many(struct heist__rq *q, struct heist__item *const *its,
+                        size_t n)
+{
+    if (n == 0)
+        return 0;
+    /* As in heist__rq_push, with one publish for all n. */
+    int64_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed);
+    struct heist__rq_ring *r =
+        atomic_load_explicit(&q->ring, memory_order_relaxed);
+    if (b + (int64_t)n - 1 - q->top_cache > r->mask &&
+        !(r = rq_room(q, b, r, (int64_t)n)))
+        return ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        atomic_store_explicit(&r->slot[(b + (int64_t)i) & r->mask], its[i],
+                              memory_order_relaxed);
+    /* seq_cst: as in heist__rq_push. */
+    atomic_store_explicit(&q->bottom, b + (int64_t)n, memory_order_seq_cst);
     return 0;
 }
 

@@ -29,6 +29,10 @@ int heist__rq_init(struct heist__rq *q, unsigned log2cap);
 void heist__rq_destroy(struct heist__rq *q);
 /* Owner only: 0 or ENOMEM (full and could not grow). */
 int heist__rq_push(struct heist__rq *q, struct heist__item *it);
+/* Owner only: pushes n items in order, published together; 0 or ENOMEM
+ * (then none is pushed). */
+int heist__rq_push_many(struct heist__rq *q, struct heist__item *const *its,
+                        size_t n);
 struct heist__item *heist__rq_pop(struct heist__rq *q);  /* owner: oldest */
 struct heist__item *heist__rq_steal(struct heist__rq *q);       /* others */
 /* Others: takes the older half of q's items (at most max) with one CAS,

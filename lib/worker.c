@@ -269,9 +269,11 @@ static bool steal_from(struct heist__worker *w, struct heist__worker *v,
     struct heist__item *it = k ? batch[0] : NULL;
     if (k)
         ahead_started(w, 1);
-    for (size_t i = 1; i < k; i++)
-        if (heist__rq_push(&w->rq, batch[i]) != 0)
-            heist__make_runnable(w->sched, batch[i]); /* no room: inject */
+    /* The rest into our queue, published at once (one seq_cst store, not
+     * one per item); no room: injected. */
+    if (k > 1 && heist__rq_push_many(&w->rq, batch + 1, k - 1) != 0)
+        for (size_t i = 1; i < k; i++)
+            heist__make_runnable(w->sched, batch[i]);
     if (!it && late) {
         /* Relaxed: a guess that the CAS checks. acq_rel CAS: pairs with
          * the owner's exchanges (ready.c, take_runnext): one of us gets

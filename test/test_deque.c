@@ -1,5 +1,6 @@
 /*
- * test_deque.c - the split work-stealing deque (lib/deque.h), directly.
+ * test_deque.c - the split work-stealing deque (lib/deque.h), directly,
+ * and the ready queue's batch push (lib/readyq.h, suite readyq).
  *
  * Items are distinct integers cast to pointers (never 0). The deque only
  * shares private items when the owner pushes or pops after a thief asked
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 
 #include "deque.h"
+#include "readyq.h"
 #include "test_util.h"
 
 #define ITEM(i) ((void *)(uintptr_t)(i))
@@ -484,4 +486,54 @@ Test(deque, stress_3_thieves)
 Test(deque, stress_8_thieves)
 {
     stress_run(8, HT_SCALE(2000000, 600000));
+}
+
+/* ---- the ready queue's batch push (readyq.c) ---------------------------- */
+
+/* Items for the ready queue: only their addresses matter here. */
+static struct heist__item rq_items[2000];
+
+static size_t rq_index(const struct heist__item *it)
+{
+    return (size_t)(it - rq_items);
+}
+
+/* Batches pushed across the ring's end and its growth come out whole and
+ * in order, and a stolen batch moved into another queue keeps its order. */
+Test(readyq, push_many_keeps_order_across_wrap_and_growth)
+{
+    struct heist__rq a, b;
+    cr_assert_eq(heist__rq_init(&a, 3), 0); /* 8 slots */
+    cr_assert_eq(heist__rq_init(&b, 2), 0); /* 4 slots */
+    struct heist__item *v[2000];
+    for (size_t i = 0; i < 2000; i++)
+        v[i] = &rq_items[i];
+    size_t next_in = 0, next_out = 0;
+    /* Fill part, take some, so that the next batches wrap. */
+    cr_assert_eq(heist__rq_push_many(&a, v, 6), 0);
+    next_in = 6;
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(rq_index(heist__rq_pop(&a)), next_out++);
+    /* Batches of growing sizes: wrap, then grow (8 -> ... -> 1024). */
+    for (size_t n = 1; next_in + n <= 2000; n = n * 2 + 1) {
+        cr_assert_eq(heist__rq_push_many(&a, v + next_in, n), 0);
+        next_in += n;
+    }
+    cr_assert_eq(heist__rq_push_many(&a, v, 0), 0, "an empty batch");
+    /* Half the queue (at most 64) stolen, into b in one batch, then the
+     * rest of a popped: everything once, each side in order. */
+    struct heist__item *batch[64];
+    size_t k = heist__rq_steal_batch(&a, batch, 64);
+    cr_assert_eq(k, 64);
+    cr_assert_eq(heist__rq_push_many(&b, batch, k), 0);
+    for (size_t i = 0; i < k; i++)
+        cr_assert_eq(rq_index(heist__rq_pop(&b)), next_out + i);
+    cr_assert_null(heist__rq_pop(&b));
+    next_out += k;
+    struct heist__item *it;
+    while ((it = heist__rq_pop(&a)))
+        cr_assert_eq(rq_index(it), next_out++);
+    cr_assert_eq(next_out, next_in);
+    heist__rq_destroy(&a);
+    heist__rq_destroy(&b);
 }
