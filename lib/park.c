@@ -25,6 +25,28 @@
  * This is the protocol of Go's runtime (proc.go, "Worker thread parking")
  * and of folly's EventCount, on one futex word.
  *
+ * The asymmetric form (heist__park_asym, park.h): a ready queue's publish
+ * is a release store, and the publisher's loads (worker.c's nsearching,
+ * then sleepers) follow it without a fence, so the store may still sit in
+ * the publisher's store buffer when they execute. The sleeper makes up for
+ * it: between its announcement (the seq_cst RMWs of nsearching and
+ * sleepers) and the re-check after which it sleeps, it calls
+ * membarrier(PRIVATE_EXPEDITED) (heist__park_fence; a first re-check
+ * before it that finds work saves the call, as the worker does not sleep
+ * then), which
+ * returns only after every other running thread of the process executed a
+ * full barrier (a thread not running went through one when it was switched
+ * out). Take the publisher's barrier B from that call. If B comes after
+ * the publish in the publisher's program order, the publish is visible
+ * when membarrier returns, and the re-check sees it. If B comes before the
+ * publish, it comes before the publisher's loads too, and B happened after
+ * the sleeper's RMWs were visible (they completed before the call): the
+ * loads see the sleeper counted and no longer searching, and the
+ * publisher wakes it as above. The same argument as liburcu's membarrier
+ * flavour and folly's asymmetric fences; every other publish (the
+ * injection counter, the run-next exchange, a deque's ts) is a seq_cst
+ * RMW or store and needs none of it.
+ *
  * Cost: a publisher that finds nobody asleep pays one load. Publishing is
  * rare on the fork path (the split deque publishes only when asked, deque.c).
  */
@@ -32,6 +54,8 @@
 
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
 #include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -62,11 +86,48 @@ void heist__futex_wake(_Atomic uint32_t *addr, int n)
             0);
 }
 
+#ifndef MEMBARRIER_CMD_PRIVATE_EXPEDITED
+#define MEMBARRIER_CMD_QUERY 0
+#define MEMBARRIER_CMD_PRIVATE_EXPEDITED (1 << 3)
+#define MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED (1 << 4)
+#endif
+
+bool heist__park_asym;
+
+static void park_asym_setup(void)
+{
+#if !defined(HEIST_TSAN) && defined(SYS_membarrier)
+    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (cmds >= 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
+                0) == 0)
+        heist__park_asym = true;
+#endif
+}
+
+void heist__park_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, park_asym_setup);
+}
+
 uint32_t heist__park_prepare(struct heist__park *p)
 {
     /* seq_cst RMW then seq_cst load: see the argument above. */
     atomic_fetch_add_explicit(&p->sleepers, 1, memory_order_seq_cst);
     return atomic_load_explicit(&p->epoch, memory_order_seq_cst);
+}
+
+void heist__park_fence(void)
+{
+#ifdef SYS_membarrier
+    /* The process registered, so this cannot fail but for a kernel bug; a
+     * re-check after it would then miss a publish, so that is fatal. */
+    if (heist__park_asym &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+        heist__fatal("membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed "
+                     "after registration");
+#endif
 }
 
 void heist__park_wait(struct heist__park *p, uint32_t key)

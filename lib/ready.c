@@ -5,10 +5,11 @@
  * A worker of the item's scheduler pushes on its own ready queue (readyq.c,
  * owner-only push); any other thread, or a worker whose queue cannot grow,
  * enqueues on the scheduler's injection queue (liburcu's wfcqueue: wait-free
- * for any number of producers; the workers dequeue). Either publish is a
- * seq_cst write (the queue's bottom, the injection counter) followed by
- * heist__wake_one, the publisher's half of the parking protocol (park.c),
- * so a worker about to sleep either sees the item or is woken.
+ * for any number of producers; the workers dequeue). Either publish (the
+ * queue's bottom: heist__park_publish_i64; the injection counter: a
+ * seq_cst RMW) is followed by heist__wake_one, the publisher's half of the
+ * parking protocol (park.c), so a worker about to sleep either sees the
+ * item or is woken.
  *
  * Resuming a suspended fiber is one protocol for every resumer (a
  * completion, the timer, a canceller, a thief that finished a stolen
@@ -36,8 +37,10 @@
 
 void heist__wake_one(struct heist_sched *s)
 {
-    /* seq_cst: after the publisher's seq_cst write of the work, against a
-     * searcher's seq_cst decrement then re-check (worker.c). */
+    /* seq_cst: after the publisher's write of the work (a seq_cst write,
+     * or a release one where the parker's membarrier stands for the fence:
+     * park.c), against a searcher's seq_cst decrement then re-check
+     * (worker.c). */
     if (atomic_load_explicit(&s->nsearching, memory_order_seq_cst) != 0)
         return;
     heist__park_wake_one(&s->park);

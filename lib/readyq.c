@@ -18,6 +18,7 @@
  * heist__rq_pop. Only push touches bottom.
  */
 #include "readyq.h"
+#include "park.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -112,9 +113,9 @@ int heist__rq_push(struct heist__rq *q, struct heist__item *it)
         !(r = rq_room(q, b, r, 1)))
         return ENOMEM;
     atomic_store_explicit(&r->slot[b & r->mask], it, memory_order_relaxed);
-    /* seq_cst: release for the slot (pairs with the thief's acquire of
-     * bottom) and the publish of the wake protocol (park.c). */
-    atomic_store_explicit(&q->bottom, b + 1, memory_order_seq_cst);
+    /* Release for the slot (pairs with the thief's acquire of bottom) and
+     * the publish of the wake protocol (park.h, park.c). */
+    heist__park_publish_i64(&q->bottom, b + 1);
     return 0;
 }
 
@@ -133,8 +134,8 @@ int heist__rq_push_many(struct heist__rq *q, struct heist__item *const *its,
     for (size_t i = 0; i < n; i++)
         atomic_store_explicit(&r->slot[(b + (int64_t)i) & r->mask], its[i],
                               memory_order_relaxed);
-    /* seq_cst: as in heist__rq_push. */
-    atomic_store_explicit(&q->bottom, b + (int64_t)n, memory_order_seq_cst);
+    /* As in heist__rq_push. */
+    heist__park_publish_i64(&q->bottom, b + (int64_t)n);
     return 0;
 }
 

@@ -176,6 +176,8 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
 {
     if (!out)
         return EINVAL;
+    /* Before any worker of any scheduler starts (park.h). */
+    heist__park_init();
     unsigned n;
     size_t stack_size, stack_pool;
     int err = resolve_config(cfg, &n, &stack_size, &stack_pool);

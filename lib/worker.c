@@ -39,9 +39,12 @@
  * (items left in its own queue after a batch steal, or in the injection
  * queue) it wakes a parked worker to take over the search (ramp-up).
  * No lost wake-up: every publish is a seq_cst write followed by a seq_cst
- * load of nsearching; every searcher decrements nsearching (seq_cst) before
- * it parks, then re-checks every queue and run-next slot (seq_cst loads,
- * park.c) after announcing itself. All these are in one total order S. If the publisher's
+ * load of nsearching (or a ready queue's release write and a load, with
+ * the parker's membarrier for the fence: park.c's asymmetric form, whose
+ * argument carries over); every searcher decrements nsearching (seq_cst)
+ * before it parks, then re-checks every queue and run-next slot (seq_cst
+ * loads, park.c) after announcing itself. All these are in one total order
+ * S. If the publisher's
  * load saw nsearching == 0, it runs park.c's protocol, which wakes a
  * sleeper or makes its re-check see the work. If it saw a searcher X, X's
  * decrement comes after that load in S, so if X parks, its re-check comes
@@ -356,7 +359,9 @@ static void park(struct heist__worker *w)
     struct heist_sched *s = w->sched;
     stop_searching(w);
     uint32_t key = heist__park_prepare(&s->park);
-    if (work_visible(w)) {
+    /* A first look is free; the fence (a system call in the asymmetric
+     * form, park.c) is paid only by a worker that is about to sleep. */
+    if (work_visible(w) || (heist__park_fence(), work_visible(w))) {
         heist__park_cancel(&s->park);
         return;
     }

@@ -185,6 +185,80 @@ Test(submit, lost_wakeup_hunt_4_submitters)
     many_submitters(3, 4, HT_SCALE(5000, 2000));
 }
 
+/* ---- a worker's own pushes ---------------------------------------------- */
+
+/*
+ * A task spawns a child onto its own worker's ready queue, then busy-waits
+ * for it without awaiting: only another worker can run the child, so a
+ * lost wake-up of that worker hangs (the watchdog aborts). Before each
+ * spawn the task waits a random 0-60 us, so the push meets the other
+ * worker at every stage of going to sleep (spinning, yielding, announcing
+ * itself, re-checking, asleep): the race of the ready queue's publish
+ * (heist__park_publish_i64) against the parking protocol (park.c).
+ */
+struct push_hunt {
+    atomic_int done;
+    int reps;
+    struct ht_watchdog *wd;
+    uint64_t rng;
+};
+
+static uint64_t hunt_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void *push_child(void *arg)
+{
+    atomic_store_explicit((atomic_int *)arg, 1, memory_order_release);
+    return NULL;
+}
+
+static void *push_hunter(void *arg)
+{
+    struct push_hunt *h = arg;
+    for (int i = 0; i < h->reps; i++) {
+        uint64_t until = hunt_now_ns() + ht_rand(&h->rng) % 60000u;
+        while (hunt_now_ns() < until)
+            ;
+        atomic_store_explicit(&h->done, 0, memory_order_relaxed);
+        heist_future *c = heist_spawn(NULL, push_child, &h->done);
+        if (!c)
+            return (void *)1;
+        while (!atomic_load_explicit(&h->done, memory_order_acquire))
+            ;
+        void *v;
+        if (heist_await(c, &v) != 0)
+            return (void *)2;
+        heist_future_unref(c);
+        ht_watchdog_tick(h->wd);
+    }
+    return NULL;
+}
+
+static void push_hunt(unsigned workers, int reps)
+{
+    struct ht_watchdog wd;
+    ht_watchdog_start(&wd, "a worker's push was never taken (lost wake-up)",
+                      30);
+    heist_sched *s = new_sched(workers);
+    struct push_hunt h = {.reps = reps, .wd = &wd, .rng = 12345 + workers};
+    atomic_init(&h.done, 0);
+    void *r = (void *)3;
+    cr_assert_eq(heist_run(s, push_hunter, &h, &r), 0);
+    cr_assert_null(r, "the hunter failed (%p)", r);
+    cr_assert_eq(heist_sched_free(s), 0);
+    ht_watchdog_stop(&wd);
+}
+
+Test(submit, lost_wakeup_hunt_worker_push)
+{
+    push_hunt(2, HT_SCALE(20000, 3000));
+    push_hunt(4, HT_SCALE(5000, 1000));
+}
+
 /* ---- idle, then woken -------------------------------------------------- */
 
 Test(submit, idle_scheduler_wakes_on_submit)
