@@ -34,9 +34,9 @@
  * kept records are freed, and each other slab's `orphan` count, which
  * starts at a bias, drops to the number of records still kept; every later
  * free of one takes one off, and the free that reaches zero frees the
- * slab. (A record
- * freed between the scheduler's leaving the registry and the count has
- * already taken one off the bias: the arithmetic stays right.)
+ * slab. (A record freed between the scheduler's leaving the registry and
+ * the count has already taken one off the bias: the arithmetic stays
+ * right.)
  *
  * The remote stack has one consumer, which takes everything at once, so
  * the pushers' CAS cannot suffer ABA (nothing is popped singly).
@@ -158,7 +158,6 @@ static void slab_populate(struct heist__slab *s, const char *upto)
 #endif
 }
 
-/* Takes the remote list of kind k onto the cache; returns how many came. */
 /* Takes w's whole remote list of kind k (NULL if empty). No walk: a list
  * of 100,000 records freed elsewhere is 100,000 dependent cache misses.
  * The owner's count of records out is settled at the end instead, from
@@ -297,6 +296,8 @@ void heist__cache_fini(struct heist__worker *w)
     }
     w->slabs = NULL;
     w->bump = w->bump_end = NULL;
+    /* Relaxed: no thread can push on our remote lists any more (see the
+     * opening comment), so these stores pair with nothing. */
     for (int k = 0; k < HEIST__NCACHE; k++) {
         w->cache[k] = NULL;
         atomic_store_explicit(&w->remote[k], NULL, memory_order_relaxed);

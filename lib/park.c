@@ -33,13 +33,13 @@
  * sleepers) and the re-check after which it sleeps, it calls
  * membarrier(PRIVATE_EXPEDITED) (heist__park_fence; a first re-check
  * before it that finds work saves the call, as the worker does not sleep
- * then), which
- * returns only after every other running thread of the process executed a
- * full barrier (a thread not running went through one when it was switched
- * out). Take the publisher's barrier B from that call. If B comes after
- * the publish in the publisher's program order, the publish is visible
- * when membarrier returns, and the re-check sees it. If B comes before the
- * publish, it comes before the publisher's loads too, and B happened after
+ * then), which returns only after every other running thread of the
+ * process executed a full barrier (a thread not running went through one
+ * when it was switched out). Take the publisher's barrier B from that
+ * call. If B comes after the publish in the publisher's program order, the
+ * publish is visible when membarrier returns, and the re-check sees it. If
+ * B comes before the publish, it comes before the publisher's loads too,
+ * and B happened after
  * the sleeper's RMWs were visible (they completed before the call): the
  * loads see the sleeper counted and no longer searching, and the
  * publisher wakes it as above. The same argument as liburcu's membarrier

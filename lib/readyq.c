@@ -99,7 +99,10 @@ rq_room(struct heist__rq *q, int64_t b, struct heist__rq_ring *r, int64_t n)
     return nr;
 }
 
-int heist__rq_push(struct heist__rq *q, struct heist__item *it)
+/* The push of n items, inlined into both entry points so that the single
+ * push compiles to its own straight line. */
+static inline __attribute__((always_inline)) int
+rq_push_n(struct heist__rq *q, struct heist__item *const *its, size_t n)
 {
     /* Relaxed: only the owner writes bottom. */
     int64_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed);
@@ -109,34 +112,27 @@ int heist__rq_push(struct heist__rq *q, struct heist__item *it)
      * room: reading top, the thieves' line, only when that looks full
      * (rq_room) keeps a pushing owner from missing the cache on every
      * push while a thief steals. */
-    if (heist__unlikely(b - q->top_cache > r->mask) &&
-        !(r = rq_room(q, b, r, 1)))
-        return ENOMEM;
-    atomic_store_explicit(&r->slot[b & r->mask], it, memory_order_relaxed);
-    /* Release for the slot (pairs with the thief's acquire of bottom) and
-     * the publish of the wake protocol (park.h, park.c). */
-    heist__park_publish_i64(&q->bottom, b + 1);
-    return 0;
-}
-
-int heist__rq_push_many(struct heist__rq *q, struct heist__item *const *its,
-                        size_t n)
-{
-    if (n == 0)
-        return 0;
-    /* As in heist__rq_push, with one publish for all n. */
-    int64_t b = atomic_load_explicit(&q->bottom, memory_order_relaxed);
-    struct heist__rq_ring *r =
-        atomic_load_explicit(&q->ring, memory_order_relaxed);
-    if (b + (int64_t)n - 1 - q->top_cache > r->mask &&
+    if (heist__unlikely(b + (int64_t)n - 1 - q->top_cache > r->mask) &&
         !(r = rq_room(q, b, r, (int64_t)n)))
         return ENOMEM;
     for (size_t i = 0; i < n; i++)
         atomic_store_explicit(&r->slot[(b + (int64_t)i) & r->mask], its[i],
                               memory_order_relaxed);
-    /* As in heist__rq_push. */
+    /* Release for the slots (pairs with the thief's acquire of bottom) and
+     * the publish of the wake protocol (park.h, park.c): one for all n. */
     heist__park_publish_i64(&q->bottom, b + (int64_t)n);
     return 0;
+}
+
+int heist__rq_push(struct heist__rq *q, struct heist__item *it)
+{
+    return rq_push_n(q, &it, 1);
+}
+
+int heist__rq_push_many(struct heist__rq *q, struct heist__item *const *its,
+                        size_t n)
+{
+    return n ? rq_push_n(q, its, n) : 0;
 }
 
 struct heist__item *heist__rq_pop(struct heist__rq *q)

@@ -1,7 +1,8 @@
 /*
  * util.h - what every file of lib/ may use (internal): the public API with
  * default visibility, branch hints, sanitizer detection and annotations, a
- * spin-wait hint and a spinlock, fatal errors, the clock, runnable items and lists.
+ * spin-wait hint and a spinlock, fatal errors, the clock, runnable items
+ * and lists.
  *
  * lib/ is layered; a file includes and calls only the layers below its own,
  * never above (README, "Layout"):

@@ -44,13 +44,13 @@
  * argument carries over); every searcher decrements nsearching (seq_cst)
  * before it parks, then re-checks every queue and run-next slot (seq_cst
  * loads, park.c) after announcing itself. All these are in one total order
- * S. If the publisher's
- * load saw nsearching == 0, it runs park.c's protocol, which wakes a
- * sleeper or makes its re-check see the work. If it saw a searcher X, X's
- * decrement comes after that load in S, so if X parks, its re-check comes
- * after the publish and sees it; if X instead found other work, the item
- * is in a queue whose owner is running (it will run it) or in the injection
- * queue, which every worker reads before it parks: some worker runs it.
+ * S. If the publisher's load saw nsearching == 0, it runs park.c's
+ * protocol, which wakes a sleeper or makes its re-check see the work. If
+ * it saw a searcher X, X's decrement comes after that load in S, so if X
+ * parks, its re-check comes after the publish and sees it; if X instead
+ * found other work, the item is in a queue whose owner is running (it
+ * will run it) or in the injection queue, which every worker reads before
+ * it parks: some worker runs it.
  *
  * Items: the loop knows no kind of item; it calls the item's own run
  * function (a spawned task: spawn.c; a callback: future.c; a ready fiber:
@@ -272,8 +272,9 @@ static bool steal_from(struct heist__worker *w, struct heist__worker *v,
     struct heist__item *it = k ? batch[0] : NULL;
     if (k)
         ahead_started(w, 1);
-    /* The rest into our queue, published at once (one seq_cst store, not
-     * one per item); no room: injected. */
+    /* The rest into our queue, published at once (one store of bottom,
+     * not one per item); no room: each one made runnable (ready.c), which
+     * injects what our queue cannot take. */
     if (k > 1 && heist__rq_push_many(&w->rq, batch + 1, k - 1) != 0)
         for (size_t i = 1; i < k; i++)
             heist__make_runnable(w->sched, batch[i]);
