@@ -1,6 +1,7 @@
 /*
  * fault_inject.c - fails the Nth call of malloc & co., mmap, mprotect or
- * pthread_create while armed (fault_inject.h).
+ * pthread_create while armed, and refuses membarrier(2) when told
+ * (fault_inject.h).
  *
  * How the calls are caught, and why this way:
  *
@@ -48,12 +49,15 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 /* ---- state --------------------------------------------------------------- */
 
@@ -167,6 +171,7 @@ static int (*next_posix_memalign)(void **, size_t, size_t);
 static void *(*next_memalign)(size_t, size_t);
 static void *(*next_mmap)(void *, size_t, int, int, int, off_t);
 static int (*next_mprotect)(void *, size_t, int);
+static long (*next_syscall)(long, ...);
 static int (*next_pthread_create)(pthread_t *, const pthread_attr_t *,
                                   void *(*)(void *), void *);
 
@@ -215,6 +220,7 @@ static void resolve(void)
     RESOLVE(mmap);
     RESOLVE(mprotect);
     RESOLVE(pthread_create);
+    RESOLVE(syscall);
     /* resolving stays 1: resolve() runs once. */
 }
 
@@ -370,4 +376,47 @@ int pthread_create(pthread_t *t, const pthread_attr_t *attr,
     if (should_fail(FI_THREAD))
         return EAGAIN;
     return next_pthread_create(t, attr, fn, arg);
+}
+
+/* ---- membarrier ---------------------------------------------------------- */
+
+static atomic_bool membarrier_refused;
+/* Calls per command: QUERY, PRIVATE_EXPEDITED, REGISTER_PRIVATE_EXPEDITED,
+ * anything else. */
+static atomic_uint_least64_t membarrier_calls[4];
+
+void fi_refuse_membarrier(bool refuse)
+{
+    atomic_store(&membarrier_refused, refuse);
+}
+
+static int membarrier_slot(long cmd)
+{
+    return cmd == 0 ? 0 : cmd == (1 << 3) ? 1 : cmd == (1 << 4) ? 2 : 3;
+}
+
+uint64_t fi_membarrier_calls(int cmd)
+{
+    return atomic_load(&membarrier_calls[membarrier_slot(cmd)]);
+}
+
+/* syscall(3) passes six longs on to the kernel; so does this. */
+long syscall(long number, ...)
+{
+    if (!next_syscall)
+        resolve();
+    va_list ap;
+    va_start(ap, number);
+    long a[6];
+    for (int i = 0; i < 6; i++)
+        a[i] = va_arg(ap, long);
+    va_end(ap);
+    if (number == SYS_membarrier) {
+        atomic_fetch_add(&membarrier_calls[membarrier_slot(a[0])], 1);
+        if (atomic_load(&membarrier_refused)) {
+            errno = ENOSYS;
+            return -1;
+        }
+    }
+    return next_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }

@@ -37,6 +37,13 @@ uint64_t fi_count(enum fi_kind kind);
 /* Calls made to fail since the last fi_arm. */
 uint64_t fi_failed(void);
 
+/* membarrier(2), seen through syscall(3): while refused, every call of it
+ * fails with ENOSYS, as on a kernel without it. Counts, refused or not,
+ * the calls of each command (0: QUERY, 1 << 3: PRIVATE_EXPEDITED, 1 << 4:
+ * REGISTER_PRIVATE_EXPEDITED), from the start of the process. */
+void fi_refuse_membarrier(bool refuse);
+uint64_t fi_membarrier_calls(int cmd);
+
 const char *fi_kind_name(enum fi_kind kind);
 const char *fi_mode_name(enum fi_mode mode);
 

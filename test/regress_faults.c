@@ -19,6 +19,16 @@
  *       a wait node
  *       left in the timer heap is a leak that LeakSanitizer reports at exit
  *       (asan preset: non-zero exit). Other builds only run the race.
+ *   regress_faults membarrier_used / membarrier_refused   the parking
+ *       protocol's two forms (lib/park.c): with membarrier(2), or, when
+ *       the kernel refuses it (fault_inject.c makes it fail with ENOSYS),
+ *       with a fence on the publishing side. Each runs a hunt for a lost
+ *       wake-up: a task spawns onto its own worker's queue and busy-waits
+ *       for the child, so only the other worker can run it (a hang past
+ *       30 s is a failure). "used" checks that parks called membarrier,
+ *       "refused" that none did after the refusal (the fallback is
+ *       taken), so each is the other's control. Not built under TSan,
+ *       whose build always takes the fallback.
  */
 #include "fault_inject.h"
 #include "test_util.h"
@@ -282,8 +292,88 @@ static int timer_leak(void)
     return failures ? 1 : 0;
 }
 
+/* ---- the parking protocol with and without membarrier ----------------- */
+
+struct push_hunt {
+    atomic_int done;
+    int reps;
+    struct ht_watchdog *wd;
+    uint64_t rng;
+};
+
+static void *push_child(void *arg)
+{
+    atomic_store_explicit((atomic_int *)arg, 1, memory_order_release);
+    return NULL;
+}
+
+static void *push_hunter(void *arg)
+{
+    struct push_hunt *h = arg;
+    for (int i = 0; i < h->reps; i++) {
+        /* 0-60 us: the push meets the other worker at every stage of
+         * going to sleep. */
+        uint64_t until = ht_now_ns() + ht_rand(&h->rng) % 60000u;
+        while (ht_now_ns() < until)
+            ;
+        atomic_store_explicit(&h->done, 0, memory_order_relaxed);
+        heist_future *c = heist_spawn(NULL, push_child, &h->done);
+        if (!c)
+            return (void *)1;
+        while (!atomic_load_explicit(&h->done, memory_order_acquire))
+            ;
+        if (heist_await(c, NULL) != 0)
+            return (void *)2;
+        heist_future_unref(c);
+        ht_watchdog_tick(h->wd);
+    }
+    return NULL;
+}
+
+static int membarrier_form(bool refuse)
+{
+    fi_refuse_membarrier(refuse);
+    struct ht_watchdog wd;
+    ht_watchdog_start(&wd, "a worker's push was never taken (lost wake-up)",
+                      30);
+    heist_sched *s = new_sched();
+    struct push_hunt h = {.reps = HT_SCALE(30000, 3000), .wd = &wd,
+                          .rng = 99};
+    atomic_init(&h.done, 0);
+    void *r = (void *)3;
+    if (heist_run(s, push_hunter, &h, &r) || r)
+        FAIL("the hunter failed (%p)", r);
+    heist_stats st;
+    if (heist_sched_stats(s, &st))
+        FAIL("heist_sched_stats failed");
+    if (heist_sched_free(s))
+        FAIL("heist_sched_free failed");
+    ht_watchdog_stop(&wd);
+    uint64_t query = fi_membarrier_calls(0), fences = fi_membarrier_calls(1 << 3);
+    fprintf(stderr,
+            "regress_faults membarrier_%s: %d rounds, %llu parks, %llu "
+            "queries, %llu membarrier fences\n",
+            refuse ? "refused" : "used", h.reps,
+            (unsigned long long)st.total.parks, (unsigned long long)query,
+            (unsigned long long)fences);
+    if (query == 0)
+        FAIL("the library never asked for membarrier");
+    if (st.total.parks == 0)
+        FAIL("no worker parked: the hunt tested nothing");
+    if (refuse && fences != 0)
+        FAIL("%llu membarrier fences after the kernel refused it",
+             (unsigned long long)fences);
+    if (!refuse && fences == 0)
+        FAIL("membarrier is there, but no park called it");
+    return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "membarrier_used") == 0)
+        return membarrier_form(false);
+    if (argc == 2 && strcmp(argv[1], "membarrier_refused") == 0)
+        return membarrier_form(true);
     if (argc == 2 && strcmp(argv[1], "fork_abort") == 0)
         return fork_abort();
     if (argc == 2 && strcmp(argv[1], "sleep_early") == 0)
@@ -291,6 +381,7 @@ int main(int argc, char **argv)
     if (argc == 2 && strcmp(argv[1], "timer_leak") == 0)
         return timer_leak();
     fprintf(stderr,
-            "usage: regress_faults fork_abort|sleep_early|timer_leak\n");
+            "usage: regress_faults fork_abort|sleep_early|timer_leak|"
+            "membarrier_used|membarrier_refused\n");
     return 2;
 }
