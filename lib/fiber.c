@@ -52,8 +52,9 @@ void __sanitizer_finish_switch_fiber(void *fake_stack_save,
 void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 #endif
 
+/* Named in assembly by heist__self_get (fiber.h): HEIST__ASM_NAMED. */
 __thread struct heist__worker *heist__self
-    __attribute__((tls_model("initial-exec")));
+    __attribute__((tls_model("initial-exec"))) HEIST__ASM_NAMED;
 
 __attribute__((noinline)) struct heist__worker *heist__self_call(void)
 {

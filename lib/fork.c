@@ -60,7 +60,8 @@
  * zero unless the thread runs a worker (bound by heist__deque_bind). On a
  * cache line of its own: the fast paths touch nothing else per fork. */
 __thread _Alignas(64) struct heist__fj heist__fj
-    __attribute__((tls_model("initial-exec"), visibility("default")));
+    __attribute__((tls_model("initial-exec"), visibility("default")))
+    HEIST__ASM_NAMED; /* named in assembly: heist/task_inline.h */
 
 enum {
     F_FORKED = HEIST__TASK_FORKED, /* "ORK1"; written inline too */

@@ -84,6 +84,12 @@ void __tsan_release(void *addr);
 #define heist__tsan_release(p) ((void)(p))
 #endif
 
+/* For a variable that assembly names (the thread-locals read by inline
+ * asm): gcc's link-time optimization does not see those uses and, without
+ * `used`, may drop the definition from the partition that exports it (a
+ * static link of the fat objects then fails with undefined references). */
+#define HEIST__ASM_NAMED __attribute__((used))
+
 /* A spin-wait hint. */
 static inline void heist__cpu_relax(void)
 {

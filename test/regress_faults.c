@@ -294,42 +294,6 @@ static int timer_leak(void)
 
 /* ---- the parking protocol with and without membarrier ----------------- */
 
-struct push_hunt {
-    atomic_int done;
-    int reps;
-    struct ht_watchdog *wd;
-    uint64_t rng;
-};
-
-static void *push_child(void *arg)
-{
-    atomic_store_explicit((atomic_int *)arg, 1, memory_order_release);
-    return NULL;
-}
-
-static void *push_hunter(void *arg)
-{
-    struct push_hunt *h = arg;
-    for (int i = 0; i < h->reps; i++) {
-        /* 0-60 us: the push meets the other worker at every stage of
-         * going to sleep. */
-        uint64_t until = ht_now_ns() + ht_rand(&h->rng) % 60000u;
-        while (ht_now_ns() < until)
-            ;
-        atomic_store_explicit(&h->done, 0, memory_order_relaxed);
-        heist_future *c = heist_spawn(NULL, push_child, &h->done);
-        if (!c)
-            return (void *)1;
-        while (!atomic_load_explicit(&h->done, memory_order_acquire))
-            ;
-        if (heist_await(c, NULL) != 0)
-            return (void *)2;
-        heist_future_unref(c);
-        ht_watchdog_tick(h->wd);
-    }
-    return NULL;
-}
-
 static int membarrier_form(bool refuse)
 {
     fi_refuse_membarrier(refuse);
@@ -337,12 +301,10 @@ static int membarrier_form(bool refuse)
     ht_watchdog_start(&wd, "a worker's push was never taken (lost wake-up)",
                       30);
     heist_sched *s = new_sched();
-    struct push_hunt h = {.reps = HT_SCALE(30000, 3000), .wd = &wd,
-                          .rng = 99};
-    atomic_init(&h.done, 0);
-    void *r = (void *)3;
-    if (heist_run(s, push_hunter, &h, &r) || r)
-        FAIL("the hunter failed (%p)", r);
+    int reps = HT_SCALE(30000, 3000);
+    int r = ht_push_hunt(s, reps, 99, &wd);
+    if (r)
+        FAIL("the hunt failed (%d)", r);
     heist_stats st;
     if (heist_sched_stats(s, &st))
         FAIL("heist_sched_stats failed");
@@ -353,7 +315,7 @@ static int membarrier_form(bool refuse)
     fprintf(stderr,
             "regress_faults membarrier_%s: %d rounds, %llu parks, %llu "
             "queries, %llu membarrier fences\n",
-            refuse ? "refused" : "used", h.reps,
+            refuse ? "refused" : "used", reps,
             (unsigned long long)st.total.parks, (unsigned long long)query,
             (unsigned long long)fences);
     if (query == 0)

@@ -194,61 +194,16 @@ Test(submit, lost_wakeup_hunt_4_submitters)
  * spawn the task waits a random 0-60 us, so the push meets the other
  * worker at every stage of going to sleep (spinning, yielding, announcing
  * itself, re-checking, asleep): the race of the ready queue's publish
- * (heist__park_publish_i64) against the parking protocol (park.c).
+ * (heist__park_publish_i64) against the parking protocol (park.c). The
+ * hunt itself is ht_push_hunt (test_util.c), shared with regress_faults.
  */
-struct push_hunt {
-    atomic_int done;
-    int reps;
-    struct ht_watchdog *wd;
-    uint64_t rng;
-};
-
-static uint64_t hunt_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void *push_child(void *arg)
-{
-    atomic_store_explicit((atomic_int *)arg, 1, memory_order_release);
-    return NULL;
-}
-
-static void *push_hunter(void *arg)
-{
-    struct push_hunt *h = arg;
-    for (int i = 0; i < h->reps; i++) {
-        uint64_t until = hunt_now_ns() + ht_rand(&h->rng) % 60000u;
-        while (hunt_now_ns() < until)
-            ;
-        atomic_store_explicit(&h->done, 0, memory_order_relaxed);
-        heist_future *c = heist_spawn(NULL, push_child, &h->done);
-        if (!c)
-            return (void *)1;
-        while (!atomic_load_explicit(&h->done, memory_order_acquire))
-            ;
-        void *v;
-        if (heist_await(c, &v) != 0)
-            return (void *)2;
-        heist_future_unref(c);
-        ht_watchdog_tick(h->wd);
-    }
-    return NULL;
-}
-
 static void push_hunt(unsigned workers, int reps)
 {
     struct ht_watchdog wd;
     ht_watchdog_start(&wd, "a worker's push was never taken (lost wake-up)",
                       30);
     heist_sched *s = new_sched(workers);
-    struct push_hunt h = {.reps = reps, .wd = &wd, .rng = 12345 + workers};
-    atomic_init(&h.done, 0);
-    void *r = (void *)3;
-    cr_assert_eq(heist_run(s, push_hunter, &h, &r), 0);
-    cr_assert_null(r, "the hunter failed (%p)", r);
+    cr_assert_eq(ht_push_hunt(s, reps, 12345 + workers, &wd), 0);
     cr_assert_eq(heist_sched_free(s), 0);
     ht_watchdog_stop(&wd);
 }

@@ -1,6 +1,8 @@
 /* test_util.c - see test_util.h. */
 #include "test_util.h"
 
+#include <heist/heist.h>
+
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,4 +76,52 @@ void ht_watchdog_stop(struct ht_watchdog *w)
 {
     atomic_store(&w->stop, true);
     pthread_join(w->thread, NULL);
+}
+
+/* ---- the push hunt -------------------------------------------------------- */
+
+struct push_hunt {
+    atomic_int done;
+    int reps;
+    struct ht_watchdog *wd;
+    uint64_t rng;
+};
+
+static void *push_child(void *arg)
+{
+    atomic_store_explicit((atomic_int *)arg, 1, memory_order_release);
+    return NULL;
+}
+
+static void *push_hunter(void *arg)
+{
+    struct push_hunt *h = arg;
+    for (int i = 0; i < h->reps; i++) {
+        uint64_t until = ht_now_ns() + ht_rand(&h->rng) % 60000u;
+        while (ht_now_ns() < until)
+            ;
+        atomic_store_explicit(&h->done, 0, memory_order_relaxed);
+        heist_future *c = heist_spawn(NULL, push_child, &h->done);
+        if (!c)
+            return (void *)1;
+        while (!atomic_load_explicit(&h->done, memory_order_acquire))
+            ;
+        if (heist_await(c, NULL) != 0)
+            return (void *)2;
+        heist_future_unref(c);
+        ht_watchdog_tick(h->wd);
+    }
+    return NULL;
+}
+
+int ht_push_hunt(heist_sched *s, int reps, uint64_t seed,
+                 struct ht_watchdog *wd)
+{
+    struct push_hunt h = {.reps = reps, .wd = wd, .rng = seed};
+    atomic_init(&h.done, 0);
+    void *r = (void *)3;
+    int err = heist_run(s, push_hunter, &h, &r);
+    if (err)
+        return 100 + err;
+    return (int)(intptr_t)r;
 }

@@ -1,6 +1,7 @@
 /*
  * test_util.h - helpers shared by heist's tests: sanitizer-aware sizes, a
- * clock, a small PRNG, a spin-wait with a deadline, and a watchdog thread.
+ * clock, a small PRNG, a spin-wait with a deadline, a watchdog thread, and
+ * the hunt for a lost wake-up of a worker's push.
  */
 #ifndef HEIST_TEST_UTIL_H
 #define HEIST_TEST_UTIL_H
@@ -68,5 +69,17 @@ static inline void ht_watchdog_tick(struct ht_watchdog *w)
     atomic_fetch_add_explicit(&w->progress, 1, memory_order_relaxed);
 }
 void ht_watchdog_stop(struct ht_watchdog *w);
+
+/*
+ * A hunt for a lost wake-up of a worker's own push (lib/park.c): on s,
+ * a task spawns a child onto its own worker's ready queue `reps` times and
+ * busy-waits for it without awaiting, so only another worker can run it; a
+ * random 0-60 us before each spawn makes the push meet that worker at
+ * every stage of going to sleep. A lost wake-up hangs, and wd (ticked
+ * every round) aborts. Returns 0, or a nonzero code naming what failed.
+ */
+struct heist_sched;
+int ht_push_hunt(struct heist_sched *s, int reps, uint64_t seed,
+                 struct ht_watchdog *wd);
 
 #endif /* HEIST_TEST_UTIL_H */
