@@ -1,7 +1,8 @@
 /*
  * test_future_stress.c - futures under load: racing completers (exactly one
  * wins, every waiter and callback runs exactly once), await against
- * completion, timeout and cancellation races on 1, 2 and 8 workers, 100,000
+ * completion, timeout and cancellation races on 1, 2 and 8 workers,
+ * gathers and anys set up while their children complete, 100,000
  * tasks suspended at once, 10,000 concurrent sleeps, a fiber that migrates
  * between workers with its stack intact, and heist_join suspending on a
  * stolen child that is still running.
@@ -605,6 +606,186 @@ Test(future_stress, race_cancel_at_suspension)
 {
     cancel_at_suspension(2, HT_SCALE(20000, 2000));
     cancel_at_suspension(4, HT_SCALE(5000, 500));
+}
+
+/* ---- gather and any against their children's completions --------------- */
+
+/*
+ * A gather or an any is made of GK plain futures while two threads
+ * complete them, so set-up races the completions: a child completes
+ * before its node is pushed, or after, and a failure can complete the
+ * gather while set-up still runs (the children's references are then
+ * dropped at set-up's end). On some rounds a third thread cancels the
+ * gather meanwhile. Some children are never completed: the combined future
+ * must still complete and let go of them, and they are freed pending when
+ * the test drops its own references. The outcome is checked against what
+ * the threads did; a child reference miscounted on any of these paths is
+ * a use after free or a leak, which the asan preset reports.
+ *
+ * Round kinds: 0 gather, every child gets a result (done); 1 gather, one
+ * child fails with EIO, a quarter never complete (failed EIO, the pending
+ * ones left alone); 2 gather cancelled by the third thread while a quarter
+ * never complete (cancelled, and the gather's cancel cancels those); 3 any,
+ * a quarter never complete (done with the index of a completed child).
+ */
+#define GK 48
+enum { G_NEVER, G_RESULT, G_ERROR };
+
+struct gather_race {
+    heist_future *kids[GK];
+    int plan[GK];
+    int kind;
+    _Atomic(heist_future *) g; /* published for the cancelling thread */
+    atomic_bool cancel_won;
+};
+
+static struct gather_race *grounds;
+static atomic_int gcur = -1;
+static atomic_int gdone;
+static int gnrounds;
+
+static void *gather_completer(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    uint64_t rng = 0x9e37u + (uint64_t)id;
+    for (int i = 0; i < gnrounds; i++) {
+        while (atomic_load(&gcur) < i)
+            sched_yield();
+        struct gather_race *r = &grounds[i];
+        spin(ht_rand(&rng) >> 56); /* 0-255 iterations */
+        /* Thread 0 completes the even children upward, thread 1 the odd
+         * ones downward: they cross set-up's walk at different points. */
+        for (int k = 0; k < GK / 2; k++) {
+            int j = id == 0 ? 2 * k : GK - 1 - 2 * k;
+            if (r->plan[j] == G_RESULT) {
+                /* The gather's cancel may be cancelling it (the test's
+                 * thread checks, once the round is over, that it was). */
+                int rc = heist_future_set_result(r->kids[j], VAL(j));
+                if (rc != 0 && !(r->kind == 2 && rc == EBUSY))
+                    note_fail(__LINE__, "round %d kind %d child %d: rc %d", i,
+                              r->kind, j, rc);
+            } else if (r->plan[j] == G_ERROR)
+                CHECK_EQ(heist_future_set_error(r->kids[j], EIO), 0);
+            if ((ht_rand(&rng) & 7) == 0)
+                spin(ht_rand(&rng) >> 58);
+        }
+        atomic_fetch_add(&gdone, 1);
+    }
+    return NULL;
+}
+
+static void *gather_canceller(void *arg)
+{
+    (void)arg;
+    uint64_t rng = 0x51edu;
+    for (int i = 0; i < gnrounds; i++) {
+        while (atomic_load(&gcur) < i)
+            sched_yield();
+        struct gather_race *r = &grounds[i];
+        if (r->kind == 2) {
+            heist_future *g;
+            while (!(g = atomic_load(&r->g)))
+                sched_yield();
+            spin(ht_rand(&rng) >> 56);
+            atomic_store(&r->cancel_won, heist_future_cancel(g));
+        }
+        atomic_fetch_add(&gdone, 1);
+    }
+    return NULL;
+}
+
+static void gather_vs_completion(int n)
+{
+    struct ht_watchdog wd;
+    ht_watchdog_start(&wd, "gather against completions", 60);
+    gnrounds = n;
+    grounds = calloc((size_t)n, sizeof(*grounds));
+    cr_assert_not_null(grounds);
+    atomic_store(&gcur, -1);
+    atomic_store(&gdone, 0);
+    pthread_t th[3];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, gather_completer,
+                                    (void *)(intptr_t)i), 0);
+    cr_assert_eq(pthread_create(&th[2], NULL, gather_canceller, NULL), 0);
+    uint64_t rng = 0x77u;
+    for (int i = 0; i < n; i++) {
+        struct gather_race *r = &grounds[i];
+        r->kind = i % 4;
+        for (int k = 0; k < GK; k++) {
+            cr_assert_not_null(r->kids[k] = heist_future_new());
+            r->plan[k] = r->kind == 0 || ht_rand(&rng) % 4 ? G_RESULT
+                                                           : G_NEVER;
+        }
+        if (r->kind == 1)
+            r->plan[ht_rand(&rng) % GK] = G_ERROR;
+        if (r->kind == 3)
+            r->plan[ht_rand(&rng) % GK] = G_RESULT; /* one at least */
+        atomic_store(&gcur, i); /* the threads go */
+        heist_future *g = r->kind == 3 ? heist_any(r->kids, GK)
+                                       : heist_gather(r->kids, GK);
+        cr_assert_not_null(g);
+        atomic_store(&r->g, g);
+        void *v = SENTINEL;
+        int rc = heist_await(g, &v);
+        cr_assert(ht_wait_at_least(&gdone, 3 * (i + 1), 60));
+        switch (r->kind) {
+        case 0:
+            cr_assert_eq(rc, 0, "round %d: gather gave %d", i, rc);
+            cr_assert_null(v);
+            break;
+        case 1:
+            cr_assert_eq(rc, EIO, "round %d: gather gave %d", i, rc);
+            break;
+        case 2:
+            cr_assert(atomic_load(&r->cancel_won),
+                      "round %d: a gather with pending children was not "
+                      "cancellable", i);
+            cr_assert_eq(rc, ECANCELED, "round %d: gather gave %d", i, rc);
+            cr_assert(heist_future_cancelled(g));
+            break;
+        default:
+            cr_assert_eq(rc, 0, "round %d: any gave %d", i, rc);
+            cr_assert_lt((uintptr_t)v, (uintptr_t)GK);
+            cr_assert_eq(r->plan[(uintptr_t)v], G_RESULT,
+                         "round %d: any chose child %zu, never completed", i,
+                         (size_t)(uintptr_t)v);
+            break;
+        }
+        for (int k = 0; k < GK; k++) {
+            void *kv = SENTINEL;
+            int krc = heist_future_result(r->kids[k], &kv);
+            if (r->plan[k] == G_RESULT &&
+                !(r->kind == 2 && heist_future_cancelled(r->kids[k]))) {
+                cr_assert_eq(krc, 0);
+                cr_assert_eq(kv, VAL(k));
+            } else if (r->plan[k] == G_ERROR) {
+                cr_assert_eq(krc, EIO);
+            } else if (r->kind == 2) {
+                cr_assert(heist_future_cancelled(r->kids[k]),
+                          "round %d: child %d not cancelled with the gather",
+                          i, k);
+            } else {
+                cr_assert_eq(krc, EAGAIN, "round %d: child %d completed", i,
+                             k);
+            }
+        }
+        /* The pending children are freed here, after the gather let go. */
+        for (int k = 0; k < GK; k++)
+            heist_future_unref(r->kids[k]);
+        heist_future_unref(g);
+        ht_watchdog_tick(&wd);
+    }
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    ht_watchdog_stop(&wd);
+    free(grounds);
+    expect_clean();
+}
+
+Test(future_stress, race_gather_vs_completion)
+{
+    gather_vs_completion(HT_SCALE(4000, 400));
 }
 
 /* ---- 100,000 suspended tasks ------------------------------------------- */
