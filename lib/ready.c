@@ -29,6 +29,17 @@
  * fiber keeps its place (a chain of tasks that each wake the next is not
  * sent behind a queue full of tasks that would only suspend).
  *
+ * Going back: a fiber that slept on another worker goes to that worker's
+ * run-next slot instead, if the slot is empty and that worker is busy
+ * (it started its last HEIST__BUSY_WINDOW items within
+ * HEIST__BUSY_RECENT_NS: worker.c, "Busy victims"). That is where its
+ * stack, its task's record and the links after it in a chain are; a busy
+ * worker reaches the slot within one item. Without it, two workers
+ * running one chain settled into one carrying it on the other's data:
+ * each link woken by the carrier ran there, and the links the other
+ * popped ahead slept, to be woken there too. A fiber whose worker is
+ * not busy stays with the completer, which has what it awaited in cache.
+ *
  * The wake rule (Go's spinning Ms, tokio's num_searching): a publisher
  * wakes a parked worker only if no worker is searching; a searcher will
  * find the work, and the last searcher to stop re-checks (worker.c).
@@ -93,6 +104,22 @@ void heist__fiber_ready(struct heist_sched *s, struct heist__fiber *f,
         trace_wake(s, f, reason);
     f->wake = reason;
     struct heist__worker *w = heist__self_get();
+    /* Slept on another worker that is busy starting items ("Going back"
+     * above): into its run-next slot if that is empty. f->slept_on was
+     * written before f was published as waiting, which our completion
+     * read. seq_cst CAS: the publish of the wake rule (the owner's re-check
+     * before it parks loads its slot seq_cst, worker.c); it pairs with the
+     * owner's acq_rel exchange and thieves' CAS like the owner's put. */
+    struct heist__worker *h = f->slept_on;
+    if (w && w->sched == s && h && h != w && heist__worker_busy(h)) {
+        struct heist__item *none = NULL;
+        if (atomic_compare_exchange_strong_explicit(
+                &h->runnext, &none, &f->it, memory_order_seq_cst,
+                memory_order_relaxed)) {
+            heist__wake_one(s);
+            return;
+        }
+    }
     if (w && w->sched == s) {
         /* The woken task runs next here, where what it awaited was just
          * written (Go's runnext): no queue. acq_rel: publishes f->wake

@@ -3,7 +3,9 @@
  * fibers hand the worker over to each other.
  *
  * Order of the search (each worker, between tasks):
- *   1. its run-next slot (the fiber a completion here just woke, ready.c),
+ *   1. its run-next slot (the fiber a completion here just woke, or one
+ *      that slept here and was woken elsewhere while this worker was busy:
+ *      ready.c),
  *      at most HEIST__RUNNEXT_MAX times in a row before one queued item;
  *   2. its own ready queue (spawned tasks, resumed fibers, callbacks), oldest
  *      first (not while it pauses, "Running ahead" below);
@@ -15,7 +17,7 @@
  *      owner had time to take it; Go waits too before it steals runnext);
  *      random start spreads thieves; a full round makes "found nothing"
  *      mean something; ready items and run-next slots not while the thief
- *      pauses;
+ *      pauses, nor from a victim that is busy ("Busy victims" below);
  *   4. the injection queue (work from threads that are not workers).
  * Fairness: every INJECT_TICK-th search looks at the injection queue first
  * (Go's scheduler does the same with its global queue every 61 ticks), so
@@ -48,9 +50,14 @@
  * protocol, which wakes a sleeper or makes its re-check see the work. If
  * it saw a searcher X, X's decrement comes after that load in S, so if X
  * parks, its re-check comes after the publish and sees it; if X instead
- * found other work, the item is in a queue whose owner is running (it
- * will run it) or in the injection queue, which every worker reads before
- * it parks: some worker runs it.
+ * found other work, the item is in a queue or run-next slot whose owner
+ * is running (it will run it) or in the injection queue, which every
+ * worker reads before it parks: some worker runs it. A fiber put into
+ * another worker's run-next slot (ready.c, "Going back") is published by
+ * a seq_cst CAS, and that owner's re-check loads its own slot seq_cst:
+ * the same argument. An item a thief sees but may not take (its owner is
+ * busy, "Busy victims") keeps the thief from parking until it may, or the
+ * owner ran it.
  *
  * Items: the loop knows no kind of item; it calls the item's own run
  * function (a spawned task: spawn.c; a callback: future.c; a ready fiber:
@@ -242,6 +249,24 @@ static void ahead_started(struct heist__worker *w, size_t k)
     w->ah_started = (uint32_t)k;
 }
 
+/* Busy victims. Ready items that a worker starts at under 250 ns each (a
+ * window of HEIST__BUSY_WINDOW items in HEIST__BUSY_RECENT_NS) cost a
+ * thief more than they give: a stolen item's record, its future and what
+ * it awaits were written on the victim's core, a cache miss each, and its
+ * completion wakes waiters whose stacks are there. On 2 workers a chain
+ * whose links were spawned on one worker ran twice as slow as on 1 once
+ * the other stole its head and carried it (every link a miss or three),
+ * and a fan-in of trivial tasks gained nothing from a thief. So a thief
+ * takes no ready items and no run-next item from a worker whose last
+ * window of items ended less than HEIST__BUSY_RECENT_NS ago: that worker
+ * starts them quickly and will reach them. A victim that runs a long item
+ * (a spawning loop, a task that computes) stops renewing its window, and
+ * HEIST__BUSY_RECENT_NS later its queue is fair game again; its forks
+ * always are. A searcher that sees such a queue does not park
+ * (work_visible), so no item waits on a wake-up that no one sends. The
+ * other half is ready.c's: a fiber woken by another worker goes back to
+ * the run-next slot of a busy worker it slept on. */
+
 /* Steals from v (a frame, a batch of ready items, or, when late is set,
  * its run-next item) and runs the first thing stolen. */
 static bool steal_from(struct heist__worker *w, struct heist__worker *v,
@@ -263,7 +288,7 @@ static bool steal_from(struct heist__worker *w, struct heist__worker *v,
         heist__frame_run_stolen(f, t);
         return true;
     }
-    if (ahead_steal_paused(w)) {
+    if (ahead_steal_paused(w) || heist__worker_busy(v)) {
         heist__count(&w->ctr.failed_steals);
         return false;
     }
@@ -339,9 +364,10 @@ static bool work_visible(struct heist__worker *w)
         return true;
     if (atomic_load_explicit(&s->inj_pending, memory_order_seq_cst) > 0)
         return true;
-    /* Relaxed is enough for our own slot: only we put into it. */
+    /* seq_cst: another worker may put a fiber that slept here into our
+     * empty slot (ready.c: a seq_cst CAS, then the wake rule's load). */
     if (heist__rq_has_work(&w->rq) ||
-        atomic_load_explicit(&w->runnext, memory_order_relaxed))
+        atomic_load_explicit(&w->runnext, memory_order_seq_cst))
         return true;
     for (unsigned i = 0; i < s->nworkers; i++)
         if (i != w->index &&
@@ -377,7 +403,9 @@ static void park(struct heist__worker *w)
 /* The owner takes its run-next item, or NULL. */
 static struct heist__item *take_runnext(struct heist__worker *w)
 {
-    /* Relaxed peek first: the exchange is paid only when there is an item.
+    /* Relaxed peek first: the exchange is paid only when there is an item
+     * (another worker's put that the peek misses is seen by the next
+     * search, or by the seq_cst re-check before parking).
      * acq_rel exchange: pairs with the put (ready.c) and thieves' CAS. */
     if (!atomic_load_explicit(&w->runnext, memory_order_relaxed))
         return NULL;
@@ -430,6 +458,12 @@ _Noreturn void heist__worker_loop(void)
             /* A fiber switch may have moved this loop to another worker. */
             w = heist__self_get();
             heist__count(&w->ctr.tasks);
+            if (heist__unlikely(++w->busy_n == HEIST__BUSY_WINDOW)) {
+                w->busy_n = 0;
+                /* Relaxed: see heist__worker_busy. */
+                atomic_store_explicit(&w->busy_t0, heist__now_ns(),
+                                      memory_order_relaxed);
+            }
             idle = 0;
             continue;
         }

@@ -47,12 +47,16 @@ struct heist__worker {
     uint64_t resumed_here;         /* fibers that slept here, resumed here */
     uint64_t ah_pause_until;
     bool ah_pause_pops;            /* the pause covers our own queue too */
+    uint32_t busy_n;               /* owner-only: items since busy_t0 */
 
     /* The run-next slot (Go's runnext, tokio's LIFO slot): the fiber a
      * completion on this worker woke, run before the ready queue. The
-     * owner exchanges items in and out (ready.c, worker.c); a thief that
-     * has searched for a while may take it with a CAS. acq_rel both ways:
-     * the item's fields (its wake reason) travel with the pointer. */
+     * owner exchanges items in and out (ready.c, worker.c); another
+     * worker's completion may CAS a fiber that slept here into it when it
+     * is empty and this worker busy (ready.c, "Going back"); a thief that
+     * has searched for a while may take it with a CAS. acq_rel (seq_cst
+     * for the remote put) both ways: the item's fields (its wake reason)
+     * travel with the pointer. */
     _Atomic(struct heist__item *) runnext;
     /* The worker's trace ring, or NULL when the scheduler is not traced
      * (immutable pointer; the ring is owner-only, trace.h). */
@@ -93,6 +97,11 @@ struct heist__worker {
     /* Fibers that suspended on this worker and were resumed on another:
      * the resumer adds (worker.c, "Running ahead"). */
     _Alignas(HEIST_CACHELINE) _Atomic uint64_t resumed_away;
+    /* When this worker last finished a window of items (ns, 0:
+     * never): thieves leave the ready items of a worker that starts them
+     * quickly (worker.c, "Busy victims"). Written by the owner only. On
+     * its own line: read by every searching thief. */
+    _Alignas(HEIST_CACHELINE) _Atomic uint64_t busy_t0;
 };
 
 struct heist_sched {
@@ -169,6 +178,18 @@ static inline unsigned heist__live_index(struct heist_sched *s)
 /* ---- ready.c ------------------------------------------------------------ */
 /* Run-next items in a row before one queued item runs (worker.c). */
 enum { HEIST__RUNNEXT_MAX = 16 };
+
+/* A worker that started HEIST__BUSY_WINDOW items within the last
+ * HEIST__BUSY_RECENT_NS (under 250 ns an item) is busy: thieves leave its
+ * ready items (worker.c, "Busy victims"). */
+enum { HEIST__BUSY_WINDOW = 64, HEIST__BUSY_RECENT_NS = 16 * 1000 };
+static inline bool heist__worker_busy(const struct heist__worker *v)
+{
+    /* Relaxed: a timing hint, read alone; the items themselves are taken
+     * by the steal's own atomics. */
+    uint64_t t0 = atomic_load_explicit(&v->busy_t0, memory_order_relaxed);
+    return t0 != 0 && heist__now_ns() - t0 < HEIST__BUSY_RECENT_NS;
+}
 /* Makes it runnable on s: on the caller's ready queue when the caller is a
  * worker of s, else on the injection queue; wakes a sleeping worker. Any
  * thread. */
