@@ -614,18 +614,20 @@ Test(future_stress, race_cancel_at_suspension)
  * A gather or an any is made of GK plain futures while two threads
  * complete them, so set-up races the completions: a child completes
  * before its node is pushed, or after, and a failure can complete the
- * gather while set-up still runs (the children's references are then
- * dropped at set-up's end). On some rounds a third thread cancels the
- * gather meanwhile. Some children are never completed: the combined future
- * must still complete and let go of them, and they are freed pending when
- * the test drops its own references. The outcome is checked against what
+ * gather while set-up still pushes its nodes (it then drops the
+ * children's references, which set-up took first). On some rounds a
+ * third thread cancels the gather meanwhile. Some children are never
+ * completed: the combined future must still complete and let go of
+ * them, and they are freed pending when the test drops its own
+ * references. The outcome is checked against what
  * the threads did; a child reference miscounted on any of these paths is
  * a use after free or a leak, which the asan preset reports.
  *
  * Round kinds: 0 gather, every child gets a result (done); 1 gather, one
  * child fails with EIO, a quarter never complete (failed EIO, the pending
  * ones left alone); 2 gather cancelled by the third thread while a quarter
- * never complete (cancelled, and the gather's cancel cancels those); 3 any,
+ * (one at least) never complete (cancelled, and the gather's cancel
+ * cancels those); 3 any,
  * a quarter never complete (done with the index of a completed child).
  */
 #define GK 48
@@ -719,6 +721,8 @@ static void gather_vs_completion(int n)
         }
         if (r->kind == 1)
             r->plan[ht_rand(&rng) % GK] = G_ERROR;
+        if (r->kind == 2)
+            r->plan[ht_rand(&rng) % GK] = G_NEVER; /* the cancel must win */
         if (r->kind == 3)
             r->plan[ht_rand(&rng) % GK] = G_RESULT; /* one at least */
         atomic_store(&gcur, i); /* the threads go */
