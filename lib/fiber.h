@@ -47,6 +47,9 @@ struct heist__fiber {
      * (worker.c, "Running ahead"). Written by the fiber before it is
      * published as waiting; read by its resumer (the wake orders it). */
     struct heist__worker *slept_on;
+    bool slept_timer;           /* that suspension was a sleep (a timer's,
+                                   not another task's, to end): written and
+                                   read as slept_on */
     bool guarded;               /* the region below stack_lo is PROT_NONE */
     bool fresh;                 /* made (frame built) and not given back */
     int wake;                   /* why it was resumed: written by the

@@ -512,7 +512,9 @@ static void resume_run(struct heist__item *it)
     struct heist__fiber *f = caa_container_of(it, struct heist__fiber, it);
     struct heist__worker *w = heist__self_get();
     heist__count(&w->ctr.resumes);
-    if (f->slept_on == w)
+    if (f->slept_timer)
+        ; /* a timer ended it: where it resumes says nothing of its wait */
+    else if (f->slept_on == w)
         w->resumed_here++;
     else if (f->slept_on)
         /* Relaxed: a statistic its worker reads now and then. */
@@ -532,6 +534,8 @@ int heist__suspend(heist__then_fn then, void *arg, int why)
         atomic_load_explicit(&w->task, memory_order_relaxed);
     heist__count(&w->ctr.suspends);
     self->slept_on = w;
+    self->slept_timer = why == HEIST__SUSP_SLEEP;
+    w->ah_sleeps += self->slept_timer;
     if (heist__unlikely(w->tb != NULL)) {
         /* The running slice ends here; it goes on where we resume. */
         heist__trace_rec(w->tb, HEIST__TEV_SUSPEND, NULL, (uint32_t)why, 0);

@@ -40,10 +40,14 @@ struct heist__worker {
      * for (worker.c, "Running ahead"): queued items started in the current
      * window; the suspends, here-resumes and away-resumes counted when it
      * began; fibers that slept here and were resumed here; the pause (of
-     * ready steals, and of our own queue when ah_pause_pops). */
+     * ready steals, and of our own queue when ah_pause_pops); suspensions
+     * that were sleeps (left out of the count); whether the last window
+     * did not pay (then windows and steal batches are short). */
     uint32_t ah_started;
     uint32_t ah_pause_ns;
-    uint64_t ah_susp0, ah_here0, ah_away0;
+    uint64_t ah_susp0, ah_here0, ah_away0, ah_sleeps0;
+    uint64_t ah_sleeps;
+    bool ah_probation;
     uint64_t resumed_here;         /* fibers that slept here, resumed here */
     uint64_t ah_pause_until;
     bool ah_pause_pops;            /* the pause covers our own queue too */
