@@ -31,8 +31,8 @@
  *
  * Going back: a fiber that slept on another worker goes to that worker's
  * run-next slot instead, if the slot is empty and that worker is busy
- * (it started its last HEIST__BUSY_WINDOW items within
- * HEIST__BUSY_RECENT_NS: worker.c, "Busy victims"). That is where its
+ * (it started a window of HEIST__BUSY_WINDOW items quickly, lately:
+ * worker.c, "Busy victims"). That is where its
  * stack, its task's record and the links after it in a chain are; a busy
  * worker reaches the slot within one item. Without it, two workers
  * running one chain settled into one carrying it on the other's data:

@@ -271,7 +271,7 @@ static void ahead_started(struct heist__worker *w, size_t k)
 }
 
 /* Busy victims. Ready items that a worker starts at under 250 ns each (a
- * window of HEIST__BUSY_WINDOW items in HEIST__BUSY_RECENT_NS) cost a
+ * window of HEIST__BUSY_WINDOW items in HEIST__BUSY_FAST_NS) cost a
  * thief more than they give: a stolen item's record, its future and what
  * it awaits were written on the victim's core, a cache miss each, and its
  * completion wakes waiters whose stacks are there. On 2 workers a chain
@@ -279,14 +279,20 @@ static void ahead_started(struct heist__worker *w, size_t k)
  * the other stole its head and carried it (every link a miss or three),
  * and a fan-in of trivial tasks gained nothing from a thief. So a thief
  * takes no ready items and no run-next item from a worker whose last
- * window of items ended less than HEIST__BUSY_RECENT_NS ago: that worker
+ * fast window ended less than HEIST__BUSY_RECENT_NS ago: that worker
  * starts them quickly and will reach them. A victim that runs a long item
  * (a spawning loop, a task that computes) stops renewing its window, and
  * HEIST__BUSY_RECENT_NS later its queue is fair game again; its forks
- * always are. A searcher that sees such a queue does not park
- * (work_visible), so no item waits on a wake-up that no one sends. The
- * other half is ready.c's: a fiber woken by another worker goes back to
- * the run-next slot of a busy worker it slept on. */
+ * always are. The window's speed and the thieves' patience are apart so
+ * that a hiccup (a page fault, an interrupt: 10-30 us on a virtual
+ * machine) in a stream of short items does not open the queue: with one
+ * 16 us limit for both, a spinning thief took a batch at each hiccup,
+ * mid-chain, and a 2-worker chain of 100,000 hops suspended about 1,000
+ * tasks a run (bench/hops, warm); with 100 us patience, 15-20. A
+ * searcher that sees such a queue does not park (work_visible), so no
+ * item waits on a wake-up that no one sends. The other half is ready.c's:
+ * a fiber woken by another worker goes back to the run-next slot of a
+ * busy worker it slept on. */
 
 /* Steals from v (a frame, a batch of ready items, or, when late is set,
  * its run-next item) and runs the first thing stolen. */
@@ -482,10 +488,13 @@ _Noreturn void heist__worker_loop(void)
             w = heist__self_get();
             heist__count(&w->ctr.tasks);
             if (heist__unlikely(++w->busy_n == HEIST__BUSY_WINDOW)) {
+                uint64_t now = heist__now_ns();
                 w->busy_n = 0;
                 /* Relaxed: see heist__worker_busy. */
-                atomic_store_explicit(&w->busy_t0, heist__now_ns(),
-                                      memory_order_relaxed);
+                if (now - w->busy_win0 < HEIST__BUSY_FAST_NS)
+                    atomic_store_explicit(&w->busy_t0, now,
+                                          memory_order_relaxed);
+                w->busy_win0 = now;
             }
             idle = 0;
             continue;

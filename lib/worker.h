@@ -51,7 +51,8 @@ struct heist__worker {
     uint64_t resumed_here;         /* fibers that slept here, resumed here */
     uint64_t ah_pause_until;
     bool ah_pause_pops;            /* the pause covers our own queue too */
-    uint32_t busy_n;               /* owner-only: items since busy_t0 */
+    uint32_t busy_n;               /* owner-only: items in this window */
+    uint64_t busy_win0;            /* owner-only: when this window began */
 
     /* The run-next slot (Go's runnext, tokio's LIFO slot): the fiber a
      * completion on this worker woke, run before the ready queue. The
@@ -101,7 +102,7 @@ struct heist__worker {
     /* Fibers that suspended on this worker and were resumed on another:
      * the resumer adds (worker.c, "Running ahead"). */
     _Alignas(HEIST_CACHELINE) _Atomic uint64_t resumed_away;
-    /* When this worker last finished a window of items (ns, 0:
+    /* When this worker last finished a fast window of items (ns, 0:
      * never): thieves leave the ready items of a worker that starts them
      * quickly (worker.c, "Busy victims"). Written by the owner only. On
      * its own line: read by every searching thief. */
@@ -183,10 +184,15 @@ static inline unsigned heist__live_index(struct heist_sched *s)
 /* Run-next items in a row before one queued item runs (worker.c). */
 enum { HEIST__RUNNEXT_MAX = 16 };
 
-/* A worker that started HEIST__BUSY_WINDOW items within the last
- * HEIST__BUSY_RECENT_NS (under 250 ns an item) is busy: thieves leave its
- * ready items (worker.c, "Busy victims"). */
-enum { HEIST__BUSY_WINDOW = 64, HEIST__BUSY_RECENT_NS = 16 * 1000 };
+/* A worker that started a window of HEIST__BUSY_WINDOW items in under
+ * HEIST__BUSY_FAST_NS (under 250 ns an item), the last one ending within
+ * HEIST__BUSY_RECENT_NS, is busy: thieves leave its ready items
+ * (worker.c, "Busy victims"). */
+enum {
+    HEIST__BUSY_WINDOW = 64,
+    HEIST__BUSY_FAST_NS = 16 * 1000,
+    HEIST__BUSY_RECENT_NS = 100 * 1000
+};
 static inline bool heist__worker_busy(const struct heist__worker *v)
 {
     /* Relaxed: a timing hint, read alone; the items themselves are taken
