@@ -32,7 +32,13 @@
  * scheduler's nsearching) while it spins SPIN_ROUNDS rounds (with a pause
  * between them) and a few sched_yield()s (so that on an oversubscribed
  * machine a spinning worker hands its core to one with work); then it
- * stops searching and parks (park.c).
+ * stops searching and parks (park.c). A searcher whose only work in sight
+ * is what it may not take (a busy worker's ready items, "Busy victims";
+ * anyone's while its own steals pause, "Running ahead") naps instead
+ * (NAP_NS, plus the kernel's timer slack: about 70 us), still searching,
+ * and searches again: polling a busy worker's queue and run-next slot
+ * took their cache lines from it at every item it started (bench/pingpong
+ * on 2 workers: 51 -> 28 ms, as fast as on 1).
  *
  * Waking (Go's spinning Ms, tokio's num_searching): a publisher of work
  * wakes a parked worker only if nobody searches (heist__wake_one), so a
@@ -57,7 +63,9 @@
  * a seq_cst CAS, and that owner's re-check loads its own slot seq_cst:
  * the same argument. An item a thief sees but may not take (its owner is
  * busy, "Busy victims") keeps the thief from parking until it may, or the
- * owner ran it.
+ * owner ran it: it naps, counted in nsearching all the while, so a nap is
+ * a slow round of the search, not a park, and the argument above holds
+ * with it (work published meanwhile is found within a nap).
  *
  * Items: the loop knows no kind of item; it calls the item's own run
  * function (a spawned task: spawn.c; a callback: future.c; a ready fiber:
@@ -67,10 +75,12 @@
 #include "fork.h"
 
 #include <sched.h>
+#include <time.h>
 
 enum {
     SPIN_ROUNDS = 64,
     YIELD_ROUNDS = 4,
+    NAP_NS = 20 * 1000, /* a searcher's nap ("Idle" above) */
     INJECT_TICK = 61,
     STEAL_BATCH = 64,
     RUNNEXT_STEAL_AFTER = 60, /* of SPIN_ROUNDS: the owner had time */
@@ -410,6 +420,42 @@ static bool work_visible(struct heist__worker *w)
     return false;
 }
 
+/* Whether the only work w sees is work it may not take now: ready items
+ * or run-next items of busy workers (or of any worker while w's own steals
+ * pause). Relaxed loads: a guess; whatever it gets wrong, the search after
+ * the nap (or the park's seq_cst re-check) gets right. */
+static bool only_blocked_work(struct heist__worker *w)
+{
+    struct heist_sched *s = w->sched;
+    if (atomic_load_explicit(&s->inj_pending, memory_order_relaxed) > 0 ||
+        heist__rq_has_work(&w->rq) ||
+        atomic_load_explicit(&w->runnext, memory_order_relaxed))
+        return false;
+    bool blocked = false;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        struct heist__worker *v = s->workers[i];
+        if (i == w->index)
+            continue;
+        if (heist__deque_has_public(&v->dq))
+            return false; /* forks are always stolen */
+        /* The busy stamp first: its line is written once a window; the
+         * queue's and slot's lines at every item. */
+        if (!ahead_steal_paused(w) && !heist__worker_busy(v) &&
+            (heist__rq_has_work(&v->rq) ||
+             atomic_load_explicit(&v->runnext, memory_order_relaxed)))
+            return false;
+        blocked = blocked || heist__worker_busy(v) || ahead_steal_paused(w);
+    }
+    return blocked;
+}
+
+/* A nap of a searcher (it stays counted in nsearching). */
+static void nap(void)
+{
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = NAP_NS};
+    nanosleep(&ts, NULL); /* EINTR: a shorter nap */
+}
+
 static void park(struct heist__worker *w)
 {
     struct heist_sched *s = w->sched;
@@ -515,6 +561,10 @@ _Noreturn void heist__worker_loop(void)
             heist__cpu_relax();
         } else if (idle < SPIN_ROUNDS + YIELD_ROUNDS) {
             sched_yield();
+        } else if (only_blocked_work(w)) {
+            nap();
+            /* One more search round, then this choice again. */
+            idle = SPIN_ROUNDS + YIELD_ROUNDS - 1;
         } else {
             park(w);
             idle = 0;
