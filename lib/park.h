@@ -22,6 +22,10 @@ void heist__futex_wake(_Atomic uint32_t *addr, int n);
 struct heist__park {
     _Alignas(HEIST_CACHELINE) _Atomic uint32_t epoch; /* RMW: wakers */
     _Atomic uint32_t sleepers;                        /* RMW: sleepers */
+    /* The slot of the worker that went to sleep last: wakers wake it
+     * first (park.c, "Which sleeper"). Any parker writes, any waker
+     * reads; relaxed: a hint. */
+    _Atomic uint32_t last;
 };
 /*
  * The publish of a worker's ready queue (readyq.c) is its hottest store.
@@ -58,7 +62,8 @@ uint32_t heist__park_prepare(struct heist__park *p);
 /* Between prepare and the re-check after which the caller waits: the
  * asymmetric form's fence (park.c); nothing in the symmetric one. */
 void heist__park_fence(void);
-void heist__park_wait(struct heist__park *p, uint32_t key);
+/* slot: the caller's worker index (wakers prefer the last to sleep). */
+void heist__park_wait(struct heist__park *p, uint32_t key, unsigned slot);
 void heist__park_cancel(struct heist__park *p);
 /* Publisher side: call after publishing work with a seq_cst operation or
  * heist__park_publish_i64. */

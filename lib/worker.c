@@ -470,7 +470,7 @@ static void park(struct heist__worker *w)
     heist__count(&w->ctr.parks);
     if (heist__unlikely(w->tb != NULL))
         heist__trace_rec(w->tb, HEIST__TEV_PARK, NULL, 0, 0);
-    heist__park_wait(&s->park, key);
+    heist__park_wait(&s->park, key, w->index);
     if (heist__unlikely(w->tb != NULL))
         heist__trace_rec(w->tb, HEIST__TEV_UNPARK, NULL, 0, 0);
 }
