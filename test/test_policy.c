@@ -431,3 +431,79 @@ Test(policy, woken_task_runs_while_its_waker_runs_on)
         ht_watchdog_tick(&wd);
     }
 }
+
+/* ---- a busy worker's queue, once it stops being busy --------------------- */
+
+/* Thieves leave the ready items of a worker that starts items quickly,
+ * and a searcher that sees nothing else naps (worker.c, "Busy victims",
+ * "Idle"). Once that worker runs a long item instead, its queue must be
+ * taken: here the long item spins until a task it spawned has run, so
+ * only another worker can end it. A worker kept busy forever, or a
+ * searcher that naps without searching again, hangs this test. Busy
+ * needs items under 250 ns, which an optimized build's ping-pong has:
+ * with heist__worker_busy made to ignore the stamp's age, the release
+ * build of this test hangs (checked by hand); in the debug and sanitizer
+ * builds the items are slower, the worker is never busy, and the test
+ * checks the plain steal of a long item's queue. */
+struct turn {
+    struct pp pp;
+    atomic_int flag;
+};
+
+static void *set_flag(void *arg)
+{
+    atomic_store_explicit((atomic_int *)arg, 1, memory_order_release);
+    return NULL;
+}
+
+static void *busy_then_long(void *arg)
+{
+    struct turn *t = arg;
+    /* Busy: a ping-pong of short items on this worker. */
+    heist_future *p = heist_spawn(NULL, ponger, &t->pp);
+    heist_future *q = heist_spawn(NULL, pinger, &t->pp);
+    cr_assert(p && q);
+    cr_assert_eq(heist_await(p, NULL), 0);
+    cr_assert_eq(heist_await(q, NULL), 0);
+    heist_future_unref(p);
+    heist_future_unref(q);
+    /* Long: spin until another worker ran the task queued here. */
+    atomic_store(&t->flag, 0);
+    heist_future *c = heist_spawn(NULL, set_flag, &t->flag);
+    cr_assert_not_null(c);
+    while (!atomic_load_explicit(&t->flag, memory_order_acquire))
+        ; /* a hang here is the bug: the watchdog reports it */
+    cr_assert_eq(heist_await(c, NULL), 0);
+    heist_future_unref(c);
+    ht_watchdog_tick(&wd);
+    return NULL;
+}
+
+Test(policy, busy_worker_queue_taken_once_it_runs_long)
+{
+    long rounds = HT_SCALE(500, 100);
+    int reps = HT_SCALE(40, 10);
+    for (size_t k = 1; k < 3; k++) { /* 2 and 8 workers: 1 would hang */
+        heist_sched *s = mk(worker_counts[k]);
+        for (int rep = 0; rep < reps; rep++) {
+            struct turn t = {.pp = {.rounds = rounds}};
+            t.pp.ping = malloc((size_t)rounds * sizeof(heist_future *));
+            t.pp.pong = malloc((size_t)rounds * sizeof(heist_future *));
+            cr_assert(t.pp.ping && t.pp.pong);
+            for (long r = 0; r < rounds; r++) {
+                cr_assert_not_null(t.pp.ping[r] = heist_future_new());
+                cr_assert_not_null(t.pp.pong[r] = heist_future_new());
+            }
+            cr_assert_eq(heist_run(s, busy_then_long, &t, NULL), 0);
+            cr_assert_eq(atomic_load(&t.pp.pings), rounds);
+            cr_assert_eq(atomic_load(&t.flag), 1);
+            for (long r = 0; r < rounds; r++) {
+                heist_future_unref(t.pp.ping[r]);
+                heist_future_unref(t.pp.pong[r]);
+            }
+            free(t.pp.ping);
+            free(t.pp.pong);
+        }
+        cr_assert_eq(heist_sched_free(s), 0);
+    }
+}
