@@ -61,6 +61,26 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#ifdef HEIST_ASAN
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
+#endif
+
+/* Under AddressSanitizer: frames that ran on a stack leave their redzones
+ * poisoned in its shadow, and munmap does not clear that. A chunk's
+ * mapping is cleared when it is made (its addresses may have been another
+ * chunk's stacks: asan reported the new chunk's own fiber structs as a
+ * stack underflow) and before it is unmapped (for whatever the kernel
+ * maps there next). */
+static void stack_shadow_clear(void *map, size_t size)
+{
+#ifdef HEIST_ASAN
+    __asan_unpoison_memory_region(map, size);
+#else
+    (void)map;
+    (void)size;
+#endif
+}
+
 #ifdef HEIST_TSAN
 void __tsan_destroy_fiber(void *fiber);
 #endif
@@ -196,6 +216,7 @@ static struct heist__stack_chunk *chunk_new(struct heist_sched *s,
                              MAP_STACK,
                          -1, 0);
         if (map != MAP_FAILED) {
+            stack_shadow_clear(map, total);
             struct heist__stack_chunk *c = (struct heist__stack_chunk *)map;
             c->map = map;
             c->map_size = total;
@@ -369,6 +390,7 @@ void heist__stacks_fini(struct heist__stacks *st)
             if (c->fibers[i].fresh)
                 __tsan_destroy_fiber(c->fibers[i].tsan);
 #endif
+        stack_shadow_clear(c->map, c->map_size);
         munmap(c->map, c->map_size);
         c = next;
     }
