@@ -34,7 +34,8 @@
  * machine a spinning worker hands its core to one with work); then it
  * stops searching and parks (park.c). A searcher whose only work in sight
  * is what it may not take (a busy worker's ready items, "Busy victims";
- * anyone's while its own steals pause, "Running ahead") naps instead
+ * anyone's while its own steals pause, "Running ahead"), or that sees
+ * none while some worker is busy (only_blocked_work says why), naps instead
  * (NAP_NS, plus the kernel's timer slack: about 70 us), still searching,
  * and searches again: polling a busy worker's queue and run-next slot
  * took their cache lines from it at every item it started (bench/pingpong
@@ -420,10 +421,15 @@ static bool work_visible(struct heist__worker *w)
     return false;
 }
 
-/* Whether the only work w sees is work it may not take now: ready items
- * or run-next items of busy workers (or of any worker while w's own steals
- * pause). Relaxed loads: a guess; whatever it gets wrong, the search after
- * the nap (or the park's seq_cst re-check) gets right. */
+/* Whether w should nap rather than park: some worker is busy (or w's own
+ * steals pause), and all the work w sees is work it may not take now (a
+ * busy worker's ready items or run-next item; anyone's while w pauses).
+ * That includes seeing none: a busy worker's queue and slot fill and
+ * empty at every item, and each fill would wake a parked w (a futex call
+ * on the busy worker's side, ready.c's wake rule) only for w to find it
+ * busy again; a napping w stays counted as searching, so the busy worker
+ * wakes nobody. Relaxed loads: a guess; whatever it gets wrong, the search
+ * after the nap (or the park's seq_cst re-check) gets right. */
 static bool only_blocked_work(struct heist__worker *w)
 {
     struct heist_sched *s = w->sched;
@@ -431,7 +437,7 @@ static bool only_blocked_work(struct heist__worker *w)
         heist__rq_has_work(&w->rq) ||
         atomic_load_explicit(&w->runnext, memory_order_relaxed))
         return false;
-    bool blocked = false;
+    bool paused = ahead_steal_paused(w), blocked = paused;
     for (unsigned i = 0; i < s->nworkers; i++) {
         struct heist__worker *v = s->workers[i];
         if (i == w->index)
@@ -440,11 +446,12 @@ static bool only_blocked_work(struct heist__worker *w)
             return false; /* forks are always stolen */
         /* The busy stamp first: its line is written once a window; the
          * queue's and slot's lines at every item. */
-        if (!ahead_steal_paused(w) && !heist__worker_busy(v) &&
+        bool busy = heist__worker_busy(v);
+        if (!paused && !busy &&
             (heist__rq_has_work(&v->rq) ||
              atomic_load_explicit(&v->runnext, memory_order_relaxed)))
             return false;
-        blocked = blocked || heist__worker_busy(v) || ahead_steal_paused(w);
+        blocked = blocked || busy;
     }
     return blocked;
 }
