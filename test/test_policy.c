@@ -450,12 +450,6 @@ struct turn {
     atomic_int flag;
 };
 
-static void *set_flag(void *arg)
-{
-    atomic_store_explicit((atomic_int *)arg, 1, memory_order_release);
-    return NULL;
-}
-
 static void *busy_then_long(void *arg)
 {
     struct turn *t = arg;
@@ -469,7 +463,7 @@ static void *busy_then_long(void *arg)
     heist_future_unref(q);
     /* Long: spin until another worker ran the task queued here. */
     atomic_store(&t->flag, 0);
-    heist_future *c = heist_spawn(NULL, set_flag, &t->flag);
+    heist_future *c = heist_spawn(NULL, ht_set_flag, &t->flag);
     cr_assert_not_null(c);
     while (!atomic_load_explicit(&t->flag, memory_order_acquire))
         ; /* a hang here is the bug: the watchdog reports it */

@@ -87,8 +87,9 @@ struct push_hunt {
     uint64_t rng;
 };
 
-static void *push_child(void *arg)
+void *ht_set_flag(void *arg)
 {
+    /* Release: pairs with the spinner's acquire load of the flag. */
     atomic_store_explicit((atomic_int *)arg, 1, memory_order_release);
     return NULL;
 }
@@ -101,7 +102,7 @@ static void *push_hunter(void *arg)
         while (ht_now_ns() < until)
             ;
         atomic_store_explicit(&h->done, 0, memory_order_relaxed);
-        heist_future *c = heist_spawn(NULL, push_child, &h->done);
+        heist_future *c = heist_spawn(NULL, ht_set_flag, &h->done);
         if (!c)
             return (void *)1;
         while (!atomic_load_explicit(&h->done, memory_order_acquire))

@@ -70,6 +70,10 @@ static inline void ht_watchdog_tick(struct ht_watchdog *w)
 }
 void ht_watchdog_stop(struct ht_watchdog *w);
 
+/* A task body: stores 1 into the atomic_int at arg (release), for a
+ * spinner that waits on it with an acquire load. */
+void *ht_set_flag(void *arg);
+
 /*
  * A hunt for a lost wake-up of a worker's own push (lib/park.c): on s,
  * a task spawns a child onto its own worker's ready queue `reps` times and
