@@ -28,7 +28,11 @@
  *   INLINE_DONE   fork          fork ran it at once (not on a worker, or
  *                               the deque could not grow): result written
  *   BAD_FN        fork          forked with fn == NULL: join says EINVAL
- *   JOINED        join          joined: a second join says EINVAL
+ *   JOINED        join          joined by the library: a second join
+ *                               says EINVAL (the inline join writes no
+ *                               state: it leaves HEIST__TASK_SLOT_JOINED
+ *                               in the slot word, as the library's join
+ *                               does, and a join checks that first)
  *   DRAINED       drain         its own fiber ran it before suspending
  *
  * The values are odd-looking constants so that a zeroed or reused frame is
@@ -198,6 +202,10 @@ void heist__drain(void)
         struct heist__frame *f = atomic_load_explicit(&w->dq.o_slot[h - 1],
                                                       memory_order_relaxed);
         bool stolen;
+        /* Off the deque from here on, whatever happens: the inline join
+         * must not take the slot word for a live slot once this fiber has
+         * moved on (task_inline.h). */
+        f->slot = NULL;
         if (heist__deque_pop_if(&w->dq, f, &stolen)) {
             /* Run it here, as a thief would (the join finds it done). */
             atomic_store_explicit(&f->waiter, NULL, memory_order_relaxed);
@@ -228,6 +236,10 @@ int heist__join_slow(heist_task *t, heist_fn fn, void **result)
 {
     struct heist__frame *f = (struct heist__frame *)t;
     if (heist__unlikely(!f))
+        return EINVAL;
+    /* Joined already (by the inline join or below). Written by this
+     * task's own joins: a plain read. */
+    if (heist__unlikely((uintptr_t)f->slot == HEIST__TASK_SLOT_JOINED))
         return EINVAL;
     /* A named join of another function joins nothing (task.h). f->fn was
      * written by this task's fork; nobody else writes it. */
@@ -304,12 +316,15 @@ int heist__join_slow(heist_task *t, heist_fn fn, void **result)
     } else if (st == F_BAD_FN) {
         /* Relaxed: a never-published frame. */
         atomic_store_explicit(&f->state, F_JOINED, memory_order_relaxed);
+        f->slot = (void *)HEIST__TASK_SLOT_JOINED;
         return EINVAL;
     } else {
         return EINVAL; /* never forked, or joined already */
     }
     /* Relaxed: nobody else touches a frame after DONE. */
     atomic_store_explicit(&f->state, F_JOINED, memory_order_relaxed);
+    /* And its slot word, which the inline join reads (task_inline.h). */
+    f->slot = (void *)HEIST__TASK_SLOT_JOINED;
     if (result)
         *result = r;
     return 0;

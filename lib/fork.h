@@ -21,8 +21,9 @@ struct heist__frame {
      * last act is an exchange to HEIST__FRAME_DONE (fork.c). */
     _Atomic(void *) waiter;
     /* Its deque slot while it is on the deque (the inline join compares it
-     * with the view's top, heist/task_inline.h), else NULL or stale:
-     * written and read by the forking worker only. */
+     * with the view's top, heist/task_inline.h); NULL when the fork ran at
+     * once or a drain took it off the deque; HEIST__TASK_SLOT_JOINED once
+     * joined. Written and read by the forking task only. */
     void *slot;
 };
 #define HEIST__FRAME_DONE ((void *)1)
@@ -31,7 +32,7 @@ _Static_assert(sizeof(struct heist__frame) <= sizeof(heist_task),
 _Static_assert(_Alignof(struct heist__frame) <= _Alignof(heist_task),
                "heist_task under-aligned for its frame");
 
-/* The ABI of heist/task_inline.h (HEIST_ABI_VERSION 2): the inline fast
+/* The ABI of heist/task_inline.h (HEIST_ABI_VERSION 3): the inline fast
  * paths reach the frame as heist_task words and the worker's deque through
  * the thread-local struct heist__fj (deque.h keeps it in step). Any layout
  * change that breaks one of these must bump HEIST_ABI_VERSION and update

@@ -413,6 +413,68 @@ Test(join_fn, ring_growth_and_reused_frames_1_2_8_workers)
     }
 }
 
+/* ---- a join after a suspension ------------------------------------------ */
+
+/* The inline join trusts a frame's slot word (task_inline.h): a frame that
+ * a suspension drained must not pass for the fork that later took its
+ * slot. Counts the runs of each child, by its argument. */
+static atomic_int runs_of[2];
+
+static void *count_run(void *arg)
+{
+    atomic_fetch_add(&runs_of[(intptr_t)arg], 1);
+    return (void *)((intptr_t)arg + 10);
+}
+
+/* Forks A, sleeps (the suspension drains A: it runs here first, unless a
+ * thief took it), forks C
+ * into the slot A had, then joins A before C: A is done, so its join
+ * returns A's result and must neither run A again nor take C; C's join
+ * then runs C. Returns NULL or the failing check. */
+static void *join_after_drain(void *arg)
+{
+    (void)arg;
+    atomic_store(&runs_of[0], 0);
+    atomic_store(&runs_of[1], 0);
+    heist_task a, c;
+    void *ra = NULL, *rc = NULL;
+    heist_fork(&a, count_run, (void *)0);
+    if (heist_sleep(1000000) != 0)
+        return (void *)1;
+    /* Drained before the sleep: run here, or (on 2 and 8 workers) perhaps
+     * stolen, and then acknowledged by its thief, not necessarily done. */
+    if (atomic_load(&runs_of[0]) > 1)
+        return (void *)2;
+    heist_fork(&c, count_run, (void *)1);
+    if (heist_join_fn(&a, count_run, &ra) != 0 || ra != (void *)10)
+        return (void *)3;
+    if (atomic_load(&runs_of[0]) != 1 || atomic_load(&runs_of[1]) > 1)
+        return (void *)4;
+    if (heist_join(&c, &rc) != 0 || rc != (void *)11)
+        return (void *)5;
+    if (atomic_load(&runs_of[0]) != 1 || atomic_load(&runs_of[1]) != 1)
+        return (void *)6;
+    /* Both joined: a second join of either is EINVAL and runs nothing. */
+    if (heist_join(&a, &ra) != EINVAL || heist_join(&c, &rc) != EINVAL)
+        return (void *)7;
+    if (atomic_load(&runs_of[0]) != 1 || atomic_load(&runs_of[1]) != 1)
+        return (void *)8;
+    return NULL;
+}
+
+Test(join_fn, join_of_a_drained_frame_1_2_8_workers)
+{
+    for (size_t w = 0; w < NCOUNTS; w++) {
+        heist_sched *s = new_sched(worker_counts[w]);
+        for (int i = 0; i < 20; i++) {
+            void *e = run(s, join_after_drain, NULL);
+            cr_assert_null(e, "%u workers, run %d: check %d failed",
+                           worker_counts[w], i, (int)(intptr_t)e);
+        }
+        cr_assert_eq(heist_sched_free(s), 0);
+    }
+}
+
 /* ---- the ABI check ----------------------------------------------------- */
 
 /* Calls heist_sched_new_v with stderr sent to a temporary file; returns its

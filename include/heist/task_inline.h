@@ -45,8 +45,10 @@ extern "C" {
 
 /* The layout version of the structures below. Bump it whenever any of them
  * (or the meaning of a field or state) changes. 2: the worker's fork-deque
- * view moved into the thread-local heist__fj, frames record their slot. */
-#define HEIST_ABI_VERSION 2u
+ * view moved into the thread-local heist__fj, frames record their slot.
+ * 3: a joined frame's slot word holds HEIST__TASK_SLOT_JOINED, and the
+ * inline join no longer reads the deque slot. */
+#define HEIST_ABI_VERSION 3u
 
 /*
  * Creates a scheduler like heist_sched_new after checking that abi, the
@@ -72,6 +74,10 @@ enum {
 };
 #define HEIST__TASK_FORKED ((uintptr_t)0x4f524b31u) /* "ORK1" */
 #define HEIST__TASK_JOINED ((uintptr_t)0x4a4f494eu) /* "JOIN" */
+/* The slot word of a joined frame: odd, so never a slot's address (slots
+ * are 8-byte aligned, and so is top): a second join fails the inline
+ * join's test and goes to the library, which reports it. */
+#define HEIST__TASK_SLOT_JOINED ((uintptr_t)0x4a4f4931u) /* "JOI1" */
 
 /*
  * The owner's view of a worker's fork deque, in the worker thread's own
@@ -182,29 +188,32 @@ static inline void heist__fork_fast(heist_task *t, heist_fn fn, void *arg)
 }
 
 /* heist_join's (fn NULL) and heist_join_fn's fast path: t is this worker's
- * newest fork (the slot it recorded is the one below top, and holds t)
- * and still private (at or above split), so no thief can take it: pop it
- * and run it here. The frame's own word says where to look, so the join
- * reads nothing whose address the child's forks and joins computed. A
- * stolen frame's slot is below split (thieves take only public slots, and
- * split never moves below a claimed one); a drained or joined one is not
- * below top, or its slot holds another fork (an out-of-order join). */
+ * newest fork (the slot it recorded is the one below top) and still
+ * private (at or above split), so no thief can take it: pop it and run it
+ * here. The frame's own word says where to look, so the join reads nothing
+ * whose address the child's forks and joins computed, and nothing of the
+ * deque's slots (reading the slot back, to compare it with t, cost a
+ * seventh of fib's time). That the slot still holds t follows from the
+ * slot words the library keeps: every join leaves HEIST__TASK_SLOT_JOINED
+ * there, and a drain (before a suspension, which empties the deque) NULL,
+ * so a frame whose slot word names a live slot is a fork not yet joined
+ * nor drained, and its slot holds it (frames are not moved or copied while
+ * forked: heist/task.h). A stolen frame's slot is below split (thieves
+ * take only public slots, and split never moves below a claimed one). */
 static inline int heist__join_fast(heist_task *t, heist_fn fn, void **result)
 {
     void **top, **split;
     uintptr_t slot;
     HEIST__FJ_LOAD(top, top);
     HEIST__FJ_LOAD(split, split);
-    /* Integer compares: a NULL slot (a frame the slow path ran at once)
-     * never passes, as top is NULL or a heap address. Relaxed load of the
-     * slot: this thread wrote it; thieves never write slots. */
+    /* Integer compares: a NULL or joined slot word (a frame the slow path
+     * ran at once, drained or joined) never passes, as top is NULL or an
+     * 8-byte aligned heap address. */
     if (__builtin_expect(
             t != 0 &&
                 (slot = t->heist_private_[HEIST__TASK_SLOT],
                  (uintptr_t)top == slot + sizeof(void *)) &&
                 slot >= (uintptr_t)split &&
-                __atomic_load_n((void **)slot, __ATOMIC_RELAXED) ==
-                    (void *)t &&
                 (fn == 0 || t->heist_private_[HEIST__TASK_FN] == (uintptr_t)fn),
             1)) {
         heist_fn call = fn ? fn : (heist_fn)t->heist_private_[HEIST__TASK_FN];
@@ -212,10 +221,10 @@ static inline int heist__join_fast(heist_task *t, heist_fn fn, void **result)
         /* Counted before the call: the child may suspend and come back on
          * another worker. */
         HEIST__FJ_COUNT_INLINED();
-        /* Relaxed: no other thread ever saw this frame. Written before the
-         * call: nothing else reads it while the child runs on this stack. */
-        __atomic_store_n(&t->heist_private_[HEIST__TASK_STATE],
-                         HEIST__TASK_JOINED, __ATOMIC_RELAXED);
+        /* A plain store: no other thread ever saw this frame. Written
+         * before the call: nothing else reads it while the child runs on
+         * this stack, and a second join of t then goes to the library. */
+        t->heist_private_[HEIST__TASK_SLOT] = HEIST__TASK_SLOT_JOINED;
         void *r = call((void *)t->heist_private_[HEIST__TASK_ARG]);
         if (result)
             *result = r;
