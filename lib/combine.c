@@ -2,9 +2,10 @@
  * combine.c - heist_gather and heist_any: futures made of other futures.
  *
  * A gather or an any holds a reference to each child and pushes one node
- * on each child's list; the nodes together hold one reference to the
- * combined future, dropped by the last node to fire (`remaining` counts
- * the nodes not yet fired: one atomic per child, not two). A child's
+ * on each child's list (a gather: each child not done already; those it
+ * counts at once, see multi_new); the nodes together hold one reference
+ * to the combined future, dropped by the last node to fire (`remaining`
+ * counts the nodes not yet fired: one atomic per child, not two). A child's
  * completion fires its node: an any completes with the child's index; a
  * gather completes when the last node fires (every child done) and fails
  * at once with the first child that fails or is cancelled. Whoever
@@ -55,6 +56,8 @@ static void multi_release(struct multi *m)
     if (atomic_exchange_explicit(&m->released, true, memory_order_acq_rel))
         return;
     for (size_t i = 0; i < m->n; i++) {
+        if (!m->kids[i])
+            continue; /* done at set-up: never held */
         kid_prefetch(m->kids, i, m->n);
         heist_future_unref(m->kids[i]);
     }
@@ -86,7 +89,8 @@ static bool gather_cancel(heist_future *f)
         /* Only the completion's winner releases the children: we still
          * hold them. */
         for (size_t i = 0; i < m->n; i++)
-            heist_future_cancel(m->kids[i]);
+            if (m->kids[i]) /* NULL: done at set-up */
+                heist_future_cancel(m->kids[i]);
         multi_release(m);
     }
     heist_future_unref(f);
@@ -176,8 +180,25 @@ static heist_future *multi_new(const struct heist__fut_ops *ops,
     atomic_init(&m->remaining, n);
     atomic_init(&m->released, false);
     m->kids = (heist_future **)&m->nodes[n];
+    /* A gather's children that are done already (a gather of finished
+     * tasks, the common case after the spawning loop ran ahead) need no
+     * reference, no node and no decrement each: they are counted here and
+     * taken off `remaining` at once below; kids[i] NULL marks them (the
+     * release and the cancel skip them). Acquire: pairs with the
+     * completer's exchange, as a node's firing would; a done child stays
+     * done. An any, or a child that failed or is pending, goes the
+     * general way. */
+    bool gather = ops == &gather_ops;
+    size_t done = 0;
     for (size_t i = 0; i < n; i++) {
         kid_prefetch(fs, i, n);
+        if (gather && atomic_load_explicit(&fs[i]->state,
+                                           memory_order_acquire) ==
+                          HEIST__ST_DONE) {
+            m->kids[i] = NULL;
+            done++;
+            continue;
+        }
         m->kids[i] = heist_future_ref(fs[i]);
         m->nodes[i].idx = i;
         m->nodes[i].l.fire = gnode_fire;
@@ -185,9 +206,23 @@ static heist_future *multi_new(const struct heist__fut_ops *ops,
     if (n == 0)
         heist__fut_complete(&m->f, HEIST__ST_DONE, NULL, 0);
     for (size_t i = 0; i < n; i++) {
+        if (!m->kids[i])
+            continue;
         kid_prefetch(fs, i, n);
         if (!heist__fut_push(fs[i], &m->nodes[i].l))
             node_fired(&m->nodes[i], fs[i], true);
+    }
+    if (done) {
+        /* The done children's share of `remaining`, as node_fired takes
+         * one (acq_rel: the same argument; whoever brings it to zero is
+         * the last). Until this subtraction no firer can reach zero, and
+         * the set-up reference keeps m. */
+        bool last = atomic_fetch_sub_explicit(&m->remaining, done,
+                                              memory_order_acq_rel) == done;
+        if (last && heist__fut_complete(&m->f, HEIST__ST_DONE, NULL, 0) == 0)
+            multi_release(m);
+        if (last)
+            heist_future_unref(&m->f); /* the nodes' reference */
     }
     heist_future_unref(&m->f);
     return &m->f;

@@ -1600,6 +1600,90 @@ Test(future, gather_all_done)
     expect_clean();
 }
 
+/* Children done before the gather count at once, with no node and no
+ * reference each (lib/combine.c): many of them, mixed with children a
+ * thread completes after the gather was made; the done ones may be freed
+ * right after (the gather holds none of them); a gather of done children
+ * only is done at once; one failed before the gather fails it with its
+ * error. */
+enum { DONE_KIDS = 20000 };
+
+static void *complete_odd(void *arg)
+{
+    heist_future **f = arg;
+    for (size_t i = 1; i < DONE_KIDS; i += 2)
+        if (heist_future_set_result(f[i], VAL(i)) != 0)
+            return VAL(1);
+    return NULL;
+}
+
+Test(future, gather_of_done_children)
+{
+    heist_future **f = malloc(DONE_KIDS * sizeof *f);
+    cr_assert_not_null(f);
+    for (size_t i = 0; i < DONE_KIDS; i++) {
+        f[i] = heist_future_new();
+        cr_assert_not_null(f[i]);
+        if (i % 2 == 0)
+            cr_assert_eq(heist_future_set_result(f[i], VAL(i)), 0);
+    }
+    heist_future *g = heist_gather(f, DONE_KIDS);
+    cr_assert_not_null(g);
+    cr_assert(!heist_future_done(g), "done with half its children pending");
+    for (size_t i = 0; i < DONE_KIDS; i += 2) {
+        heist_future_unref(f[i]);
+        f[i] = NULL;
+    }
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, complete_odd, f), 0);
+    void *v = SENTINEL;
+    cr_assert_eq(heist_await_timeout(g, 30ull * 1000000000u, &v), 0);
+    cr_assert_null(v);
+    void *tr = VAL(1);
+    pthread_join(th, &tr);
+    cr_assert_null(tr);
+    for (size_t i = 1; i < DONE_KIDS; i += 2) {
+        cr_assert_eq(heist_future_result(f[i], &v), 0);
+        cr_assert_eq(v, VAL(i));
+        heist_future_unref(f[i]);
+    }
+    heist_future_unref(g);
+
+    /* Every child done: the gather is done as it is made. */
+    for (size_t i = 0; i < DONE_KIDS; i++) {
+        f[i] = heist_future_new();
+        cr_assert_eq(heist_future_set_result(f[i], VAL(i)), 0);
+    }
+    g = heist_gather(f, DONE_KIDS);
+    cr_assert_not_null(g);
+    cr_assert(heist_future_done(g));
+    cr_assert_eq(heist_future_result(g, NULL), 0);
+    /* Cancelling a done gather changes nothing (and touches no child). */
+    cr_assert(!heist_future_cancel(g));
+    for (size_t i = 0; i < DONE_KIDS; i++)
+        heist_future_unref(f[i]);
+    heist_future_unref(g);
+
+    /* Done children and one that failed before the gather: it fails. */
+    for (size_t i = 0; i < 64; i++) {
+        f[i] = heist_future_new();
+        if (i == 40)
+            cr_assert_eq(heist_future_set_error(f[i], EIO), 0);
+        else if (i % 4 != 3)
+            cr_assert_eq(heist_future_set_result(f[i], VAL(i)), 0);
+    }
+    g = heist_gather(f, 64);
+    cr_assert_not_null(g);
+    cr_assert_eq(heist_await_timeout(g, 30ull * 1000000000u, NULL), EIO);
+    for (size_t i = 3; i < 64; i += 4)
+        cr_assert(!heist_future_done(f[i]), "a pending child completed");
+    for (size_t i = 0; i < 64; i++)
+        heist_future_unref(f[i]);
+    heist_future_unref(g);
+    free(f);
+    expect_clean();
+}
+
 Test(future, gather_empty_is_done)
 {
     heist_future *fs[1] = {NULL};
