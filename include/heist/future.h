@@ -183,7 +183,9 @@ heist_future *heist_spawn(heist_sched *s, heist_fn fn, void *arg);
  * NULL result) if they all are done; failed as soon as one fails (with its
  * error; a cancelled child counts as failed with ECANCELED), the others
  * keep running. n == 0 gives a done future. The gather holds a reference to
- * each child until it completes; cancelling it cancels the children.
+ * each child that is not done when it is made, until it completes (a child
+ * done already is counted at once and not kept); cancelling it cancels the
+ * children.
  * Errors (NULL, errno): EINVAL (fs NULL with n > 0, or an fs[i] NULL),
  * ENOMEM.
  */
