@@ -338,17 +338,24 @@ static void *stolen_out_of_order(void *arg)
     return NULL;
 }
 
-Test(join_fn, stolen_out_of_order_2_and_8_workers)
+/* Runs fn `rounds` times on a scheduler of each worker count from
+ * worker_counts[first] on; fn returns NULL or the failing check. */
+static void run_rounds(size_t first, heist_fn fn, int rounds)
 {
-    for (size_t w = 1; w < NCOUNTS; w++) {
+    for (size_t w = first; w < NCOUNTS; w++) {
         heist_sched *s = new_sched(worker_counts[w]);
-        for (int i = 0; i < 5; i++) {
-            void *e = run(s, stolen_out_of_order, NULL);
-            cr_assert_null(e, "%u workers, round %d: failure %d",
+        for (int i = 0; i < rounds; i++) {
+            void *e = run(s, fn, NULL);
+            cr_assert_null(e, "%u workers, round %d: check %d failed",
                            worker_counts[w], i, (int)(intptr_t)e);
         }
         cr_assert_eq(heist_sched_free(s), 0);
     }
+}
+
+Test(join_fn, stolen_out_of_order_2_and_8_workers)
+{
+    run_rounds(1, stolen_out_of_order, 5);
 }
 
 /* ---- many forks: the ring grows, frames are reused ----------------------- */
@@ -464,15 +471,7 @@ static void *join_after_drain(void *arg)
 
 Test(join_fn, join_of_a_drained_frame_1_2_8_workers)
 {
-    for (size_t w = 0; w < NCOUNTS; w++) {
-        heist_sched *s = new_sched(worker_counts[w]);
-        for (int i = 0; i < 20; i++) {
-            void *e = run(s, join_after_drain, NULL);
-            cr_assert_null(e, "%u workers, run %d: check %d failed",
-                           worker_counts[w], i, (int)(intptr_t)e);
-        }
-        cr_assert_eq(heist_sched_free(s), 0);
-    }
+    run_rounds(0, join_after_drain, 20);
 }
 
 /* ---- the ABI check ----------------------------------------------------- */
