@@ -82,10 +82,12 @@ struct heist__stacks {
     struct heist__fiber *given;        /* idle, memory given back */
     size_t budget;                     /* immutable: bytes kept in `idle` */
     /* The trim: a timer that gives back what `idle` holds beyond the
-     * budget once no one took from it for a while (fiber.c). */
+     * budget once no one took from it or added to it for a while
+     * (stack.c). */
     struct heist__timer_node trim;
     bool trim_armed;                   /* trim is in the timers' heap */
-    uint64_t takes, trim_takes;        /* takes from `idle`; at arming */
+    uint64_t uses, trim_uses;          /* takes from and spills to `idle`;
+                                          the count at arming */
     struct heist__timers *timers;      /* immutable: the scheduler's */
 };
 

@@ -36,10 +36,17 @@
  * that one keeps up to its budget (heist_config.stack_pool,
  * HEIST_STACK_POOL) of idle stack memory, each stack charged from its top
  * down to the lowest frame seen at a switch, in pages. What goes beyond is
- * given back once no one has taken from that pool for TRIM_DELAY_NS (1 s:
- * a timer on the scheduler's timer thread, armed by the spill that went
- * over; at once when no timer slot can be had), with
- * madvise(MADV_DONTNEED), neighbouring slots in one call:
+ * given back once no one has taken from that pool or added to it for
+ * TRIM_DELAY_NS (1 s: a timer on the scheduler's timer thread, armed by
+ * the spill that went over, armed again while the pool is in use; at once
+ * when no timer slot can be had). Spills count as use: when only takes
+ * did, a burst of waiters that took longer than the delay to end had its
+ * stacks given back while it ended, and the same burst repeated at once
+ * faulted every stack in again (bench/waiting_heist, 1M waiters on 2
+ * workers, warm rounds on a VM where a first touch costs about 40 us:
+ * 36-45 s each and 4 KiB of new memory per waiter; counting spills,
+ * 11-16 s and none). What goes back goes with madvise(MADV_DONTNEED),
+ * neighbouring slots in one call:
  * the slot keeps its address space and goes to a list of given-back slots,
  * and its frame is made anew when it is taken. A stack is carved from a
  * chunk (an mmap per chunk, none per stack) only when every pool is empty.
@@ -342,17 +349,24 @@ static void stacks_trim(struct heist__stacks *st)
 
 /* The trim's deadline passed (timer thread, the timers' lock held; the
  * stacks' lock is never held while taking the timers' one). If no one
- * took from the idle list since it was armed, what is beyond the budget
- * goes back; else the stacks are in use, and the next spill over the
- * budget arms it again. */
+ * took from the idle list or spilled to it since it was armed, what is
+ * beyond the budget goes back; else the stacks are in use, and the trim
+ * waits another TRIM_DELAY_NS from now (armed again here: the last spill
+ * of a burst may have come while it was armed, and no later one would arm
+ * it), unless the idle list fits the budget by then. */
 static void trim_fire(struct heist__timer_node *n)
 {
     struct heist__stacks *st = caa_container_of(n, struct heist__stacks, trim);
     pthread_mutex_lock(&st->lock);
-    st->trim_armed = false;
-    bool quiet = st->takes == st->trim_takes;
+    bool quiet = st->uses == st->trim_uses;
+    bool again = !quiet && st->idle_bytes > st->budget;
+    st->trim_armed = again;
+    st->trim_uses = st->uses;
     pthread_mutex_unlock(&st->lock);
-    if (quiet)
+    if (again)
+        heist__timer_rearm_in_fire(st->timers, n,
+                                   heist__deadline_after(TRIM_DELAY_NS));
+    else if (quiet)
         stacks_trim(st);
 }
 
@@ -447,7 +461,7 @@ fiber_get_shared(struct heist__worker *w)
         last = g;
     }
     st->idle = last->next;
-    st->takes++;
+    st->uses++;
     pthread_mutex_unlock(&st->lock);
     last->next = NULL;
     w->pool = f->next;
@@ -492,10 +506,11 @@ static __attribute__((noinline)) void fiber_spill(struct heist__worker *w)
     /* Over the budget: the trim gives the excess back once the idle list
      * has been left alone for TRIM_DELAY_NS (a workload repeated at once
      * takes its stacks back first). */
+    st->uses++;
     bool arm = st->idle_bytes > st->budget && !st->trim_armed;
     if (arm) {
         st->trim_armed = true;
-        st->trim_takes = st->takes;
+        st->trim_uses = st->uses;
     }
     pthread_mutex_unlock(&st->lock);
     if (!arm)

@@ -198,6 +198,21 @@ bool heist__timer_arm(struct heist__timers *t, struct heist__timer_node *n,
     return arm;
 }
 
+void heist__timer_rearm_in_fire(struct heist__timers *t,
+                                struct heist__timer_node *n,
+                                uint64_t deadline)
+{
+    /* Room: timer_main took n out of the heap just before calling its
+     * fire, and nothing else ran under the lock since. */
+    n->deadline = deadline;
+    t->heap[t->n] = n;
+    n->heap_idx = t->n;
+    t->n++;
+    sift_up(t, t->n - 1);
+    /* timer_main looks at the heap's top again after fire returns: no
+     * signal needed. */
+}
+
 bool heist__timer_disarm(struct heist__timers *t, struct heist__timer_node *n)
 {
     pthread_mutex_lock(&t->lock);

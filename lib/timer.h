@@ -43,6 +43,11 @@ void heist__timer_unreserve(struct heist__timers *t);
  * the heap holds the reference the caller gave it). */
 bool heist__timer_arm(struct heist__timers *t, struct heist__timer_node *n,
                       bool (*wanted)(struct heist__timer_node *n));
+/* From n's own fire function only (the timers' lock held, n just taken
+ * out of the heap, so its slot is free): arms n again for deadline. */
+void heist__timer_rearm_in_fire(struct heist__timers *t,
+                                struct heist__timer_node *n,
+                                uint64_t deadline);
 /* Removes n if still armed: returns true, and the caller drops the heap's
  * reference; false if it fired (or was never armed). */
 bool heist__timer_disarm(struct heist__timers *t, struct heist__timer_node *n);
