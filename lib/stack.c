@@ -45,7 +45,7 @@
  * faulted every stack in again (bench/waiting_heist, 1M waiters on 2
  * workers, warm rounds on a VM where a first touch costs about 40 us:
  * 36-45 s each and 4 KiB of new memory per waiter; counting spills,
- * 11-16 s and none). What goes back goes with madvise(MADV_DONTNEED),
+ * 8-16 s and none). What goes back goes with madvise(MADV_DONTNEED),
  * neighbouring slots in one call:
  * the slot keeps its address space and goes to a list of given-back slots,
  * and its frame is made anew when it is taken. A stack is carved from a

@@ -113,6 +113,15 @@ static void sift_down(struct heist__timers *t, size_t i)
     heap_set(t, i, n);
 }
 
+/* Adds n (its deadline set); the caller made sure of the room. */
+static void heap_push(struct heist__timers *t, struct heist__timer_node *n)
+{
+    t->heap[t->n] = n;
+    n->heap_idx = t->n;
+    t->n++;
+    sift_up(t, t->n - 1);
+}
+
 static void heap_remove(struct heist__timers *t, size_t i)
 {
     struct heist__timer_node *n = t->heap[i];
@@ -187,10 +196,7 @@ bool heist__timer_arm(struct heist__timers *t, struct heist__timer_node *n,
     t->reserved--;
     bool arm = wanted(n);
     if (arm) {
-        t->heap[t->n] = n; /* room: the reservation */
-        n->heap_idx = t->n;
-        t->n++;
-        sift_up(t, t->n - 1);
+        heap_push(t, n); /* room: the reservation */
         if (n->heap_idx == 0)
             pthread_cond_signal(&t->cond);
     }
@@ -205,10 +211,7 @@ void heist__timer_rearm_in_fire(struct heist__timers *t,
     /* Room: timer_main took n out of the heap just before calling its
      * fire, and nothing else ran under the lock since. */
     n->deadline = deadline;
-    t->heap[t->n] = n;
-    n->heap_idx = t->n;
-    t->n++;
-    sift_up(t, t->n - 1);
+    heap_push(t, n);
     /* timer_main looks at the heap's top again after fire returns: no
      * signal needed. */
 }

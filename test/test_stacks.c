@@ -241,7 +241,7 @@ Test(stacks, rss_given_back_default_budget) { given_back(0); }
  * it), so nothing is given back, and the same burst run again at once
  * finds every stack with its memory. When only takes counted as use, the
  * trim fired while such a burst ended and the next one faulted its stacks
- * in again (1M waiting, warm, on a slow VM: 36-45 s instead of 11-16). */
+ * in again (1M waiting, warm, on a slow VM: 36-45 s instead of 8-16). */
 Test(stacks, slow_end_keeps_stacks)
 {
     long n = HT_SCALE(20000, 2000);
