@@ -8,9 +8,13 @@
  * the scheduler's suspends counter says every waiter is suspended. While
  * they all wait, the program reads the resident set (/proc/self/statm,
  * against the one before the run) and counts the process's memory
- * mappings (lines of /proc/self/maps); each run prints them on stderr:
+ * mappings (lines of /proc/self/maps) and the page tables' memory
+ * (VmPTE in /proc/self/status, against the one before the run: the
+ * kernel's memory for mapping the stacks, which the resident set leaves
+ * out); each run prints them on stderr:
  *
  *     waiting: N=... suspend_ms=... rss_kib_per_waiter=... maps=...
+ *         pt_kib_per_waiter=...
  *
  * and the CSV row on stdout says workload,param,impl,workers,median_ms,
  * min_ms,runs like every other program (median and min of the
@@ -48,6 +52,21 @@ static long rss_kib(void)
     return res * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* The page tables' size (VmPTE), in KiB; -1 if unknown. */
+static long pt_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmPTE: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
 static long maps_count(void)
 {
     FILE *f = fopen("/proc/self/maps", "r");
@@ -81,9 +100,9 @@ static void *waiter(void *arg)
 
 struct round {
     long n;
-    long rss0;
+    long rss0, pt0;
     double suspend_ms;
-    long rss_waiting, maps;
+    long rss_waiting, pt_waiting, maps;
 };
 
 static void *round_main(void *arg)
@@ -102,6 +121,7 @@ static void *round_main(void *arg)
     }
     r->suspend_ms = now_ms() - t0;
     r->rss_waiting = rss_kib();
+    r->pt_waiting = pt_kib();
     r->maps = maps_count();
     bench_heist_check(&args, heist_future_set_result(gate, NULL),
                       "set_result(gate)");
@@ -116,14 +136,16 @@ static double one_round(long n)
     all_done = bench_heist_future(&args, heist_future_new(), "future_new");
     atomic_store(&left, n);
     r.rss0 = rss_kib();
+    r.pt0 = pt_kib();
     bench_heist_run(&args, sched, round_main, &r);
     heist_future_unref(gate);
     heist_future_unref(all_done);
     fprintf(stderr,
             "waiting: N=%ld suspend_ms=%.1f rss_kib_per_waiter=%.2f maps=%ld "
-            "rss_after_kib=%ld (before %ld)\n",
+            "pt_kib_per_waiter=%.2f rss_after_kib=%ld (before %ld)\n",
             n, r.suspend_ms, (double)(r.rss_waiting - r.rss0) / (double)n,
-            r.maps, rss_kib(), r.rss0);
+            r.maps, (double)(r.pt_waiting - r.pt0) / (double)n, rss_kib(),
+            r.rss0);
     return r.suspend_ms;
 }
 
