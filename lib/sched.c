@@ -28,7 +28,20 @@ enum {
     WORKER_STACK = 8 << 20,               /* 8 MiB */
 };
 #define STACK_SIZE_MAX ((size_t)1 << 32)  /* 4 GiB: beyond is a mistake */
-#define STACK_SIZE_DEFAULT ((size_t)1 << 20)
+/* 128 KiB: musl's default thread stack, and room for the usual C frames
+ * (a few KiB each; a 64 KiB buffer on the stack still fits). Not more,
+ * because a waiting task holds its stack's address space, and a stack's
+ * neighbour lies stack_size + 64 KiB (the region below it, stack.c) away:
+ * 1 MiB stacks put at most two stacks under each page-table page (4 KiB
+ * each, a 2 MiB span), so a million waiting tasks cost 2 GiB of page
+ * tables besides their stacks; 128 KiB ones put ten, 0.4 KiB a waiting
+ * task. On the virtual machines we measure on, page tables that many also
+ * overflow the hypervisor's cache of them: a store to each of a million
+ * resident pages costs 40-130 ns 64-192 KiB apart and 7-12 us 320 KiB to
+ * 1 MiB apart, so a million tasks suspended again took 8-16 s with 1 MiB
+ * stacks and 0.45-0.52 s with 128 KiB ones (bench/waiting_heist). A task
+ * that needs more says so: heist_config.stack_size, HEIST_STACK_SIZE. */
+#define STACK_SIZE_DEFAULT ((size_t)128 << 10)
 
 /* Parses a positive decimal number from the environment: returns 0 if
  * unset, 1 with *out set if valid, -1 if set but not a valid number. */

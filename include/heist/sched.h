@@ -38,9 +38,11 @@ typedef struct heist_config {
     unsigned workers;   /* 0: $HEIST_WORKERS if set, else the online CPUs.
                            1..HEIST_MAX_WORKERS, else EINVAL. */
     size_t stack_size;  /* bytes of each task stack (fiber); 0:
-                           $HEIST_STACK_SIZE, else 1 MiB. Tasks run on
-                           these stacks: deep recursion needs more. At
-                           least 16 KiB, at most 4 GiB, else EINVAL. */
+                           $HEIST_STACK_SIZE, else 128 KiB. Tasks run on
+                           these stacks: deep recursion or large arrays on
+                           the stack need more (an overflow is reported
+                           and aborts, see "Stacks" below). At least
+                           16 KiB, at most 4 GiB, else EINVAL. */
     const char *trace_path; /* NULL: $HEIST_TRACE if set and not empty,
                            else no trace. A path: record a trace of what
                            every worker runs and write it there, as Chrome
