@@ -168,6 +168,7 @@ do_switch(struct heist__fiber *from, struct heist__fiber *to)
          * that has returned) is an overflow. */
         if (heist__unlikely(!from->guarded &&
                             (frame < from->stack_lo || !canary_ok(from)))) {
+            heist__fatal_claim();
             write_str("heist: fatal: stack overflow in a task (the end of "
                       "its unguarded stack of ");
             write_num(from->stack_size);
@@ -254,6 +255,7 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
     if (w && w->cur && w->cur != &w->home && w->cur->guarded) {
         char *a = si->si_addr;
         if (a >= w->cur->map && a < w->cur->stack_lo) {
+            heist__fatal_claim();
             write_str("heist: fatal: stack overflow in a task (its stack has ");
             write_num(w->cur->stack_size);
             write_str(" bytes; raise heist_config.stack_size or "

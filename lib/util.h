@@ -131,6 +131,13 @@ static inline void heist__spin_unlock(_Atomic uint32_t *l)
 _Noreturn void heist__fatal(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
+/* Claims the one fatal report of the process: returns in the first thread
+ * to call it (which then writes its message and aborts); every later
+ * caller waits here until that abort ends the process, so two workers
+ * that fail at once (an overflow on each) do not interleave their
+ * messages. Async-signal-safe. */
+void heist__fatal_claim(void);
+
 /* CLOCK_MONOTONIC in ns. */
 uint64_t heist__now_ns(void);
 /* now + ns, saturated below UINT64_MAX (which means "no deadline"). */

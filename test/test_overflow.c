@@ -3,7 +3,7 @@
  * message that says "stack overflow" on stderr, and the process must die,
  * instead of corrupting memory or dying with a bare SIGSEGV.
  *
- * Usage: test_overflow fresh|resumed|forked|bigframe|canary|through
+ * Usage: test_overflow fresh|resumed|forked|bigframe|canary|through|both
  *   fresh:    heist_run's main task recurses at once;
  *   resumed:  a spawned task first awaits a future another task completes
  *             and sleeps (it runs on a fiber that was suspended and may have
@@ -22,16 +22,18 @@
  *
  * The overflow happens in a child process; this process reads the child's
  * stderr, copies it to its own, and exits 0 only if the child was killed
- * by a signal and said "stack overflow". (Not a Criterion test: Criterion
+ * by a signal and said "stack overflow", once, in one whole line. (Not a Criterion test: Criterion
  * cannot look at the output of a test that crashes.)
  */
 #include <heist/heist.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Each frame hands its buffer to the next, so frames cannot be merged and
@@ -164,6 +166,31 @@ static void *through_main(void *arg)
     return (void *)r;
 }
 
+/* both: each task waits (up to 2 s) until the other has started, so the
+ * two overflow together on the two workers. */
+static atomic_int started;
+
+static void *overflow_together(void *arg)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    atomic_fetch_add(&started, 1);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while (atomic_load(&started) < 2 && t.tv_sec - t0.tv_sec < 2);
+    return overflow(arg);
+}
+
+static void *both_main(void *arg)
+{
+    (void)arg;
+    heist_future *a = heist_spawn(NULL, overflow_together, NULL);
+    heist_future *b = heist_spawn(NULL, overflow_together, NULL);
+    heist_await(a, NULL);
+    heist_await(b, NULL);
+    return NULL;
+}
+
 /* The child: overflows, and should never get past heist_run. */
 static int child(const char *mode)
 {
@@ -182,6 +209,7 @@ static int child(const char *mode)
                   : strcmp(mode, "bigframe") == 0 ? bigframe_main
                   : strcmp(mode, "canary") == 0   ? canary_main
                   : through                       ? through_main
+                  : strcmp(mode, "both") == 0     ? both_main
                                                   : forked_main;
     heist_run(s, fn, NULL, NULL);
     fprintf(stderr, "test_overflow: the recursion returned\n");
@@ -192,9 +220,10 @@ int main(int argc, char **argv)
 {
     if (argc != 2 || (strcmp(argv[1], "fresh") && strcmp(argv[1], "resumed") &&
                       strcmp(argv[1], "forked") && strcmp(argv[1], "bigframe") &&
-                      strcmp(argv[1], "canary") && strcmp(argv[1], "through"))) {
+                      strcmp(argv[1], "canary") && strcmp(argv[1], "through") &&
+                      strcmp(argv[1], "both"))) {
         fprintf(stderr,
-                "usage: %s fresh|resumed|forked|bigframe|canary|through\n",
+                "usage: %s fresh|resumed|forked|bigframe|canary|through|both\n",
                 argv[0]);
         return 2;
     }
@@ -246,6 +275,21 @@ int main(int argc, char **argv)
                 "test_overflow %s: FAIL: the child died by signal %d "
                 "without saying \"stack overflow\"\n",
                 argv[1], WTERMSIG(status));
+        return 1;
+    }
+    /* One report, in one line of its own: two threads that overflow
+     * together must not both write (their messages interleaved). */
+    int reports = 0;
+    for (const char *p = out; (p = strstr(p, "stack overflow")); p++)
+        reports++;
+    const char *line = strstr(out, "heist: fatal: stack overflow");
+    const char *eol = line ? strchr(line, '\n') : NULL;
+    if (reports != 1 || !line || !eol || !strstr(line, "HEIST_STACK_SIZE") ||
+        strstr(line, "HEIST_STACK_SIZE") > eol) {
+        fprintf(stderr,
+                "test_overflow %s: FAIL: %d reports of \"stack overflow\", "
+                "not one whole line\n",
+                argv[1], reports);
         return 1;
     }
     printf("test_overflow %s: ok (signal %d)\n", argv[1], WTERMSIG(status));
