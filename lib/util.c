@@ -5,32 +5,61 @@
 
 #include <stdarg.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 void heist__fatal_claim(void)
 {
-    static atomic_flag claimed = ATOMIC_FLAG_INIT;
-    /* Relaxed: the flag orders nothing; it only picks one reporter (the
-     * test-and-set is atomic whatever its order). Lock-free, so safe in a
-     * signal handler. */
-    if (!atomic_flag_test_and_set_explicit(&claimed, memory_order_relaxed))
+    /* The kernel thread id of the thread that reports; 0: none yet. */
+    static _Atomic long owner;
+    long me = (long)syscall(SYS_gettid), none = 0;
+    /* Relaxed: the word orders nothing; it only picks one reporter (the
+     * compare-exchange is atomic whatever its order). Lock-free, so safe
+     * in a signal handler, as are gettid and nanosleep. The reporter
+     * itself may fail again while it reports or aborts (a SIGABRT handler
+     * that overflows its stack): it goes on, so that report comes out
+     * too, instead of waiting for itself. */
+    if (atomic_compare_exchange_strong_explicit(
+            &owner, &none, me, memory_order_relaxed, memory_order_relaxed) ||
+        none == me)
         return;
-    for (;;)
-        pause();
+    /* Another thread reports and aborts: wait for that to end the process;
+     * should it not within about 5 s (its report stuck), report here. */
+    for (int i = 0; i < 500; i++) {
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 _Noreturn void heist__fatal(const char *fmt, ...)
 {
+    /* Formatted here and written with one write(2): no stdio lock, which
+     * a thread that failed inside stdio may hold. */
+    char msg[1024];
+    static const char head[] = "heist: fatal: ";
     va_list ap;
     heist__fatal_claim();
+    memcpy(msg, head, sizeof head - 1);
     va_start(ap, fmt);
-    fputs("heist: fatal: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    /* One byte kept for the newline; a longer message is cut. */
+    int n = vsnprintf(msg + sizeof head - 1, sizeof msg - sizeof head, fmt, ap);
     va_end(ap);
+    size_t len = sizeof head - 1;
+    if (n > 0)
+        len += (size_t)n < sizeof msg - sizeof head
+                   ? (size_t)n
+                   : sizeof msg - sizeof head - 1;
+    msg[len++] = '\n';
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(2, msg + off, len - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
     abort();
 }
 

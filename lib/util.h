@@ -132,10 +132,11 @@ _Noreturn void heist__fatal(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
 /* Claims the one fatal report of the process: returns in the first thread
- * to call it (which then writes its message and aborts); every later
- * caller waits here until that abort ends the process, so two workers
- * that fail at once (an overflow on each) do not interleave their
- * messages. Async-signal-safe. */
+ * to call it (which then writes its message and aborts), and again in
+ * that thread should it fail once more while reporting; any other thread
+ * waits here for that abort to end the process (returning after about
+ * 5 s if it has not), so two workers that fail at once (an overflow on
+ * each) do not interleave their messages. Async-signal-safe. */
 void heist__fatal_claim(void);
 
 /* CLOCK_MONOTONIC in ns. */

@@ -3,7 +3,8 @@
  * message that says "stack overflow" on stderr, and the process must die,
  * instead of corrupting memory or dying with a bare SIGSEGV.
  *
- * Usage: test_overflow fresh|resumed|forked|bigframe|canary|through|both
+ * Usage: test_overflow fresh|resumed|forked|bigframe|canary|through|both|
+ *                      reenter
  *   fresh:    heist_run's main task recurses at once;
  *   resumed:  a spawned task first awaits a future another task completes
  *             and sleeps (it runs on a fiber that was suspended and may have
@@ -22,8 +23,8 @@
  *
  * The overflow happens in a child process; this process reads the child's
  * stderr, copies it to its own, and exits 0 only if the child was killed
- * by a signal and said "stack overflow", once, in one whole line. (Not a Criterion test: Criterion
- * cannot look at the output of a test that crashes.)
+ * by a signal and said "stack overflow", once, in one whole line. (Not a
+ * Criterion test: Criterion cannot look at the output of a test that crashes.)
  */
 #include <heist/heist.h>
 #include <signal.h>
@@ -191,10 +192,45 @@ static void *both_main(void *arg)
     return NULL;
 }
 
+/* reenter: a SIGABRT handler that needs more stack than it has, as a
+ * crash reporter might. */
+__attribute__((noinline)) static long deep(long n, volatile char *up)
+{
+    volatile char buf[4096];
+    buf[0] = (char)n;
+    if (up)
+        up[1] = buf[0];
+    return n ? deep(n - 1, buf) + buf[1] : 0;
+}
+
+static void on_abort(int sig)
+{
+    (void)sig;
+    deep(DEPTH, NULL);
+}
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+static void *unjoined_main(void *arg)
+{
+    (void)arg;
+    static heist_task t;
+    heist_fork(&t, nothing, NULL); /* never joined: fatal when this returns */
+    return NULL;
+}
+
 /* The child: overflows, and should never get past heist_run. */
 static int child(const char *mode)
 {
     bool through = strcmp(mode, "through") == 0;
+    /* A child that hangs (a report waiting for itself) dies by SIGALRM,
+     * without the report: a failure, not a stuck test. */
+    alarm(60);
+    if (strcmp(mode, "reenter") == 0)
+        signal(SIGABRT, on_abort);
     if (strcmp(mode, "canary") == 0 || through)
         setenv("HEIST_STACK_GUARD", "0", 1);
     /* through: one worker, so no other thread runs on the slot below. */
@@ -210,6 +246,7 @@ static int child(const char *mode)
                   : strcmp(mode, "canary") == 0   ? canary_main
                   : through                       ? through_main
                   : strcmp(mode, "both") == 0     ? both_main
+                  : strcmp(mode, "reenter") == 0  ? unjoined_main
                                                   : forked_main;
     heist_run(s, fn, NULL, NULL);
     fprintf(stderr, "test_overflow: the recursion returned\n");
@@ -218,12 +255,14 @@ static int child(const char *mode)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2 || (strcmp(argv[1], "fresh") && strcmp(argv[1], "resumed") &&
-                      strcmp(argv[1], "forked") && strcmp(argv[1], "bigframe") &&
-                      strcmp(argv[1], "canary") && strcmp(argv[1], "through") &&
-                      strcmp(argv[1], "both"))) {
+    if (argc != 2 ||
+        (strcmp(argv[1], "fresh") && strcmp(argv[1], "resumed") &&
+         strcmp(argv[1], "forked") && strcmp(argv[1], "bigframe") &&
+         strcmp(argv[1], "canary") && strcmp(argv[1], "through") &&
+         strcmp(argv[1], "both") && strcmp(argv[1], "reenter"))) {
         fprintf(stderr,
-                "usage: %s fresh|resumed|forked|bigframe|canary|through|both\n",
+                "usage: %s fresh|resumed|forked|bigframe|canary|through|both|"
+                "reenter\n",
                 argv[0]);
         return 2;
     }
