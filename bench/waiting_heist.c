@@ -140,12 +140,15 @@ static double one_round(long n)
     bench_heist_run(&args, sched, round_main, &r);
     heist_future_unref(gate);
     heist_future_unref(all_done);
+    char pt[32] = "unknown"; /* no VmPTE line */
+    if (r.pt0 >= 0 && r.pt_waiting >= 0)
+        snprintf(pt, sizeof pt, "%.2f",
+                 (double)(r.pt_waiting - r.pt0) / (double)n);
     fprintf(stderr,
             "waiting: N=%ld suspend_ms=%.1f rss_kib_per_waiter=%.2f maps=%ld "
-            "pt_kib_per_waiter=%.2f rss_after_kib=%ld (before %ld)\n",
+            "pt_kib_per_waiter=%s rss_after_kib=%ld (before %ld)\n",
             n, r.suspend_ms, (double)(r.rss_waiting - r.rss0) / (double)n,
-            r.maps, (double)(r.pt_waiting - r.pt0) / (double)n, rss_kib(),
-            r.rss0);
+            r.maps, pt, rss_kib(), r.rss0);
     return r.suspend_ms;
 }
 

@@ -30,17 +30,20 @@ enum {
 #define STACK_SIZE_MAX ((size_t)1 << 32)  /* 4 GiB: beyond is a mistake */
 /* 128 KiB: musl's default thread stack, and room for the usual C frames
  * (a few KiB each; a 64 KiB buffer on the stack still fits). Not more,
- * because a waiting task holds its stack's address space, and a stack's
- * neighbour lies stack_size + 64 KiB (the region below it, stack.c) away:
- * 1 MiB stacks put at most two stacks under each page-table page (4 KiB
- * each, a 2 MiB span), so a million waiting tasks cost 2 GiB of page
- * tables besides their stacks; 128 KiB ones put ten, 0.4 KiB a waiting
- * task. On the virtual machines we measure on, page tables that many also
- * overflow the hypervisor's cache of them: a store to each of a million
- * resident pages costs 40-130 ns 64-192 KiB apart and 7-12 us 320 KiB to
- * 1 MiB apart, so a million tasks suspended again took 8-16 s with 1 MiB
- * stacks and 0.45-0.52 s with 128 KiB ones (bench/waiting_heist). A task
- * that needs more says so: heist_config.stack_size, HEIST_STACK_SIZE. */
+ * because a waiting task holds its stack's address space, and stacks lie
+ * a slot apart (stack.c: stack_size and the 128-byte canary, rounded up
+ * to a page, plus the 64 KiB region; 196 KiB by default): 1 MiB stacks
+ * put at most two stacks under each page-table page (4 KiB each, a 2 MiB
+ * span), so a million waiting tasks cost 2.1 GiB of page tables besides
+ * their stacks; 128 KiB ones put ten, 0.38 KiB a waiting task. On the
+ * virtual machines we measure on, page tables that many also overflow the
+ * hypervisor's cache of them: a store to each of a million resident pages
+ * costs 40-76 ns 4-128 KiB apart, 53 ns-1.6 us 192-196 KiB apart, 1.7-6.8
+ * us 256-320 KiB apart and 12 us 1088 KiB apart, so a million tasks
+ * suspended again took 9.3-12.3 s with 1 MiB stacks and 0.45-1.33 s
+ * (median 0.48) with 128 KiB ones (bench/waiting_heist, 2 workers). A
+ * task that needs more says so: heist_config.stack_size,
+ * HEIST_STACK_SIZE. */
 #define STACK_SIZE_DEFAULT ((size_t)128 << 10)
 
 /* Parses a positive decimal number from the environment: returns 0 if

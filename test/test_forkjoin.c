@@ -177,8 +177,9 @@ static void *chain(void *arg)
 }
 
 /* Tasks run on fiber stacks of heist_config.stack_size bytes: 10,000 nested
- * fork/join frames need more than the 1 MiB default in an unoptimized or
- * sanitized build, so ask for 32 MiB (only touched pages cost memory). */
+ * fork/join frames need more than the 128 KiB default (or 1 MiB) in an
+ * unoptimized or sanitized build, so ask for 32 MiB (only touched pages cost
+ * memory). */
 Test(forkjoin, deep_nesting_10000)
 {
     const uintptr_t depth = 10000;

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <heist/heist.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -49,18 +50,19 @@ static long rss_kib(void)
     return res * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-/* The page tables' memory (VmPTE), in KiB. */
+/* The page tables' memory (VmPTE), in KiB; -1 where the kernel does not
+ * say (no VmPTE line, as under some emulated kernels). */
 static long pt_kib(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
     long kib = -1;
-    cr_assert_not_null(f);
+    if (!f)
+        return -1;
     while (fgets(line, sizeof line, f))
         if (sscanf(line, "VmPTE: %ld kB", &kib) == 1)
             break;
     fclose(f);
-    cr_assert_geq(kib, 0, "no VmPTE in /proc/self/status");
     return kib;
 }
 
@@ -182,8 +184,11 @@ Test(stacks, pool_env_parsed)
 /* The default stack (128 KiB, heist/sched.h) holds a 96 KiB array and the
  * frames around it. Every task runs on a fiber stack (a worker's loop runs
  * on one from the start), and the first stacks of a scheduler are guarded:
- * with a smaller default the array's first touch faults in the guard
- * region and the process aborts with "stack overflow". */
+ * with a default of about 32-96 KiB the array's first touch (its lowest
+ * byte first) faults in the 64 KiB guard region and the process aborts
+ * with "stack overflow" (checked with 64 KiB); a default smaller still
+ * would put the array's low end past the region, where this test need
+ * not catch it. */
 enum { BIG_FRAME = 96 * 1024 };
 
 static __attribute__((noinline)) long use_stack(long seed)
@@ -211,8 +216,8 @@ static void *deep_main(void *arg)
     (void)arg;
     heist_future *t[8];
     for (long i = 0; i < 8; i++)
-        cr_assert_not_null(t[i] = heist_spawn(NULL, deep_task,
-                                              (void *)(intptr_t)i));
+        cr_assert_not_null(
+            t[i] = heist_spawn(NULL, deep_task, (void *)(intptr_t)i));
     for (long i = 0; i < 8; i++) {
         void *r;
         long want = 0;
@@ -346,6 +351,7 @@ Test(stacks, slow_end_keeps_stacks)
 Test(stacks, stress_million_waiting)
 {
     long n = HT_SCALE(1000000, 20000);
+    unsetenv("HEIST_STACK_SIZE"); /* the default size, whatever the caller's */
     heist_config cfg = {.workers = 2};
     heist_sched *s;
     cr_assert_eq(heist_sched_new(&cfg, &s), 0);
@@ -354,6 +360,7 @@ Test(stacks, stress_million_waiting)
     struct burst b;
     burst(s, n, &b);
     double per = (double)(b.rss_waiting - before) / (double)n;
+    bool pt_known = pt_before >= 0 && b.pt_waiting >= 0;
     double pt_per = (double)(b.pt_waiting - pt_before) / (double)n;
     cr_log_info("%ld waiting tasks: %.2f KiB each, %.2f KiB each of page "
                 "tables, %ld mappings, %.2f s (the whole burst)",
@@ -364,8 +371,12 @@ Test(stacks, stress_million_waiting)
         cr_assert_leq(b.maps_waiting, 500, "%ld mappings", b.maps_waiting);
     if (!HT_SANITIZED) {
         cr_assert_leq(per, 8.0, "%.2f KiB per waiting task", per);
-        cr_assert_leq(pt_per, 1.0, "%.2f KiB of page tables per waiting task",
-                      pt_per);
+        if (pt_known)
+            cr_assert_leq(pt_per, 1.0,
+                          "%.2f KiB of page tables per waiting task", pt_per);
+        else
+            cr_log_warn("no VmPTE in /proc/self/status: page tables not "
+                        "checked");
     }
     cr_assert_eq(heist_sched_free(s), 0);
 }

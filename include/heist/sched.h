@@ -81,7 +81,12 @@ typedef struct heist_config {
  * task's next await, sleep or join if its frame is still in the region
  * then, or if it went through the whole region (a canary below it); one
  * that went into the region and returned wrote only memory that nothing
- * uses. Either way heist prints "stack overflow" and aborts.
+ * uses. Either way heist prints "stack overflow" and aborts. The region
+ * is 64 KiB: a single frame larger than that (a local array of more than
+ * 64 KiB) can jump over it into the neighbouring stack unreported, as a
+ * frame larger than a thread's guard page can; a task with such frames
+ * needs a stack_size that holds them (with -fstack-clash-protection the
+ * guarded stacks report it).
  */
 
 /*
