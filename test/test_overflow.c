@@ -51,6 +51,18 @@ __attribute__((noinline)) static long recurse(long n, volatile char *up)
     return r + buf[1];
 }
 
+/* Built with ThreadSanitizer (gcc's macro, clang's feature test). */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
 /* Deeper than any stack heist accepts (4 GiB). */
 #define DEPTH (8L << 20)
 
@@ -308,6 +320,17 @@ int main(int argc, char **argv)
                 "instead of dying by a signal\n",
                 argv[1], WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         return 1;
+    }
+    /* ThreadSanitizer's interceptor runs a program's signal handler with
+     * every signal blocked, so the SIGSEGV of the overflow inside the
+     * SIGABRT handler kills the process at once: no second report, and no
+     * hang either, which is what reenter is about. */
+    if (UNDER_TSAN && strcmp(argv[1], "reenter") == 0 &&
+        WTERMSIG(status) != SIGALRM && strstr(out, "not joined")) {
+        printf("test_overflow reenter: ok under ThreadSanitizer (the first "
+               "report, then signal %d, no hang)\n",
+               WTERMSIG(status));
+        return 0;
     }
     if (!strstr(out, "stack overflow")) {
         fprintf(stderr,
