@@ -232,8 +232,7 @@ static struct sigaction old_segv;
 
 static void write_str(const char *s)
 {
-    ssize_t r = write(2, s, strlen(s));
-    (void)r;
+    heist__write_err(s, strlen(s));
 }
 
 /* Async-signal-safe decimal output. */

@@ -5,8 +5,8 @@
 
 #include <stdarg.h>
 #include <stdatomic.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -54,13 +54,18 @@ _Noreturn void heist__fatal(const char *fmt, ...)
                    ? (size_t)n
                    : sizeof msg - sizeof head - 1;
     msg[len++] = '\n';
+    heist__write_err(msg, len);
+    abort();
+}
+
+void heist__write_err(const char *s, size_t len)
+{
     for (size_t off = 0; off < len;) {
-        ssize_t w = write(2, msg + off, len - off);
+        ssize_t w = write(2, s + off, len - off);
         if (w <= 0)
-            break;
+            return;
         off += (size_t)w;
     }
-    abort();
 }
 
 uint64_t heist__now_ns(void)

@@ -139,6 +139,10 @@ _Noreturn void heist__fatal(const char *fmt, ...)
  * each) do not interleave their messages. Async-signal-safe. */
 void heist__fatal_claim(void);
 
+/* Writes len bytes of s to stderr (fd 2) with write(2), no stdio lock;
+ * gives up at an error. Async-signal-safe. */
+void heist__write_err(const char *s, size_t len);
+
 /* CLOCK_MONOTONIC in ns. */
 uint64_t heist__now_ns(void);
 /* now + ns, saturated below UINT64_MAX (which means "no deadline"). */

@@ -187,6 +187,9 @@ static void *overflow_together(void *arg)
 {
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* seq_cst add and load: each task's add pairs with the other's load;
+     * they only line the two overflows up in time (no data is passed), so
+     * any order would do, and a missed meeting only delays by the 2 s. */
     atomic_fetch_add(&started, 1);
     do
         clock_gettime(CLOCK_MONOTONIC, &t);
