@@ -151,6 +151,12 @@ struct heist__fiber *heist__fiber_new(struct heist__worker *w);
 int heist__stacks_init(struct heist__stacks *st, size_t budget,
                        struct heist__timers *timers);
 void heist__stacks_fini(struct heist__stacks *st);
+/* For tests (test/test_prefault.c): the slots of st whose top page and
+ * fiber struct were asked for ahead of use (stack.c, prefaulting), and of
+ * those how many top pages are resident now (mincore); *off is set when
+ * the kernel refused the advice, so none is asked for any more. */
+void heist__stacks_prefault_info(struct heist__stacks *st, size_t *asked,
+                                 size_t *resident, bool *off);
 /* A then: gives `from` back to the calling worker's pool. */
 void heist__fiber_pool_then(struct heist__fiber *from, void *arg);
 
