@@ -19,6 +19,12 @@
  * and the CSV row on stdout says workload,param,impl,workers,median_ms,
  * min_ms,runs like every other program (median and min of the
  * suspension times, warm-up runs left out).
+ *
+ * With WAITING_IDLE_MS set, the program sleeps that long (outside the
+ * scheduler) before every round but the first: long enough (over a
+ * second), the scheduler gives the idle stacks beyond its pool's budget
+ * back to the kernel, and the round measures a burst that comes back
+ * after an idle spell (its stacks' pages are faulted in again).
  */
 #define _GNU_SOURCE
 #include <stdatomic.h>
@@ -158,6 +164,18 @@ static int cmp_double(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
+/* WAITING_IDLE_MS's sleep before a round but the first. */
+static void idle_before(unsigned round)
+{
+    const char *e = getenv("WAITING_IDLE_MS");
+    long ms = e ? atol(e) : 0;
+    if (round == 0 || ms <= 0)
+        return;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
 int main(int argc, char **argv)
 {
     bench_parse_workers(&args, "waiting", BENCH_HEIST_IMPL, 1000000, 2, argc,
@@ -172,13 +190,17 @@ int main(int argc, char **argv)
         bench_heist_free(&args, sched);
         return 0;
     }
-    for (unsigned i = 0; i < args.warmup; i++)
+    for (unsigned i = 0; i < args.warmup; i++) {
+        idle_before(i);
         one_round(args.param);
+    }
     double *t = calloc(args.reps ? args.reps : 1, sizeof *t);
     if (!t)
         bench_fail(&args, "out of memory");
-    for (unsigned i = 0; i < args.reps; i++)
+    for (unsigned i = 0; i < args.reps; i++) {
+        idle_before(args.warmup + i);
         t[i] = one_round(args.param);
+    }
     qsort(t, args.reps, sizeof *t, cmp_double);
     if (args.reps)
         printf("%s,%ld,%s,%u,%.3f,%.3f,%u\n", args.workload, args.param,

@@ -80,6 +80,9 @@ struct heist__stacks {
     struct heist__fiber *idle;         /* idle fibers with their memory */
     size_t idle_bytes;                 /* their charge (fiber.c) */
     struct heist__fiber *given;        /* idle, memory given back */
+    size_t given_asked;                /* of `given`, the first ones whose
+                                          top pages were asked for (stack.c,
+                                          prefaulting) */
     size_t budget;                     /* immutable: bytes kept in `idle` */
     /* The trim: a timer that gives back what `idle` holds beyond the
      * budget once no one took from it or added to it for a while
@@ -98,6 +101,8 @@ struct heist__stacks {
  * they share a page that is written anyway (zero, written only by an
  * overflow). stack.c, fiber.c. */
 enum { HEIST__GUARD_SIZE = 64 * 1024, HEIST__CANARY_WORDS = 16 };
+/* Stacks asked for at once, at most (stack.c, prefaulting). */
+enum { HEIST__PREFAULT_SLOTS = 64 };
 #define HEIST__CANARY_BYTES (8 * (size_t)HEIST__CANARY_WORDS)
 
 /* Wake reasons (heist__suspend's result). */
@@ -151,12 +156,21 @@ struct heist__fiber *heist__fiber_new(struct heist__worker *w);
 int heist__stacks_init(struct heist__stacks *st, size_t budget,
                        struct heist__timers *timers);
 void heist__stacks_fini(struct heist__stacks *st);
-/* For tests (test/test_prefault.c): the slots of st whose top page and
- * fiber struct were asked for ahead of use (stack.c, prefaulting), and of
- * those how many top pages are resident now (mincore); *off is set when
- * the kernel refused the advice, so none is asked for any more. */
-void heist__stacks_prefault_info(struct heist__stacks *st, size_t *asked,
-                                 size_t *resident, bool *off);
+/* For tests (test/test_prefault.c): what prefaulting (stack.c) asked for
+ * and what of it is resident now (mincore). */
+struct heist__prefault_info {
+    size_t carved;                /* slots carved */
+    size_t asked;                 /* slots asked for (carved or not) */
+    size_t ahead;                 /* asked for, not carved yet */
+    size_t ahead_resident;        /* of those, top pages resident */
+    size_t ahead_struct_resident; /* of those, fiber structs resident */
+    size_t given;                 /* stacks on the given-back list */
+    size_t given_asked;           /* its first ones asked for */
+    size_t given_resident;        /* of those, top pages resident */
+    bool off;                     /* the kernel refused: none asked any more */
+};
+void heist__stacks_prefault_info(struct heist__stacks *st,
+                                 struct heist__prefault_info *out);
 /* A then: gives `from` back to the calling worker's pool. */
 void heist__fiber_pool_then(struct heist__fiber *from, void *arg);
 

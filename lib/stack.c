@@ -256,102 +256,148 @@ static struct heist__stack_chunk *chunk_new(struct heist_sched *s,
  * a virtual machine whose hypervisor maps each page on its first touch,
  * a burst of waiting tasks that each need a fresh stack pays mostly for
  * those faults (bench/waiting_heist: a million waiters on 2 workers, cold,
- * about 25 s on the 2-core VM of the README, where a first touch costs
- * 13-20 us). So when carving reaches a run of slots not yet asked for,
- * the next PREFAULT_SLOTS slots' top pages and their fiber structs are
- * asked for at once, with one process_madvise(MADV_POPULATE_WRITE) call
- * over a vector of ranges: on that VM 2.4 us a page for a million pages
- * in calls of 64, and the page's first touch afterwards about 6 us (the
- * hypervisor's part), against 20.7 us for a plain first touch (a
- * stand-alone loop over a million pages 196 KiB apart). At most
- * PREFAULT_SLOTS - 1 stacks' top pages are resident before they are
- * used: 252 KiB per scheduler.
+ * 21-31 s on the 2-core VM of the README, where a first touch costs 13-20
+ * us). So when carving reaches slots not yet asked for, the next slots'
+ * top pages and their fiber structs are asked for at once, with one
+ * process_madvise(MADV_POPULATE_WRITE) call over a vector of ranges: on
+ * that VM 2.4 us a page for a million pages in calls of 64, and the
+ * page's first touch afterwards about 6 us (the hypervisor's part),
+ * against 20.7 us for a plain first touch (a stand-alone loop over a
+ * million pages 196 KiB apart). A call asks for as many slots as the chunk
+ * has carved so far, at most HEIST__PREFAULT_SLOTS, and none before it
+ * has carved PREFAULT_FROM: a scheduler whose tasks seldom suspend (its
+ * workers' own fibers, a few waiters) asks for nothing, and the pages
+ * asked for ahead of use are never more than those used.
+ *
+ * Stacks given back to the kernel (the pool's trim) fault their top page
+ * in again when taken: a take from the given-back list that finds none
+ * asked for asks for that stack and up to HEIST__PREFAULT_SLOTS - 1 more
+ * on the list at once (given_asked counts them down; a trim, which puts
+ * stacks on the list's head, resets it). Either way at most
+ * HEIST__PREFAULT_SLOTS - 1 top pages (and a page of structs) are
+ * resident ahead of use: 63 pages each, outside the pool's budget.
  *
  * It is only a hint: a page that another thread touches first is simply
  * faulted in as before, and populating a page already present changes
- * nothing. Kernels before 6.13 refuse the advice through
- * process_madvise, and those before 6.15 do not know PIDFD_SELF: the
- * first refusal turns prefaulting off for the process (prefault_off), and
- * stacks are faulted in on first touch as before. */
-enum { PREFAULT_SLOTS = 64 };
+ * nothing. The ranges go in the worker's own vector (w->prefault_iov), not
+ * on the suspending task's stack. Kernels before 6.13 refuse the advice
+ * through process_madvise, those before 6.15 know no PIDFD_SELF, and
+ * valgrind knows neither: the first refusal turns prefaulting off for the
+ * process (prefault_off), and pages fault in on first touch as before. */
+enum { PREFAULT_FROM = 16 };
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
-/* The calling process, to pidfd_open's family of calls (Linux 6.15). */
+/* The calling process, to the system calls that take a pidfd (Linux
+ * 6.15's PIDFD_SELF_THREAD_GROUP). */
 #define HEIST_PIDFD_SELF_THREAD_GROUP (-10001)
 
-/* Set once a kernel refused (relaxed: a hint read by every carve; a race
- * costs at most one more refused call). */
+/* Set once a kernel refused. Every access is relaxed: it publishes no
+ * other data, only "stop asking"; a worker that reads it late makes one
+ * more call, which is refused the same way. */
 static atomic_bool prefault_off;
 
-struct prefault {
-    struct heist__stack_chunk *c;
-    size_t from, n; /* the slots; n 0: nothing to do */
-};
-
-/* Asks for the top pages and fiber structs of pf's slots. Outside the
- * stacks' lock: a chunk stays mapped until the scheduler is freed, and
- * the slots may already be in use (the advice only faults in what is
- * missing). */
-static void prefault(const struct prefault *pf)
+static bool prefault_on(void)
 {
+    /* Relaxed: see prefault_off. */
+    return !atomic_load_explicit(&prefault_off, memory_order_relaxed);
+}
+
+/* Asks for the k ranges of v. Outside the stacks' lock: a chunk stays
+ * mapped until the scheduler is freed (after every worker stopped), and
+ * the pages may already be in use (the advice only faults in what is
+ * missing). */
+static void populate(const struct iovec *v, unsigned k)
+{
+    if (!k)
+        return;
 #ifdef SYS_process_madvise
-    struct iovec v[PREFAULT_SLOTS + 1];
-    size_t ps = page_size();
-    const struct heist__stack_chunk *c = pf->c;
-    unsigned k = 0;
-    for (size_t j = pf->from; j < pf->from + pf->n; j++) {
-        v[k].iov_base = c->slots + (j + 1) * c->slot - ps;
-        v[k].iov_len = ps;
-        k++;
-    }
-    /* The structs: whole pages of the head (it ends on a page boundary,
-     * at the first slot). */
-    uintptr_t lo = (uintptr_t)&c->fibers[pf->from] & ~(uintptr_t)(ps - 1);
-    uintptr_t hi = ((uintptr_t)&c->fibers[pf->from + pf->n] + ps - 1) &
-                   ~(uintptr_t)(ps - 1);
-    v[k].iov_base = (void *)lo;
-    v[k].iov_len = hi - lo;
-    k++;
     long r = syscall(SYS_process_madvise, HEIST_PIDFD_SELF_THREAD_GROUP, v,
                      (size_t)k, MADV_POPULATE_WRITE, 0u);
     /* Out of memory or interrupted: the faults come later, as without
      * the hint. Anything else (EBADF: no PIDFD_SELF; EINVAL: the advice
-     * is refused; ENOSYS, EPERM) will not change: stop asking. */
+     * is refused; ENOSYS, EPERM) will not change: stop asking. Relaxed:
+     * see prefault_off. */
     if (r < 0 && errno != ENOMEM && errno != EINTR && errno != EAGAIN)
         atomic_store_explicit(&prefault_off, true, memory_order_relaxed);
 #else
-    (void)pf;
+    (void)v;
+    /* Relaxed: see prefault_off. */
     atomic_store_explicit(&prefault_off, true, memory_order_relaxed);
 #endif
 }
 
-void heist__stacks_prefault_info(struct heist__stacks *st, size_t *asked,
-                                 size_t *resident, bool *off)
+/* The top page of slot j of c: its stack's first frames (and the canary
+ * of the slot above). */
+static char *slot_top_page(const struct heist__stack_chunk *c, size_t j)
+{
+    return c->slots + (j + 1) * c->slot - page_size();
+}
+
+static char *fiber_top_page(const struct heist__fiber *f)
+{
+    return f->map + f->map_size - page_size();
+}
+
+/* Writes into v the ranges of slots [from, from + n) of c: their top
+ * pages, then the whole pages of the head that hold their structs (the
+ * head ends on a page boundary, at the first slot). Returns the count. */
+static unsigned slots_ranges(const struct heist__stack_chunk *c, size_t from,
+                             size_t n, struct iovec *v)
 {
     size_t ps = page_size();
-    *asked = *resident = 0;
+    unsigned k = 0;
+    for (size_t j = from; j < from + n; j++) {
+        v[k].iov_base = slot_top_page(c, j);
+        v[k].iov_len = ps;
+        k++;
+    }
+    uintptr_t lo = (uintptr_t)&c->fibers[from] & ~(uintptr_t)(ps - 1);
+    uintptr_t hi = ((uintptr_t)&c->fibers[from + n] + ps - 1) &
+                   ~(uintptr_t)(ps - 1);
+    v[k].iov_base = (void *)lo;
+    v[k].iov_len = hi - lo;
+    return k + 1;
+}
+
+static bool page_resident(const void *page)
+{
+    unsigned char in = 0;
+    uintptr_t p = (uintptr_t)page & ~(uintptr_t)(page_size() - 1);
+    return mincore((void *)p, page_size(), &in) == 0 && (in & 1);
+}
+
+void heist__stacks_prefault_info(struct heist__stacks *st,
+                                 struct heist__prefault_info *out)
+{
+    memset(out, 0, sizeof *out);
     pthread_mutex_lock(&st->lock);
     for (const struct heist__stack_chunk *c = st->chunks; c; c = c->next) {
-        for (size_t j = 0; j < c->prefaulted; j++) {
-            unsigned char in = 0;
-            if (mincore(c->slots + (j + 1) * c->slot - ps, ps, &in) == 0 &&
-                (in & 1))
-                (*resident)++;
+        out->carved += c->carved;
+        out->asked += c->prefaulted;
+        for (size_t j = c->carved; j < c->prefaulted; j++) {
+            out->ahead++;
+            out->ahead_resident += page_resident(slot_top_page(c, j));
+            out->ahead_struct_resident += page_resident(&c->fibers[j]);
         }
-        *asked += c->prefaulted;
+    }
+    out->given_asked = st->given_asked;
+    for (const struct heist__fiber *f = st->given; f; f = f->next) {
+        if (out->given < st->given_asked)
+            out->given_resident += page_resident(fiber_top_page(f));
+        out->given++;
     }
     pthread_mutex_unlock(&st->lock);
-    *off = atomic_load_explicit(&prefault_off, memory_order_relaxed);
+    out->off = !prefault_on();
 }
 
 /* Carves the next slot: a fiber whose stack was never used (its struct
  * zero but for where its stack lies); NULL when out of memory. Under
- * st->lock. Sets *pf to the slots to prefault (after the unlock), if
- * any. */
+ * st->lock. Writes into v the ranges to ask for once the lock is dropped
+ * (prefaulting above) and sets *k to their count (0: none). */
 static struct heist__fiber *slot_carve(struct heist_sched *s,
                                        struct heist__stacks *st,
-                                       struct prefault *pf)
+                                       struct iovec *v, unsigned *k)
 {
     struct heist__stack_chunk *c = st->chunks;
     if (!c || c->carved == c->nslots) {
@@ -361,13 +407,16 @@ static struct heist__fiber *slot_carve(struct heist_sched *s,
     }
     size_t i = c->carved++;
     struct heist__fiber *f = &c->fibers[i];
-    if (i >= c->prefaulted &&
-        !atomic_load_explicit(&prefault_off, memory_order_relaxed)) {
+    if (i >= c->prefaulted && i >= PREFAULT_FROM && prefault_on()) {
+        /* As many as carved so far, so that no more are resident ahead
+         * than were used. */
         size_t n = c->nslots - i;
-        pf->c = c;
-        pf->from = i;
-        pf->n = n < PREFAULT_SLOTS ? n : PREFAULT_SLOTS;
-        c->prefaulted = i + pf->n;
+        if (n > i)
+            n = i;
+        if (n > HEIST__PREFAULT_SLOTS)
+            n = HEIST__PREFAULT_SLOTS;
+        c->prefaulted = i + n;
+        *k = slots_ranges(c, i, n, v);
     }
     size_t guard = guard_bytes();
     f->map = c->slots + i * c->slot;
@@ -452,6 +501,10 @@ static void stacks_trim(struct heist__stacks *st)
             back[i]->next = st->given;
             st->given = back[i];
         }
+        /* The head of the list is no longer what was asked for (those
+         * asked for further down are asked again when reached: the
+         * advice does nothing to a page already in). */
+        st->given_asked = 0;
         pthread_mutex_unlock(&st->lock);
     }
 }
@@ -533,14 +586,28 @@ static struct heist__fiber *fiber_alloc(struct heist__worker *w)
     pthread_mutex_lock(&st->lock);
     struct heist__fiber *f = st->given;
     bool reused = f != NULL;
-    struct prefault pf = {NULL, 0, 0};
-    if (f)
+    struct iovec *v = w->prefault_iov;
+    unsigned k = 0;
+    if (f) {
         st->given = f->next;
-    else
-        f = slot_carve(s, st, &pf);
+        if (st->given_asked > 0) {
+            st->given_asked--;
+        } else if (prefault_on()) {
+            /* This one and the next ones on the list: a burst that comes
+             * back after its stacks were given back takes them all. */
+            for (struct heist__fiber *g = f;
+                 g && k < HEIST__PREFAULT_SLOTS; g = g->next) {
+                v[k].iov_base = fiber_top_page(g);
+                v[k].iov_len = page_size();
+                k++;
+            }
+            st->given_asked = k - 1;
+        }
+    } else {
+        f = slot_carve(s, st, v, &k);
+    }
     pthread_mutex_unlock(&st->lock);
-    if (pf.n)
-        prefault(&pf);
+    populate(v, k);
     if (!f)
         return NULL;
     heist__count(reused ? &w->ctr.stacks_reused : &w->ctr.stacks_mapped);

@@ -17,6 +17,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <sys/uio.h>
 
 /* Counters: written by the owning worker only (heist__count), read by any
  * thread (relaxed) for statistics. Forks are counted when joined (inlined +
@@ -78,6 +79,9 @@ struct heist__worker {
     struct heist__fiber home;      /* the thread's own stack */
     struct heist__fiber *pool;     /* idle fibers, hottest first */
     unsigned npool;
+    /* The ranges a stack allocation asks the kernel for (stack.c,
+     * prefaulting): here rather than on the suspending task's stack. */
+    struct iovec prefault_iov[HEIST__PREFAULT_SLOTS + 1];
     heist__then_fn then;           /* left for the next fiber, with: */
     struct heist__fiber *then_from;
     void *then_arg;
