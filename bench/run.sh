@@ -40,6 +40,18 @@
 # fanin (N trivial tasks, gathered). Each in heist and Go at 1 and 2 workers
 # and in asyncio, cold and warm, all in this run.
 #
+# Rounds: the machine's speed drifts from one second to the next (on the
+# 2-core VM we test on, fib(35) on one worker took 47 ms or 79 ms a few
+# seconds apart, the same binary on the same CPU), so programs compared
+# with each other are not run one after the other: the warm rows of serial
+# and heist programs (heist, heist_static, heist_fn, at every worker count)
+# of one workload and size are run in HEIST_BENCH_ROUNDS rounds (default 3;
+# 1 with --quick), each round running each of them once with a share of the
+# repeats (at least 3), interleaved. A row's median is then the median of
+# its rounds' medians, its min the least of their mins, its runs the sum.
+# Peers (OpenMP, oneTBB, Go, asyncio), far from heist, and cold rows run
+# once, in the first round.
+#
 # HEIST_BENCH_ONLY=w1,w2,... runs only those workloads (e.g. the futures
 # ones: pairs,chain,gather,pingpong,sleeps; issue 6's: seed,hops,fanin).
 #
@@ -78,6 +90,11 @@ else
   # figure (FEW repeats), run when bench/waiting_heist.c has been built.
   SHAPE=100000 COLD=5 SHAPE_REPS=$FAST WAITING=1000000 FEW=3
 fi
+ROUNDS=${HEIST_BENCH_ROUNDS:-$([ $quick = 1 ] && echo 1 || echo 3)}
+case $ROUNDS in
+  ''|*[!0-9]*|0) echo "bench/run.sh: HEIST_BENCH_ROUNDS must be a positive number" >&2
+                 exit 2 ;;
+esac
 # Per-run time limit in seconds (a hung runtime must not hang the suite).
 LIMIT=${HEIST_BENCH_TIMEOUT:-300}
 
@@ -186,7 +203,7 @@ errlog=${csv%.csv}.log
 : >"$errlog"
 raw=$(mktemp)
 log=$(mktemp)
-trap 'rm -f "$raw" "$log" "$log.err" "$log.cold" "$log.proc" "${planfile:-}" "${newtimes:-}"' EXIT
+trap 'rm -f "$raw" "$log" "$log.err" "$log.cold" "$log.proc" "${planfile:-}" "${newtimes:-}" "${merged:-}"' EXIT
 failed=0
 
 # The plan, less the workloads HEIST_BENCH_ONLY leaves out.
@@ -201,8 +218,39 @@ selected() {
 # previous run's time per program (the .times file beside the CSV, written
 # at the end), scaled by how this run compares so far; programs without a
 # previous time count as the mean of this run's so far.
+# The plan in rounds (above): consecutive lines of one workload and size
+# form a block; each round of a block runs its serial and heist warm lines
+# with a share of their repeats, and the first round runs the others too.
+interleave() {
+  awk -v R="$ROUNDS" '
+    function roundable(f) {
+      return (f[7] == "" || f[7] == "warm") &&
+             (f[3] == "serial" || f[3] ~ /^heist/)
+    }
+    function flush(   r, i, f, n, reps, line) {
+      for (r = 1; r <= R; r++)
+        for (i = 1; i <= nb; i++) {
+          n = split(b[i], f, " ")
+          if (R > 1 && roundable(f)) {
+            reps = int((f[5] + R - 1) / R)
+            if (reps < 3) reps = 3
+            line = f[1] " " f[2] " " f[3] " " f[4] " " reps " " f[6]
+            if (n >= 7) line = line " " f[7]
+            print line
+          } else if (r == 1) {
+            print b[i]
+          }
+        }
+      nb = 0
+    }
+    { key = $1 " " $2
+      if (nb && key != cur) flush()
+      cur = key
+      b[++nb] = $0 }
+    END { if (nb) flush() }'
+}
 planfile=$(mktemp)
-selected >"$planfile"
+selected | interleave >"$planfile"
 total=$(wc -l <"$planfile")
 timesfile=${csv%.csv}.times
 declare -A prev_secs=()
@@ -337,6 +385,36 @@ if [ -f "$timesfile" ]; then
     "$newtimes" "$timesfile" >>"$newtimes"
 fi
 cp "$newtimes" "$timesfile"
+
+# Rows of one program run in several rounds become one: the median of the
+# rounds' medians, the least min, the runs summed; a failed round makes the
+# row failed. First-appearance order.
+merged=$(mktemp)
+awk -F, -v OFS=, '
+  { k = $1 "," $2 "," $3 "," $4 "," $9
+    if (!(k in seen)) { seen[k] = ++nk; key[nk] = k; first[nk] = $0 }
+    i = seen[k]
+    if ($8 != "ok") bad[i] = $0
+    else { cnt[i]++; med[i, cnt[i]] = $5; runs[i] += $7
+           if (!(i in lo) || $6 + 0 < lo[i] + 0) lo[i] = $6 } }
+  END {
+    for (i = 1; i <= nk; i++) {
+      if (i in bad) { print bad[i]; continue }
+      if (cnt[i] == 1) { print first[i]; continue }
+      # insertion sort of the rounds medians
+      for (a = 2; a <= cnt[i]; a++) {
+        v = med[i, a]; b = a - 1
+        while (b >= 1 && med[i, b] + 0 > v + 0) { med[i, b + 1] = med[i, b]; b-- }
+        med[i, b + 1] = v
+      }
+      m = (cnt[i] % 2) ? med[i, (cnt[i] + 1) / 2] \
+                       : sprintf("%.3f", (med[i, cnt[i] / 2] + med[i, cnt[i] / 2 + 1]) / 2)
+      $0 = first[i]
+      $5 = m; $6 = lo[i]; $7 = runs[i]
+      print
+    }
+  }' "$raw" >"$merged"
+mv "$merged" "$raw"
 
 awk -F, -v OFS=, '
   { row[NR] = $0; n = NR

@@ -133,7 +133,7 @@ function fork_ns(k, sk, p) {
 }
 
 function forkjoin_tables(   i, j, r, w, p, wk, sk, hk, ok_, tk, lk, wp, impl, line, k) {
-  print "Times in ms: median (min) of the timed repeats, in-process, all in this run."
+  print "Times in ms: median (min) of the timed repeats, in-process, all in this run (serial and heist rows: the median of interleaved rounds' medians, bench/README.md, \"Rounds\")."
   print ""
   print "| workload | workers | serial | heist | OpenMP (libgomp) | oneTBB | heist/serial | OpenMP/heist | oneTBB/heist | Lace (planning, not re-measured) |"
   print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
