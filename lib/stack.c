@@ -260,7 +260,7 @@ static struct heist__stack_chunk *chunk_new(struct heist_sched *s,
  * us). So when carving reaches slots not yet asked for, the next slots'
  * top pages and their fiber structs are asked for at once, with one
  * process_madvise(MADV_POPULATE_WRITE) call over a vector of ranges: on
- * that VM 2.4 us a page for a million pages in calls of 64, and the
+ * that VM 2.4 us a page for a million pages (in calls of 1,024), and the
  * page's first touch afterwards about 6 us (the hypervisor's part),
  * against 20.7 us for a plain first touch (a stand-alone loop over a
  * million pages 196 KiB apart). A call asks for as many slots as the chunk
