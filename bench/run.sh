@@ -210,19 +210,17 @@ log=$(mktemp)
 trap 'rm -f "$raw" "$log" "$log.err" "$log.cold" "$log.proc" "${planfile:-}" "${newtimes:-}" "${merged:-}"' EXIT
 failed=0
 
-# The plan, less the workloads HEIST_BENCH_ONLY leaves out.
+# The plan in rounds (interleave, below), less the workloads
+# HEIST_BENCH_ONLY leaves out: the rounds are those of the full plan, so a
+# row is measured the same way with or without it.
 selected() {
-  if [ -z "${HEIST_BENCH_ONLY:-}" ]; then plan; return; fi
-  plan | awk -v only="$HEIST_BENCH_ONLY" '
+  if [ -z "${HEIST_BENCH_ONLY:-}" ]; then plan | interleave; return; fi
+  plan | interleave | awk -v only="$HEIST_BENCH_ONLY" '
     BEGIN { n = split(only, o, ","); for (i = 1; i <= n; i++) keep[o[i]] = 1 }
     $1 in keep'
 }
 
-# Progress: every line says [k/N] and the time left, estimated from the
-# previous run's time per program (the .times file beside the CSV, written
-# at the end), scaled by how this run compares so far; programs without a
-# previous time count as the mean of this run's so far.
-# The plan in rounds (above): consecutive lines of one workload and size
+# The plan in rounds ("Rounds" at the top): consecutive lines of one workload and size
 # form a block; each round of a block runs its serial and heist warm lines
 # with a share of their repeats, and the first round runs the others too.
 interleave() {
@@ -257,8 +255,13 @@ interleave() {
       b[++nb] = $0 }
     END { if (nb) flush() }'
 }
+
+# Progress: every line says [k/N] and the time left, estimated from the
+# previous run's time per program (the .times file beside the CSV, written
+# at the end), scaled by how this run compares so far; programs without a
+# previous time count as the mean of this run's so far.
 planfile=$(mktemp)
-selected | interleave >"$planfile"
+selected >"$planfile"
 total=$(wc -l <"$planfile")
 timesfile=${csv%.csv}.times
 declare -A prev_secs=()
