@@ -80,6 +80,9 @@ struct heist__stacks {
     struct heist__fiber *idle;         /* idle fibers with their memory */
     size_t idle_bytes;                 /* their charge (fiber.c) */
     struct heist__fiber *given;        /* idle, memory given back */
+    unsigned giving;                   /* taken from `idle` by a trim, not
+                                          yet on `given` (its madvise runs
+                                          without the lock) */
     size_t given_asked;                /* of `given`, the first ones whose
                                           top pages were asked for (stack.c,
                                           prefaulting) */
@@ -167,6 +170,7 @@ struct heist__prefault_info {
     size_t given;                 /* stacks on the given-back list */
     size_t given_asked;           /* its first ones asked for */
     size_t given_resident;        /* of those, top pages resident */
+    bool trim_done;               /* no trim under way, idle within budget */
     bool off;                     /* the kernel refused: none asked any more */
 };
 void heist__stacks_prefault_info(struct heist__stacks *st,

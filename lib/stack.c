@@ -382,6 +382,7 @@ void heist__stacks_prefault_info(struct heist__stacks *st,
         }
     }
     out->given_asked = st->given_asked;
+    out->trim_done = st->giving == 0 && st->idle_bytes <= st->budget;
     for (const struct heist__fiber *f = st->given; f; f = f->next) {
         if (out->given < st->given_asked)
             out->given_resident += page_resident(fiber_top_page(f));
@@ -492,6 +493,7 @@ static void stacks_trim(struct heist__stacks *st)
             st->idle_bytes -= fiber_charge(f);
             back[n++] = f;
         }
+        st->giving += n;
         pthread_mutex_unlock(&st->lock);
         if (!n)
             return;
@@ -501,6 +503,7 @@ static void stacks_trim(struct heist__stacks *st)
             back[i]->next = st->given;
             st->given = back[i];
         }
+        st->giving -= n;
         /* The head of the list is no longer what was asked for (those
          * asked for further down are asked again when reached: the
          * advice does nothing to a page already in). */
