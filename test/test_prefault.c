@@ -7,15 +7,15 @@
  *
  * Where the kernel refuses the advice (before Linux 6.13, or without
  * PIDFD_SELF before 6.15), the library must stop asking and fault pages
- * in on first touch as before: then the test checks that nothing was
- * asked for and that the tasks ran all the same, and says so in a
- * warning.
+ * in on first touch as before: then the test checks that asking stopped
+ * and that the tasks ran all the same, and says so in a warning. That
+ * path, and a passing ENOMEM, are checked on every kernel by
+ * regress_faults prefault_refused and prefault_short (injected refusals).
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 
 #include <heist/heist.h>
-#include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -26,67 +26,9 @@
 #include "test_util.h"
 #include "worker.h"
 
-struct gate_burst {
-    heist_sched *s;
-    heist_future *gate;
-    long n;
-    atomic_long waited; /* waiters past their await */
-};
-
-static void *waiter(void *arg)
-{
-    struct gate_burst *b = arg;
-    cr_assert_eq(heist_await(b->gate, NULL), 0);
-    /* Relaxed: read after heist_run returns (its join orders it). */
-    atomic_fetch_add_explicit(&b->waited, 1, memory_order_relaxed);
-    return NULL;
-}
-
-static uint64_t suspends(heist_sched *s)
-{
-    heist_stats st;
-    cr_assert_eq(heist_sched_stats(s, &st), 0);
-    return st.total.suspends;
-}
-
-/* Spawns n waiters, waits until all n are suspended on the gate (the
- * scheduler's count, less this task's own sleeps), opens it, gathers. */
-static void *burst_main(void *arg)
-{
-    struct gate_burst *b = arg;
-    uint64_t base = suspends(b->s), own = 0;
-    heist_future **t = calloc((size_t)b->n, sizeof *t);
-    cr_assert_not_null(t);
-    for (long i = 0; i < b->n; i++) {
-        t[i] = heist_spawn(NULL, waiter, b);
-        cr_assert_not_null(t[i]);
-    }
-    while (suspends(b->s) - base - own < (uint64_t)b->n) {
-        cr_assert_eq(heist_sleep(1000 * 1000), 0);
-        own++;
-    }
-    cr_assert_eq(heist_future_set_result(b->gate, NULL), 0);
-    heist_future *all = heist_gather(t, (size_t)b->n);
-    cr_assert_not_null(all);
-    cr_assert_eq(heist_await(all, NULL), 0);
-    heist_future_unref(all);
-    for (long i = 0; i < b->n; i++)
-        heist_future_unref(t[i]);
-    free(t);
-    return NULL;
-}
-
 static void burst(heist_sched *s, long n)
 {
-    struct gate_burst b = {.s = s, .n = n};
-    b.gate = heist_future_new();
-    cr_assert_not_null(b.gate);
-    atomic_init(&b.waited, 0);
-    cr_assert_eq(heist_run(s, burst_main, &b, NULL), 0);
-    /* seq_cst (any order would do): heist_run returned, so every
-     * waiter's increment happened before (the run's end orders them). */
-    cr_assert_eq(atomic_load(&b.waited), b.n);
-    heist_future_unref(b.gate);
+    cr_assert_eq(ht_gate_burst(s, n), 0, "a burst of %ld waiters", n);
 }
 
 /* Whether this kernel takes process_madvise(PIDFD_SELF_THREAD_GROUP,

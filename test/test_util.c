@@ -3,6 +3,7 @@
 
 #include <heist/heist.h>
 
+#include <errno.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,4 +126,99 @@ int ht_push_hunt(heist_sched *s, int reps, uint64_t seed,
     if (err)
         return 100 + err;
     return (int)(intptr_t)r;
+}
+
+/* ---- ht_gate_burst -------------------------------------------------------- */
+
+struct gate_burst {
+    heist_sched *s;
+    heist_future *gate;
+    long n;
+    atomic_long ran; /* waiters past their await */
+    atomic_int err;  /* the first error a task met */
+};
+
+static void burst_err(struct gate_burst *b, int e)
+{
+    int none = 0;
+    /* Relaxed: read after heist_run returned (the run's end orders it);
+     * the exchange keeps the first. */
+    atomic_compare_exchange_strong_explicit(&b->err, &none, e,
+                                            memory_order_relaxed,
+                                            memory_order_relaxed);
+}
+
+static void *gate_waiter(void *arg)
+{
+    struct gate_burst *b = arg;
+    int e = heist_await(b->gate, NULL);
+    if (e)
+        burst_err(b, e);
+    else /* Relaxed: as err. */
+        atomic_fetch_add_explicit(&b->ran, 1, memory_order_relaxed);
+    return NULL;
+}
+
+static int burst_suspends(heist_sched *s, uint64_t *out)
+{
+    heist_stats st;
+    int e = heist_sched_stats(s, &st);
+    *out = st.total.suspends;
+    return e;
+}
+
+static void *burst_main(void *arg)
+{
+    struct gate_burst *b = arg;
+    uint64_t base, now, own = 0;
+    heist_future **t = calloc((size_t)b->n, sizeof *t);
+    int e = t ? burst_suspends(b->s, &base) : ENOMEM;
+    long spawned = 0;
+    while (!e && spawned < b->n) {
+        heist_future *f = heist_spawn(NULL, gate_waiter, b);
+        if (f)
+            t[spawned++] = f;
+        else
+            e = errno ? errno : ENOMEM;
+    }
+    while (!e && !(e = burst_suspends(b->s, &now)) &&
+           now - base - own < (uint64_t)b->n) {
+        e = heist_sleep(1000000);
+        own++;
+    }
+    /* Open the gate whatever happened: no waiter is left behind. */
+    int e2 = heist_future_set_result(b->gate, NULL);
+    if (!e)
+        e = e2;
+    if (spawned > 0) {
+        heist_future *all = heist_gather(t, (size_t)spawned);
+        int e3 = all ? heist_await(all, NULL) : ENOMEM;
+        if (!e)
+            e = e3;
+        if (all)
+            heist_future_unref(all);
+    }
+    for (long i = 0; i < spawned; i++)
+        heist_future_unref(t[i]);
+    free(t);
+    if (e)
+        burst_err(b, e);
+    return NULL;
+}
+
+int ht_gate_burst(struct heist_sched *s, long n)
+{
+    struct gate_burst b = {.s = s, .n = n};
+    atomic_init(&b.ran, 0);
+    atomic_init(&b.err, 0);
+    if (!(b.gate = heist_future_new()))
+        return ENOMEM;
+    int e = heist_run(s, burst_main, &b, NULL);
+    heist_future_unref(b.gate);
+    if (e)
+        return e;
+    /* Relaxed: heist_run returned (see burst_err). */
+    if ((e = atomic_load_explicit(&b.err, memory_order_relaxed)))
+        return e;
+    return atomic_load_explicit(&b.ran, memory_order_relaxed) == n ? 0 : -1;
 }

@@ -86,4 +86,13 @@ struct heist_sched;
 int ht_push_hunt(struct heist_sched *s, int reps, uint64_t seed,
                  struct ht_watchdog *wd);
 
+/*
+ * A burst of n waiting tasks on s: each awaits one gate future; main waits
+ * until all n are suspended at once (the scheduler's suspend counter, less
+ * its own sleeps), so each holds a stack of its own, then opens the gate
+ * and gathers them. Returns 0 when all n ran past their await, else a
+ * nonzero code naming what failed (an errno from heist, or -1: fewer ran).
+ */
+int ht_gate_burst(struct heist_sched *s, long n);
+
 #endif /* HEIST_TEST_UTIL_H */
