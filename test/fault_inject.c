@@ -1,7 +1,7 @@
 /*
  * fault_inject.c - fails the Nth call of malloc & co., mmap, mprotect or
- * pthread_create while armed, and refuses membarrier(2) when told
- * (fault_inject.h).
+ * pthread_create while armed, and refuses membarrier(2) or
+ * process_madvise(2) when told (fault_inject.h).
  *
  * How the calls are caught, and why this way:
  *
@@ -400,6 +400,24 @@ uint64_t fi_membarrier_calls(int cmd)
     return atomic_load(&membarrier_calls[membarrier_slot(cmd)]);
 }
 
+/* ---- process_madvise ----------------------------------------------------- */
+
+/* The errno to refuse it with; 0: pass it on. seq_cst (the default): a
+ * test's switch, read by whichever thread calls; no other data rides on
+ * it. */
+static atomic_int process_madvise_err;
+static atomic_uint_least64_t process_madvise_calls;
+
+void fi_refuse_process_madvise(int err)
+{
+    atomic_store(&process_madvise_err, err);
+}
+
+uint64_t fi_process_madvise_calls(void)
+{
+    return atomic_load(&process_madvise_calls);
+}
+
 /* syscall(3) passes six longs on to the kernel; so does this. */
 long syscall(long number, ...)
 {
@@ -418,5 +436,15 @@ long syscall(long number, ...)
             return -1;
         }
     }
+#ifdef SYS_process_madvise
+    if (number == SYS_process_madvise) {
+        atomic_fetch_add(&process_madvise_calls, 1);
+        int err = atomic_load(&process_madvise_err);
+        if (err) {
+            errno = err;
+            return -1;
+        }
+    }
+#endif
     return next_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }

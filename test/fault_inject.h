@@ -44,6 +44,13 @@ uint64_t fi_failed(void);
 void fi_refuse_membarrier(bool refuse);
 uint64_t fi_membarrier_calls(int cmd);
 
+/* process_madvise(2), seen through syscall(3): while err is not 0, every
+ * call of it fails with errno err (EINVAL: a kernel that refuses the
+ * advice; ENOMEM: memory short for now). Counts the calls, refused or
+ * not, from the start of the process. */
+void fi_refuse_process_madvise(int err);
+uint64_t fi_process_madvise_calls(void);
+
 const char *fi_kind_name(enum fi_kind kind);
 const char *fi_mode_name(enum fi_mode mode);
 

@@ -29,6 +29,10 @@
  *       "refused" that none did after the refusal (the fallback is
  *       taken), so each is the other's control. Not built under TSan,
  *       whose build always takes the fallback.
+ *   regress_faults prefault_refused / prefault_short   lib/stack.c's
+ *       request for stacks ahead of use (process_madvise) refused with
+ *       EINVAL (a kernel without it: the library stops asking) or ENOMEM
+ *       (a passing shortage: it goes on asking); every task runs.
  */
 #include "fault_inject.h"
 #include "test_util.h"
@@ -39,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -292,6 +297,50 @@ static int timer_leak(void)
     return failures ? 1 : 0;
 }
 
+/* ---- stacks asked for ahead of use, refused ------------------------------ */
+
+static void burst(heist_sched *s, long n)
+{
+    int r = ht_gate_burst(s, n);
+    if (r)
+        FAIL("a burst of %ld waiters: %d", n, r);
+}
+
+/* lib/stack.c asks the kernel for fresh stacks' pages ahead of use
+ * (process_madvise, MADV_POPULATE_WRITE). err EINVAL: a kernel that
+ * refuses it, so the library must stop asking after the first refusal
+ * (one call per worker at most may already be under way); ENOMEM: a
+ * passing shortage, so it must go on asking. Either way every task runs.
+ * Two bursts of 300 waiters on 2 workers carve about 300 stacks: 5 calls
+ * or more when the library keeps asking (after 16, 32, 64, 128, 192 and
+ * 256 slots carved). */
+static int prefault_refused(int err)
+{
+    fi_refuse_process_madvise(err);
+    heist_sched *s = new_sched();
+    burst(s, 300);
+    uint64_t first = fi_process_madvise_calls();
+    burst(s, 300);
+    uint64_t calls = fi_process_madvise_calls();
+    if (heist_sched_free(s))
+        FAIL("heist_sched_free failed");
+    fprintf(stderr, "regress_faults prefault_%s: %llu process_madvise calls\n",
+            err == ENOMEM ? "short" : "refused", (unsigned long long)calls);
+#ifdef SYS_process_madvise
+    if (first == 0)
+        FAIL("the library never asked for stacks ahead of use");
+    if (err != ENOMEM && calls > 2)
+        FAIL("%llu calls after the kernel refused the first",
+             (unsigned long long)calls);
+    if (err == ENOMEM && calls < 5)
+        FAIL("only %llu calls: a passing ENOMEM stopped the asking",
+             (unsigned long long)calls);
+#else
+    (void)first;
+#endif
+    return failures ? 1 : 0;
+}
+
 /* ---- the parking protocol with and without membarrier ----------------- */
 
 static int membarrier_form(bool refuse)
@@ -336,6 +385,10 @@ int main(int argc, char **argv)
         return membarrier_form(false);
     if (argc == 2 && strcmp(argv[1], "membarrier_refused") == 0)
         return membarrier_form(true);
+    if (argc == 2 && strcmp(argv[1], "prefault_refused") == 0)
+        return prefault_refused(EINVAL);
+    if (argc == 2 && strcmp(argv[1], "prefault_short") == 0)
+        return prefault_refused(ENOMEM);
     if (argc == 2 && strcmp(argv[1], "fork_abort") == 0)
         return fork_abort();
     if (argc == 2 && strcmp(argv[1], "sleep_early") == 0)
@@ -344,6 +397,7 @@ int main(int argc, char **argv)
         return timer_leak();
     fprintf(stderr,
             "usage: regress_faults fork_abort|sleep_early|timer_leak|"
-            "membarrier_used|membarrier_refused\n");
+            "membarrier_used|membarrier_refused|prefault_refused|"
+            "prefault_short\n");
     return 2;
 }
