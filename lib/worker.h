@@ -79,9 +79,6 @@ struct heist__worker {
     struct heist__fiber home;      /* the thread's own stack */
     struct heist__fiber *pool;     /* idle fibers, hottest first */
     unsigned npool;
-    /* The ranges a stack allocation asks the kernel for (stack.c,
-     * prefaulting): here rather than on the suspending task's stack. */
-    struct iovec prefault_iov[HEIST__PREFAULT_SLOTS + 1];
     heist__then_fn then;           /* left for the next fiber, with: */
     struct heist__fiber *then_from;
     void *then_arg;
@@ -95,6 +92,11 @@ struct heist__worker {
     void *altstack;                /* the signal stack (overflow reports) */
     size_t altstack_size;
     struct heist__counters ctr;
+    /* The ranges a stack allocation asks the kernel for (stack.c,
+     * prefaulting): here rather than on the suspending task's stack, and
+     * after the fields the loop and the switch use (1 KiB, touched only
+     * when a stack is carved or taken back from the kernel). */
+    struct iovec prefault_iov[HEIST__PREFAULT_SLOTS + 1];
     /* Records of this worker freed on other workers of its scheduler: a
      * Treiber stack per kind that any worker pushes on (CAS, release) and
      * the owner takes whole (exchange, acquire) when its cache is empty
