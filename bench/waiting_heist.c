@@ -168,8 +168,13 @@ static int cmp_double(const void *x, const void *y)
 static void idle_before(unsigned round)
 {
     const char *e = getenv("WAITING_IDLE_MS");
-    long ms = e ? atol(e) : 0;
-    if (round == 0 || ms <= 0)
+    if (round == 0 || !e || !*e)
+        return;
+    char *end;
+    long ms = strtol(e, &end, 10);
+    if (*end || ms < 0)
+        bench_fail(&args, "WAITING_IDLE_MS is not a number of ms");
+    if (ms == 0)
         return;
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0)
