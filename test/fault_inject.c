@@ -406,6 +406,8 @@ uint64_t fi_membarrier_calls(int cmd)
  * test's switch, read by whichever thread calls; no other data rides on
  * it. */
 static atomic_int process_madvise_err;
+/* Added by whichever thread calls, read by the test after its bursts
+ * (heist_run's end orders them); seq_cst, the default, as the rest here. */
 static atomic_uint_least64_t process_madvise_calls;
 
 void fi_refuse_process_madvise(int err)
