@@ -1,9 +1,13 @@
 /*
  * bench/fib_heist.c - fib(n) with heist fork-join: one task per call, no
  * cutoff, written as in heist/task.h (fork one half, call the other, join).
- * Built three ways: fib_heist (libheist.so), fib_heist_static (libheist.a)
- * and, with BENCH_JOIN_FN, fib_heist_fn: heist_join_fn(&t, fib, &a), the
- * join that names the function (an unstolen child is a direct call).
+ * Built four ways: fib_heist (libheist.so), fib_heist_static (libheist.a),
+ * with BENCH_JOIN_FN, fib_heist_fn: heist_join_fn(&t, fib, &a), the join
+ * that names the function (an unstolen child is a direct call), and, with
+ * BENCH_LEAF_ON_ARG, fib_heist_leaf: the leaf test made on the argument
+ * itself, before it is converted (README, "Fork-join code the compiler can
+ * speed up"): gcc then inlines that test into fib's callers and calls fib
+ * only for inner nodes.
  */
 #include "bench_heist.h"
 
@@ -15,9 +19,18 @@
 
 static void *fib(void *arg)
 {
+#ifdef BENCH_LEAF_ON_ARG
+    /* The test reads the parameter itself; the conversion below is then
+     * part of the body, which gcc's partial inlining (-fpartial-inlining,
+     * on at -O2) can split off, inlining this test into the callers. */
+    if ((uintptr_t)arg < 2)
+        return arg;
+    long n = (long)(intptr_t)arg;
+#else
     long n = (long)(intptr_t)arg;
     if (n < 2)
         return (void *)(intptr_t)n;
+#endif
     heist_task t;
     void *a, *b;
     heist_fork(&t, fib, (void *)(intptr_t)(n - 1));

@@ -44,11 +44,11 @@
 # 2-core VM we test on, fib(35) on one worker took 47 ms or 79 ms a few
 # seconds apart, the same binary on the same CPU), so programs compared
 # with each other are not run one after the other: the warm rows of serial
-# and heist programs (heist, heist_static, heist_fn, at every worker count)
-# of one workload and size are run in HEIST_BENCH_ROUNDS rounds (default 3;
-# 1 with --quick), each round running each of them once with a share of the
-# repeats (at least 3), interleaved (a block with one such row, as the
-# 1M-waiting one, runs once). A row's median is then the median of its
+# and heist programs (heist, heist_static, heist_fn, heist_leaf, at every
+# worker count) of one workload and size are run in HEIST_BENCH_ROUNDS
+# rounds (default 3; 1 with --quick), each round running each of them once
+# with a share of the repeats (at least 3), interleaved (a block with one
+# such row, as the 1M-waiting one, runs once). A row's median is then the median of its
 # rounds' medians, its min the least of their mins, its runs the sum.
 # Peers (OpenMP, oneTBB, Go, asyncio), far from heist, and cold rows run
 # once, in the first round.
@@ -110,6 +110,7 @@ fib $FIB_T1 serial 1 $FAST 1
 fib $FIB_T1 heist 1 $FAST 1
 fib $FIB_T1 heist_static 1 $FAST 1
 fib $FIB_T1 heist_fn 1 $FAST 1
+fib $FIB_T1 heist_leaf 1 $FAST 1
 fib $FIB_T1 omp 1 $PEER 0
 fib $FIB_T1 tbb 1 $PEER 0
 fib $FIB_SCALE serial 1 $FAST 1
@@ -117,6 +118,7 @@ fib $FIB_SCALE heist 1 $FAST 1
 fib $FIB_SCALE heist 2 $FAST 1
 fib $FIB_SCALE heist_static 2 $FAST 1
 fib $FIB_SCALE heist_fn 2 $FAST 1
+fib $FIB_SCALE heist_leaf 2 $FAST 1
 fib $FIB_SCALE omp 1 $PEER 0
 fib $FIB_SCALE omp 2 $PEER 0
 fib $FIB_SCALE tbb 1 $PEER 0

@@ -34,7 +34,11 @@
  * heist_join_fn runs it as a direct call. They rest on the library's
  * layout, checked by heist_sched_new (ENOTSUP on a mismatch: rebuild the
  * program). Define HEIST_NO_INLINE before including heist to call the
- * library instead.
+ * library instead. With gcc, a task function whose leaf test reads the
+ * argument before converting it (`if ((uintptr_t)arg < 2) return arg;`,
+ * then `long n = (long)arg;`) gets that test inlined into its callers
+ * (partial inlining), so leaves cost no call: fib(35) 11% faster on one
+ * worker (README, "Fork-join code the compiler can speed up").
  */
 #ifndef HEIST_TASK_H
 #define HEIST_TASK_H
