@@ -17,7 +17,8 @@
  *     lock (heist__task_wait_add), so no wait misses it. The runner's
  *     exchange to ENDED at the task's end tells whether a request came
  *     first: then the task ends cancelled.
- * Groups (heist_run): a task lists itself in its group on its first wait;
+ * Groups (heist_run): a task lists itself in its group on its first wait
+ * (the first of its fiber's and its stolen forks' waits: group_list);
  * heist__group_cancel sets `cancelling` under the group's lock, then ends
  * the listed tasks' waits. A task's later wait sees `cancelling` (seq_cst)
  * in heist__cancel_requested, after it was listed: either the canceller's
@@ -32,18 +33,57 @@
 
 /* ---- current waits ------------------------------------------------------- */
 
-bool heist__task_wait_add(struct heist__tk *t, struct heist__task_wait *tw)
+/* gshard while a first wait of the task lists it in its group. */
+#define HEIST__GSHARD_CLAIMED ((struct heist__gshard *)(uintptr_t)1)
+
+/* Lists t in a shard of its group g, once: the first of t's waits does it.
+ * Several may come at once (t's fiber and fibers running t's stolen forks
+ * all wait as t: two of them once listed t twice and corrupted the list),
+ * so the first claims gshard with a CAS and the others wait until it is
+ * set: a wait of t goes on only once t is listed (the cancel argument
+ * below needs that). */
+static void group_list(struct heist__group *g, struct heist__tk *t)
 {
-    struct heist__group *g = t->group;
-    /* Only t lists itself and takes itself out (at its end), so gshard
-     * is read and written by t alone. */
-    if (g && !t->gshard) {
-        struct heist__gshard *sh = &g->shards[heist__live_index(t->f.sched)];
+    /* Acquire: pairs with the release store below, made by whichever wait
+     * listed t; t is in the shard's list after it. */
+    struct heist__gshard *sh =
+        atomic_load_explicit(&t->gshard, memory_order_acquire);
+    if (heist__likely(sh != NULL && sh != HEIST__GSHARD_CLAIMED))
+        return;
+    /* Relaxed CAS: winning it publishes nothing (the store below does);
+     * losing it, we read gshard again with acquire. */
+    if (sh == NULL &&
+        atomic_compare_exchange_strong_explicit(&t->gshard, &sh,
+                                                HEIST__GSHARD_CLAIMED,
+                                                memory_order_relaxed,
+                                                memory_order_relaxed)) {
+        sh = &g->shards[heist__live_index(t->f.sched)];
         heist__spin_lock(&sh->lock);
         cds_list_add(&t->glink, &sh->waiting);
         heist__spin_unlock(&sh->lock);
-        t->gshard = sh;
+        /* Release: pairs with the acquire loads above and below, so a wait
+         * that saw t's shard sees t listed. */
+        atomic_store_explicit(&t->gshard, sh, memory_order_release);
+        return;
     }
+    /* Another wait of t is listing it: a few instructions, unless its
+     * thread was preempted. */
+    for (unsigned spins = 0;
+         atomic_load_explicit(&t->gshard, memory_order_acquire) ==
+         HEIST__GSHARD_CLAIMED;
+         spins++) {
+        if (spins < 64)
+            heist__cpu_relax();
+        else
+            sched_yield();
+    }
+}
+
+bool heist__task_wait_add(struct heist__tk *t, struct heist__task_wait *tw)
+{
+    struct heist__group *g = t->group;
+    if (g)
+        group_list(g, t);
     heist__spin_lock(&t->lock);
     /* Under the lock: a canceller sets CANCEL_REQ under it, then ends the
      * listed waits. The group's canceller stores `cancelling` before it
@@ -135,7 +175,7 @@ struct heist__tk *heist__task_new(struct heist_sched *s, heist_fn fn,
     CDS_INIT_LIST_HEAD(&t->waits);
     atomic_init(&t->fail_err, 0);
     CDS_INIT_LIST_HEAD(&t->glink);
-    t->gshard = NULL;
+    atomic_init(&t->gshard, NULL);
     /* A task of a group counts in the group only: heist_sched_free first
      * waits for every heist_run, and each of those for its group's count
      * (live.c's roots). */
@@ -166,13 +206,16 @@ static void task_end(struct heist__tk *t)
 {
     struct heist__group *g = t->group;
     struct heist_sched *s = t->f.sched;
-    /* Written only by this task's own waits, all over (joined). */
-    struct heist__gshard *sh = t->gshard;
+    /* Relaxed: written only by this task's waits, all over (its stolen
+     * forks were joined, which ordered their waits before this). */
+    struct heist__gshard *sh =
+        atomic_load_explicit(&t->gshard, memory_order_relaxed);
     if (sh) {
         heist__spin_lock(&sh->lock);
         cds_list_del(&t->glink);
         heist__spin_unlock(&sh->lock);
-        t->gshard = NULL;
+        /* Relaxed: the record is freed or reused after this. */
+        atomic_store_explicit(&t->gshard, NULL, memory_order_relaxed);
     }
     heist_future_unref(&t->f); /* the queue's reference */
     /* g->live outlives g (the scheduler's pool): heist_run may have

@@ -57,10 +57,12 @@ struct heist__tk {
     struct cds_list_head waits;
     _Atomic int fail_err;      /* heist_fail: relaxed (read after joins) */
     struct cds_list_head glink; /* in gshard->waiting (its lock) */
-    /* The shard of its group whose list holds it, or NULL: set by the
-     * task's first wait, cleared by its end; only the task reads or writes
-     * it. */
-    struct heist__gshard *gshard;
+    /* The shard of its group whose list holds it, HEIST__GSHARD_CLAIMED
+     * while a first wait lists it, or NULL: set by the task's first wait,
+     * cleared by its end. Atomic: the task's fiber and fibers running its
+     * stolen forks wait as the task, and their first waits may race
+     * (spawn.c, heist__task_wait_add). */
+    _Atomic(struct heist__gshard *) gshard;
 };
 
 /* ENOMEM. */
