@@ -1,6 +1,7 @@
 /*
  * cache.c - records (task records, wait nodes, plain futures, callback
- * nodes) from per-worker caches that stay with their worker.
+ * nodes, steal records) from per-worker caches that stay with their
+ * worker.
  *
  * A record is carved from its worker's current slab (a block whose
  * header is at a 64 MiB boundary, so a record finds its slab by masking

@@ -8,7 +8,8 @@
 #include "worker.h"
 
 /* The record kinds (at most HEIST__NCACHE). */
-enum { HEIST__C_TASK = 0, HEIST__C_WAIT, HEIST__C_FUTURE, HEIST__C_CALLBACK };
+enum { HEIST__C_TASK = 0, HEIST__C_WAIT, HEIST__C_FUTURE, HEIST__C_CALLBACK,
+       HEIST__C_STOLEN };
 /* In a record's kind: carved from a slab (else an ordinary malloc block). */
 #define HEIST__REC_SLAB 0x100u
 #define HEIST__REC_KIND(k) ((k) & 0xffu)

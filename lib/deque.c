@@ -7,7 +7,8 @@
  * two so that the owner works on its private part with plain loads and
  * stores, without the store-load fence that every Chase-Lev `take` pays.
  *
- * Positions (not wrapped: the ring is a growable array indexed by position):
+ * Positions (not wrapped: the deque is one array of entries, of fixed
+ * capacity, indexed by position):
  *
  *     0 ... tail ........ split ........ head ... capacity
  *           |  public     |  private     |
@@ -22,7 +23,8 @@
  * moves `split`.
  *
  * Owner:
- *  - push writes the slot at `head` and bumps `head`: private, no fence.
+ *  - push writes the entry at `head` (the forked function and its
+ *    argument) and bumps `head`: private, no fence.
  *    If every public item has been stolen (`o_allstolen`), the new item is
  *    made public at once (ts = {head, head+1}), so idle workers find work
  *    without asking. If a thief asked for work (`splitreq`), half of the
@@ -31,31 +33,32 @@
  *    plain decrement. Otherwise the owner shrinks the public part by half
  *    with a CAS (split moves down) and takes the item if it became private;
  *    if the public part was empty, every remaining item was stolen.
- * Thief: reads ts; if tail < split it CASes tail+1 and then reads the slot;
- *    else it raises `splitreq` (unless `allstolen` says there is nothing).
+ * Thief: reads ts; if tail < split it CASes tail+1 and then reads the
+ *    entry's function and argument, then acknowledges it (a release store
+ *    into its sync word, fork.c); else it raises `splitreq` (unless
+ *    `allstolen` says there is nothing).
  *
  * Invariants:
  *  I1 tail <= split, and !o_allstolen implies split == o_split <= head.
- *  I2 every slot in [tail, split) was written before ts took that value
+ *  I2 every entry in [tail, split) was written before ts took that value
  *     (the owner's release/seq_cst write of ts publishes it).
- *  I3 the owner never rewrites a slot at a position a thief has claimed
- *     until that thief has read it: positions below tail are claimed, and
- *     the owner reuses one only after popping it (pop returns "stolen") and
- *     after the stolen item has told it so (heist_join waits for the frame's
- *     `thief` field, written by the thief after reading the slot).
- * ABA on ts is benign: whenever ts == {t, s} with t < s the slot at t holds
- * an unclaimed public item (I2), whichever epoch a stale thief read it in.
+ *  I3 the owner never rewrites an entry at a position a thief has claimed
+ *     until that thief has acknowledged it: positions below tail are
+ *     claimed, and the owner reuses one only after popping it (pop returns
+ *     "stolen") and after the thief's acknowledgement (fork.c waits for a
+ *     non-zero sync word, stored by the thief after it read the entry).
+ * ABA on ts is benign: whenever ts == {t, s} with t < s the entry at t is
+ * an unclaimed public one (I2), whichever epoch a stale thief read it in.
  *
- * Growth: when head reaches the capacity the owner copies the live slots to
- * a ring twice as large and publishes it (release); a thief that still reads
- * the old ring finds the same pointer there, because claimed slots are never
- * rewritten (I3). Old rings stay allocated until the deque is destroyed,
- * when no thief can run: a thief may hold an old ring's address for any
- * time, and without a grace period nothing else could tell when it is done.
- * The rings only double, so the old ones together are smaller than the
- * current one: growth costs at most twice the memory, and needs no
- * reclamation thread (liburcu's call_rcu starts one lazily and aborts the
- * process when it cannot: issue "Nothing lost under faults").
+ * No growth: the array has its capacity for good, so an entry's address
+ * names it from its fork to its join (the inline join compares it with
+ * top; a thief acknowledges the entry it claimed, which a copy to a larger
+ * array would leave behind). A full deque refuses the push (ENOMEM) and
+ * the fork runs at once (fork.c). The capacity costs address space, not
+ * memory: the kernel commits the array's pages as positions are first
+ * used. An empty deque restarts from position 0 when a task ends or a
+ * fiber with no saved forks resumes; a fiber that saved forks resumes
+ * above them, and its joins of them bring the deque back down (fork.c).
  */
 #include "deque.h"
 #include "util.h"
@@ -63,46 +66,34 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct heist__ring {
-    struct heist__ring *retired_next; /* the owner's list of old rings */
-    uint32_t capacity;
-    _Atomic(void *) slot[]; /* relaxed: a slow thief may read a slot the
-                               owner writes; ordering comes from ts */
-};
+#include <sys/mman.h>
 
 #define TS(t, s) (((uint64_t)(s) << 32) | (uint32_t)(t))
 #define TS_TAIL(v) ((uint32_t)(v))
 #define TS_SPLIT(v) ((uint32_t)((v) >> 32))
 
-static struct heist__ring *ring_new(uint32_t capacity)
-{
-    struct heist__ring *r =
-        malloc(sizeof(*r) + (size_t)capacity * sizeof(r->slot[0]));
-    if (!r)
-        return NULL;
-    r->capacity = capacity;
-    for (uint32_t i = 0; i < capacity; i++)
-        atomic_init(&r->slot[i], NULL);
-    return r;
-}
-
 int heist__deque_init(struct heist__deque *dq, unsigned log2cap)
 {
     if (log2cap < 1 || log2cap > 30)
         return EINVAL;
-    struct heist__ring *r = ring_new(1u << log2cap);
-    if (!r)
+    size_t cap = (size_t)1 << log2cap;
+    /* Not zeroed: an entry is written by its push before anyone reads it,
+     * and its sync word when it is published (fork.c). */
+    /* A mapping of its own: the kernel commits its pages as positions are
+     * first used (and page-aligned: two entries to a cache line). */
+    void *m = mmap(NULL, cap * sizeof(struct heist__fjent),
+                   PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
         return ENOMEM;
+    struct heist__fjent *e = m;
     atomic_init(&dq->ts, TS(0, 0));
     atomic_init(&dq->splitreq, false);
     atomic_init(&dq->allstolen, true);
-    atomic_init(&dq->ring, r);
-    dq->o_retired = NULL;
+    dq->ent = e;
     dq->o_allstolen = true;
-    dq->o_ring = r;
-    dq->o_slot = r->slot;
-    dq->o_cap = r->capacity;
+    dq->o_cap = (uint32_t)cap;
+    dq->o_base = 0;
     memset(&dq->own, 0, sizeof dq->own);
     dq->fj = &dq->own;
     dq->publish = NULL;
@@ -116,17 +107,9 @@ int heist__deque_init(struct heist__deque *dq, unsigned log2cap)
 
 void heist__deque_destroy(struct heist__deque *dq)
 {
-    struct heist__ring *r = dq->o_retired;
-    while (r) {
-        struct heist__ring *next = r->retired_next;
-        free(r);
-        r = next;
-    }
-    dq->o_retired = NULL;
-    free(dq->o_ring);
-    dq->o_ring = NULL;
-    /* Relaxed: no thief runs any more (the caller's contract). */
-    atomic_store_explicit(&dq->ring, NULL, memory_order_relaxed);
+    if (dq->ent)
+        munmap(dq->ent, (size_t)dq->o_cap * sizeof(struct heist__fjent));
+    dq->ent = NULL;
 }
 
 /*
@@ -143,12 +126,12 @@ void heist__deque_destroy(struct heist__deque *dq)
  */
 void heist__dq_set_limit(struct heist__deque *dq)
 {
-    void **limit =
-        dq->o_allstolen ? NULL : (void **)(void *)&dq->o_slot[dq->o_cap];
+    struct heist__fjent *limit = dq->o_allstolen ? NULL : dq->ent + dq->o_cap;
     /* seq_cst: see above (pairs with the thieves' NULL stores). */
     __atomic_store_n(&dq->fj->limit, limit, __ATOMIC_SEQ_CST);
     if (limit && atomic_load_explicit(&dq->splitreq, memory_order_seq_cst))
-        __atomic_store_n(&dq->fj->limit, (void **)NULL, __ATOMIC_RELAXED);
+        __atomic_store_n(&dq->fj->limit, (struct heist__fjent *)NULL,
+                         __ATOMIC_RELAXED);
 }
 
 void heist__deque_bind(struct heist__deque *dq, struct heist__fj *fj)
@@ -197,38 +180,7 @@ uint64_t heist__deque_inlined(const struct heist__deque *dq)
     return n;
 }
 
-/* Owner: doubles the ring. Returns 0 or ENOMEM. */
-static int grow(struct heist__deque *dq)
-{
-    struct heist__ring *old = dq->o_ring;
-    if (old->capacity >= (1u << 31))
-        return ENOMEM;
-    struct heist__ring *r = ring_new(old->capacity * 2);
-    if (!r)
-        return ENOMEM;
-    uint32_t head = heist__dq_head(dq);
-    for (uint32_t i = 0; i < head; i++) {
-        /* Only the owner writes slots: relaxed reads see its own writes. */
-        void *p = atomic_load_explicit(&old->slot[i], memory_order_relaxed);
-        atomic_store_explicit(&r->slot[i], p, memory_order_relaxed);
-    }
-    /* Release: pairs with the acquire load of `ring` in steal, so a thief
-     * that sees the new ring sees the copied slots. */
-    atomic_store_explicit(&dq->ring, r, memory_order_release);
-    dq->o_ring = r;
-    dq->o_slot = r->slot;
-    dq->o_cap = r->capacity;
-    /* The view's addresses move to the new ring. (Frames forked before
-     * record slots of the old one: their joins take the slow path.) */
-    heist__dq_set_head(dq, head);
-    heist__dq_set_split(dq, dq->o_split);
-    heist__dq_set_limit(dq);
-    old->retired_next = dq->o_retired; /* freed with the deque */
-    dq->o_retired = old;
-    return 0;
-}
-
-int heist__deque_push_slow(struct heist__deque *dq, void *item,
+int heist__deque_push_slow(struct heist__deque *dq, heist_fn fn, void *arg,
                            bool *published)
 {
     /* Acquire: the fast path's load of limit may have read a thief's NULL
@@ -237,13 +189,15 @@ int heist__deque_push_slow(struct heist__deque *dq, void *item,
     atomic_thread_fence(memory_order_acquire);
     uint32_t h = heist__dq_head(dq);
     if (heist__unlikely(h == dq->o_cap)) {
-        int err = grow(dq);
-        if (err)
-            return err;
+        heist__dq_set_limit(dq); /* a thief's NULL, if any, stays served */
+        return ENOMEM;
     }
-    /* Relaxed: the slot becomes visible to thieves only through a later
-     * release (seq_cst) write of ts, below or in a later push/pop (I2). */
-    atomic_store_explicit(&dq->o_ring->slot[h], item, memory_order_relaxed);
+    /* Plain stores: the entry becomes visible to thieves only through a
+     * later release (seq_cst) write of ts, below or in a later push/pop
+     * (I2), and no thief reads this position before that (I3). */
+    struct heist__fjent *item = dq->ent + h;
+    item->fn = fn;
+    item->arg = arg;
     heist__dq_set_head(dq, h + 1);
 
     if (heist__unlikely(dq->o_allstolen)) {
@@ -271,9 +225,7 @@ int heist__deque_push_slow(struct heist__deque *dq, void *item,
         uint32_t ns = (dq->o_split + h + 2) / 2;
         if (dq->publish)
             for (uint32_t i = dq->o_split; i < ns; i++)
-                /* Relaxed: the owner reads its own writes. */
-                dq->publish(atomic_load_explicit(&dq->o_slot[i],
-                                                 memory_order_relaxed));
+                dq->publish(dq->ent + i);
         uint64_t v = atomic_load_explicit(&dq->ts, memory_order_relaxed);
         /* seq_cst CAS: release for I2 (pairs with the thief's acquire CAS)
          * and the store-load point of the wake protocol. Only tail changes
@@ -285,8 +237,7 @@ int heist__deque_push_slow(struct heist__deque *dq, void *item,
         heist__dq_set_split(dq, ns);
         *published = true;
     }
-    /* Restores limit (a thief's NULL, served or stale, or the ring's new
-     * end). */
+    /* Restores limit (a thief's NULL, served or stale). */
     heist__dq_set_limit(dq);
     return 0;
 }
@@ -307,9 +258,9 @@ static bool shrink(struct heist__deque *dq)
             heist__dq_set_limit(dq);
             return false;
         }
-        uint32_t ns = t + (s - t) / 2; /* t <= ns < s: slot s-1 private */
+        uint32_t ns = t + (s - t) / 2; /* t <= ns < s: entry s-1 private */
         /* seq_cst CAS: it fails if a thief claimed an item since we read
-         * ts (thieves CAS ts too), so no thief can hold a slot >= ns. */
+         * ts (thieves CAS ts too), so no thief can hold a position >= ns. */
         if (atomic_compare_exchange_weak_explicit(&dq->ts, &v, TS(t, ns),
                                                   memory_order_seq_cst,
                                                   memory_order_relaxed)) {
@@ -319,34 +270,26 @@ static bool shrink(struct heist__deque *dq)
     }
 }
 
-void *heist__deque_pop(struct heist__deque *dq)
+struct heist__fjent *heist__deque_pop(struct heist__deque *dq)
 {
     uint32_t h = heist__dq_head(dq);
-    if (h == 0)
+    if (h == dq->o_base)
         return NULL;
     if (heist__likely(h > dq->o_split) ||
         (!dq->o_allstolen && shrink(dq))) {
         heist__dq_set_head(dq, h - 1);
-        /* Relaxed: the owner reads its own write (thieves never write
-         * slots). */
-        return atomic_load_explicit(&dq->o_ring->slot[h - 1],
-                                    memory_order_relaxed);
+        return dq->ent + h - 1;
     }
     /* The newest item was stolen; so was everything below it. */
     return NULL;
 }
 
-bool heist__deque_pop_if_slow(struct heist__deque *dq, void *item,
-                              bool *stolen)
+bool heist__deque_pop_if_slow(struct heist__deque *dq,
+                              const struct heist__fjent *e, bool *stolen)
 {
     uint32_t h = heist__dq_head(dq);
     *stolen = false;
-    if (heist__unlikely(h == 0))
-        return false;
-    /* Relaxed: the owner reads its own write. */
-    void *newest =
-        atomic_load_explicit(&dq->o_ring->slot[h - 1], memory_order_relaxed);
-    if (heist__unlikely(newest != item))
+    if (heist__unlikely(h == dq->o_base || e != dq->ent + h - 1))
         return false;
     if (heist__likely(h > dq->o_split) ||
         (!dq->o_allstolen && shrink(dq))) {
@@ -358,8 +301,9 @@ bool heist__deque_pop_if_slow(struct heist__deque *dq, void *item,
     return false;
 }
 
-void *heist__deque_steal(struct heist__deque *dq,
-                         enum heist__steal_status *status)
+struct heist__fjent *heist__deque_steal(struct heist__deque *dq, bool claim,
+                                        heist_fn *fn, void **arg,
+                                        enum heist__steal_status *status)
 {
     /* Acquire: pairs with the owner's seq_cst store/CAS of ts that
      * published [tail, split) (I2); the CAS below re-validates it. */
@@ -375,15 +319,21 @@ void *heist__deque_steal(struct heist__deque *dq,
             atomic_store_explicit(&dq->splitreq, true, memory_order_seq_cst);
             struct heist__fj *fj =
                 atomic_load_explicit(&dq->view, memory_order_seq_cst);
-            __atomic_store_n(&fj->limit, (void **)NULL, __ATOMIC_SEQ_CST);
+            __atomic_store_n(&fj->limit, (struct heist__fjent *)NULL,
+                             __ATOMIC_SEQ_CST);
         }
         if (status)
             *status = HEIST__STEAL_EMPTY;
         return NULL;
     }
+    if (!claim) {
+        if (status)
+            *status = HEIST__STEAL_LOST;
+        return NULL;
+    }
     /* seq_cst CAS: acquire pairs with the owner's publishing write (the
-     * slot and the item it points to are visible after it); it is ordered
-     * against the owner's shrink CAS, so an item is taken by one side. */
+     * entry is visible after it); it is ordered against the owner's shrink
+     * CAS, so an entry is taken by one side. */
     if (!atomic_compare_exchange_strong_explicit(&dq->ts, &v, TS(t + 1, s),
                                                  memory_order_seq_cst,
                                                  memory_order_relaxed)) {
@@ -391,14 +341,29 @@ void *heist__deque_steal(struct heist__deque *dq,
             *status = HEIST__STEAL_LOST;
         return NULL;
     }
-    /* Acquire: pairs with the release store in grow(); the ring we get
-     * holds slot t (the old one too: I3). */
-    struct heist__ring *r = atomic_load_explicit(&dq->ring,
-                                                 memory_order_acquire);
-    void *item = atomic_load_explicit(&r->slot[t], memory_order_relaxed);
+    /* Plain reads: the owner wrote them before publishing position t (I2,
+     * ordered by our acquire CAS) and rewrites them only after our
+     * acknowledgement (I3), which the caller stores after these reads. */
+    struct heist__fjent *e = dq->ent + t;
+    *fn = e->fn;
+    *arg = e->arg;
     if (status)
         *status = HEIST__STEAL_OK;
-    return item;
+    return e;
+}
+
+void heist__deque_rebase(struct heist__deque *dq, uint32_t pos)
+{
+    /* A plain (seq_cst) store: the deque holds no public entry, so ts has
+     * tail >= split, and a thief's CAS, which expects tail < split, fails
+     * whichever value it read before; after the store, as before it (I2:
+     * nothing public until a push publishes). seq_cst: as every owner
+     * write of ts (the wake protocol's order, park.c). */
+    atomic_store_explicit(&dq->ts, TS(pos, pos), memory_order_seq_cst);
+    dq->o_base = pos;
+    heist__dq_set_head(dq, pos);
+    heist__dq_set_split(dq, pos);
+    heist__dq_set_limit(dq);
 }
 
 uint32_t heist__deque_size_owner(const struct heist__deque *dq)

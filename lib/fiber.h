@@ -60,6 +60,12 @@ struct heist__fiber {
      * (written with `wake`, ordered the same way). */
     const void *trace_sym;
     uint64_t trace_flow;
+    /* The forks a suspension of this fiber took off the deque and that
+     * its task has not joined yet, oldest first (fork.c, the drain). Owned
+     * by the fiber's own code; malloc'ed on first use, freed when a task
+     * ends on this fiber with the list empty. */
+    struct heist__saved *saved;
+    uint32_t nsaved, capsaved;
 #ifdef HEIST_TSAN
     void *tsan;                 /* __tsan_create_fiber's handle */
 #endif

@@ -1,64 +1,81 @@
 /*
- * fork.c - zero-allocation fork-join: heist_fork, heist_join, frames
- * stolen by other workers, draining before a suspension.
+ * fork.c - zero-allocation fork-join: heist_fork, heist_join, forks stolen
+ * by other workers, the drain before a suspension.
  *
- * A heist_task (struct heist__frame, fork.h) lives in the forking
- * function's storage. heist_fork pushes a pointer to it on the worker's
- * deque; heist_join pops it back and runs it inline (the common case: no
- * atomic read-modify-write, no fence), or finds that a thief took it and
- * waits for the thief to finish it.
+ * A fork is an entry on the worker's deque (struct heist__fjent: the
+ * function and its argument, heist/task_inline.h); the heist_task, in the
+ * forking function's storage, holds the entry's address and its own
+ * copies of the function and argument. heist_join pops the entry back and
+ * runs the function inline (the common case: no atomic read-modify-write,
+ * no fence), or finds that a thief took it and waits for the thief.
  *
- * The fast paths of heist_fork and heist_join (and heist_join_fn, which
- * names the forked function so that an unstolen child is a direct call)
- * live in the public header heist/task_inline.h, inline in the caller; they
- * read and write the worker's deque through the exported thread-local view
- * heist__fj (top, limit and split as slot addresses, the inline-join
- * count; deque.h keeps it in step with the deque), record the frame's slot
- * in the frame (so a join reads no word that the child's forks wrote), and
- * call heist__fork_slow and heist__join_slow here for everything else. The exported heist_fork,
- * heist_join and heist_join_fn run the same code. fork.h checks that the
- * layouts agree (HEIST_ABI_VERSION).
+ * The fast paths of heist_fork and heist_join (and heist_join_fn) live in
+ * the public header heist/task_inline.h, inline in the caller; they read
+ * and write the worker's deque through the exported thread-local view
+ * heist__fj (top, limit and split as entry addresses, the inline-join
+ * count; deque.h keeps it in step with the deque) and call
+ * heist__fork_slow and heist__join_slow here for everything else. Those
+ * take the task's words as values and give back new ones: nothing of the
+ * caller's frame is kept or written by the library, so a compiler may keep
+ * the task in registers (and then heist_join, too, calls a known function
+ * directly). The exported heist_fork, heist_join and heist_join_fn run the
+ * same code on a task in memory.
  *
- * Frame states (`state`, one word):
+ * A task's slot word: its entry while forked, or HEIST__TASK_RAN (the fork
+ * ran at once: not on a worker, or the deque was full; the result is in
+ * the task's argument word), HEIST__TASK_BADFN (forked with fn NULL: the
+ * join says EINVAL), HEIST__TASK_JOINED (a second join says EINVAL).
  *
- *   state         set by        meaning
- *   0 / garbage   -             never forked: join says EINVAL
- *   FORKED        fork          on the deque, or being run by a thief
- *   DONE          thief         the thief ran it; result is written
- *   INLINE_DONE   fork          fork ran it at once (not on a worker, or
- *                               the deque could not grow): result written
- *   BAD_FN        fork          forked with fn == NULL: join says EINVAL
- *   JOINED        join          joined by the library: a second join
- *                               says EINVAL (the inline join writes no
- *                               state: it leaves HEIST__TASK_SLOT_JOINED
- *                               in the slot word, as the library's join
- *                               does, and a join checks that first)
- *   DRAINED       drain         its own fiber ran it before suspending
+ * Stolen forks. A thief takes a steal record R from its record cache
+ * (before it tries: a thief that cannot have one steals no fork), claims
+ * an entry (deque.c), copies its function and argument and acknowledges
+ * the entry by storing R's address into the entry's sync word (release).
+ * From then on it never touches the entry: the owner may reuse its
+ * position (deque.c I3) once it has seen the acknowledgement. The thief
+ * runs the function, writes R->result and exchanges R->waiter to DONE
+ * (its last access to R); if it finds a suspended joiner there it resumes
+ * it. The joiner CASes its fiber into R->waiter after its switch
+ * (join_then, the suspension's "then"), so the thief never resumes a
+ * running fiber; if the CAS finds DONE, the joiner's fiber is made ready
+ * again at once. The joiner gives R back to its cache (from another
+ * worker: to its maker's remote list).
  *
- * The values are odd-looking constants so that a zeroed or reused frame is
- * unlikely to pass for a forked one.
+ * The drain. A fiber suspends only with an empty deque (a suspended fiber
+ * has no deque; its worker goes on with other work). So before a
+ * suspension heist__drain takes every entry of the fiber off the deque,
+ * newest first, as today's join would: an entry no thief took (private,
+ * or public and taken back) runs here at once, as the serial program
+ * would have run it (task.h: a forked task must not wait for what its
+ * parent does after the fork), and becomes a DRAINED item of the fiber's
+ * save list (fiber.h) with its result; a stolen one, once acknowledged,
+ * a STOLEN item (R). Older entries stay on the deque, where thieves may
+ * take them, while a newer one runs. A run may suspend too: its drain
+ * (nested) takes the older entries and its own forks, which it joins
+ * before it returns. The items a drain appended are then sorted by entry
+ * address (they come from one region of one deque, so the addresses are
+ * distinct and in fork order): the list is in fork order, newest last.
  *
- * Waiting for a stolen child: the joiner waits until the thief names itself
- * in `thief` (so the thief has read the deque slot, and the slot may be
- * reused, deque.c I3). If the child is not finished, the joiner empties its
- * deque (heist__drain: a fiber suspends only with an empty deque, so its
- * forks never end up on another worker's deque), then suspends its fiber
- * and the worker goes on with other work. The thief's last act on the frame
- * is an exchange of `waiter` to HEIST__FRAME_DONE; if it finds a fiber there
- * it resumes it. The joiner's CAS of its fiber into `waiter` happens after
- * its switch (join_then, the suspension's "then"), so the thief never
- * resumes a running fiber; if the CAS finds DONE, the joiner's fiber is
- * simply made ready again.
+ * Joining a fork that is not on the deque: the deque is empty (head at its
+ * base) and the fork must be the save list's last item (same entry
+ * address, function and argument; else the join is out of order: EINVAL,
+ * nothing joined). DRAINED gives its result, STOLEN waits for R.
  *
- * Draining runs the fiber's remaining forks inline before it suspends, as
- * the serial program would (task.h: a forked task must not wait for what its
- * parent does after the fork). Stolen ones among them only need the thief's
- * acknowledgement; their joins find `thief` set and wait on `waiter`.
+ * Stale entries. A fiber that resumes finds an empty deque;
+ * heist__fork_rebase (called at every resumption and at the end of every
+ * drain) moves it above every entry of that deque that the fiber's save
+ * list names. So while the fiber runs, its saved entries lie below split:
+ * the inline join's test (its entry is the one below top and at or above
+ * split) cannot take a saved entry for a live one, which a join out of
+ * order would otherwise do, and a later fork of the fiber cannot take a
+ * saved item's address, so the join's lookup by address is unambiguous
+ * (but for the forks of a run inside a drain, whose joins come first).
  */
+#include "cache.h"
 #include "fork.h"
 
 #include <errno.h>
 #include <sched.h>
+#include <stdlib.h>
 
 /* The calling thread's view of its worker's deque (heist/task_inline.h):
  * zero unless the thread runs a worker (bound by heist__deque_bind). On a
@@ -67,72 +84,68 @@ __thread _Alignas(64) struct heist__fj heist__fj
     __attribute__((tls_model("initial-exec"), visibility("default")))
     HEIST__ASM_NAMED; /* named in assembly: heist/task_inline.h */
 
-enum {
-    F_FORKED = HEIST__TASK_FORKED, /* "ORK1"; written inline too */
-    F_DONE = 0x444f4e45u,        /* "DONE" */
-    F_INLINE_DONE = 0x494e4c44u, /* "INLD" */
-    F_BAD_FN = 0x42414446u,      /* "BADF" */
-    F_JOINED = HEIST__TASK_JOINED, /* "JOIN"; written inline too */
-    F_DRAINED = 0x4452414eu,     /* "DRAN" */
-};
+static struct heist__joined joined(void *r, int err)
+{
+    return (struct heist__joined){.result = r, .err = (uintptr_t)err};
+}
+
+/* Frees a fiber's empty save list (a task ended on it). */
+static void saved_release(struct heist__fiber *f)
+{
+    free(f->saved);
+    f->saved = NULL;
+    f->capsaved = 0;
+}
 
 /* Aborts with a message if a task that just returned (on worker w, which
  * started it with an empty deque) left forks unjoined. Called before the
- * item is reported done: after that a forgotten fork's frame could be
- * stolen and run on a dead stack. */
+ * item is reported done: after that a forgotten fork's entry could be
+ * stolen and run after its task's end. */
 static void check_joined(struct heist__worker *w)
 {
-    uint32_t head = heist__dq_head(&w->dq);
-    if (heist__unlikely(head != 0))
+    uint32_t n = heist__dq_head(&w->dq) - w->dq.o_base + w->cur->nsaved;
+    if (heist__unlikely(n != 0))
         heist__fatal("a task returned with %u heist_fork() not joined "
                      "(every fork needs its heist_join before the forking "
                      "function returns)",
-                     (unsigned)head);
+                     (unsigned)n);
+    if (heist__unlikely(w->cur->capsaved != 0))
+        saved_release(w->cur);
+    /* A rebase moved the empty deque up (heist__fork_rebase); the next task
+     * starts from 0 again. */
+    if (heist__unlikely(w->dq.o_base != 0))
+        heist__deque_rebase(&w->dq, 0);
 }
 
 /* Everything heist_fork does beyond its fast path (heist__fork_fast in
  * heist/task_inline.h, inline in the caller). Exported: ABI, not API. */
-void heist__fork_slow(heist_task *t, heist_fn fn, void *arg)
+struct heist__forked heist__fork_slow(heist_fn fn, void *arg)
 {
-    struct heist__frame *f = (struct heist__frame *)t;
-    if (heist__unlikely(!f))
-        return; /* heist_join(NULL) reports EINVAL */
-    f->fn = fn;
-    f->arg = arg;
-    f->slot = NULL; /* the inline join does not apply (set below if so) */
-    if (heist__unlikely(!fn)) {
-        /* Relaxed: the frame is never published; its join reads it. */
-        atomic_store_explicit(&f->state, F_BAD_FN, memory_order_relaxed);
-        return;
-    }
+    if (heist__unlikely(!fn))
+        return (struct heist__forked){.slot = HEIST__TASK_BADFN};
     struct heist__worker *w = heist__self;
     if (heist__likely(w != NULL)) {
-        /* Relaxed: the frame is published to thieves by the deque's
-         * release write of ts (deque.c I2), after these stores. */
-        atomic_store_explicit(&f->thief, NULL, memory_order_relaxed);
-        atomic_store_explicit(&f->state, F_FORKED, memory_order_relaxed);
         bool published = false;
-        if (heist__likely(heist__deque_push(&w->dq, f, &published) == 0)) {
-            /* Its slot, the newest: the inline join checks it. */
-            f->slot = (void *)(w->dq.fj->top - 1);
+        if (heist__likely(heist__deque_push(&w->dq, fn, arg, &published) ==
+                          0)) {
             if (heist__unlikely(published))
                 heist__wake_one(w->sched);
-            return;
+            return (struct heist__forked){
+                .slot = (uintptr_t)(w->dq.fj->top - 1)};
         }
-        /* Out of memory for a bigger deque: run it now, serially. */
+        /* The deque is full: run it now, serially. */
     }
-    f->result = fn(arg);
-    /* Relaxed: never published; read by the join on this thread. */
-    atomic_store_explicit(&f->state, F_INLINE_DONE, memory_order_relaxed);
+    void *r = fn(arg);
+    return (struct heist__forked){.slot = HEIST__TASK_RAN, .result = r};
 }
 
-void heist__frame_publish(void *item)
+void heist__entry_publish(struct heist__fjent *e)
 {
-    struct heist__frame *f = item;
-    /* Relaxed: published by the deque's seq_cst write of ts, after this
-     * (deque.c I2); thieves read them after their acquire CAS of ts. */
-    atomic_store_explicit(&f->thief, NULL, memory_order_relaxed);
-    atomic_store_explicit(&f->state, F_FORKED, memory_order_relaxed);
+    /* Relaxed: the owner alone reads sync (wait_ack), for an entry a thief
+     * claimed; a thief claims only a published entry, and acknowledges it
+     * after its acquire CAS of ts, which the deque's seq_cst write of ts,
+     * after this store, published (deque.c I2). */
+    __atomic_store_n(&e->sync, 0, __ATOMIC_RELAXED);
 }
 
 /* The exported heist_fork (for callers without the inline header, or
@@ -142,17 +155,18 @@ void heist_fork(heist_task *t, heist_fn fn, void *arg)
     heist__fork_fast(t, fn, arg);
 }
 
-/* Waits for the thief's acknowledgement of a stolen frame. */
-static struct heist__worker *wait_thief(struct heist__frame *f)
+/* Waits for a thief's acknowledgement of the entry e, which it claimed:
+ * after it the thief will not read e again (deque.c I3). */
+static uintptr_t wait_ack(const struct heist__fjent *e)
 {
-    struct heist__worker *thief;
-    /* Acquire: pairs with the release store in heist__frame_run_stolen;
-     * after it the thief has read the deque slot, which we may reuse, and
-     * has initialized f->waiter. The wait is short: the thief is between
-     * its CAS on the deque and this store. */
-    while (!(thief = atomic_load_explicit(&f->thief, memory_order_acquire)))
+    uintptr_t sync;
+    /* Acquire: pairs with the thief's release store of its
+     * acknowledgement (heist__entry_run_stolen); R's fields are
+     * initialized before it. The wait is short: the thief is between its
+     * CAS on the deque and that store. */
+    while (!(sync = __atomic_load_n(&e->sync, __ATOMIC_ACQUIRE)))
         heist__cpu_relax();
-    return thief;
+    return sync;
 }
 
 /* The suspension's then of a joiner whose child a thief still runs: hands
@@ -160,174 +174,238 @@ static struct heist__worker *wait_thief(struct heist__frame *f)
  * makes it ready again at once. */
 static void join_then(struct heist__fiber *from, void *arg)
 {
-    struct heist__frame *f = arg;
+    struct heist__stolen *r = arg;
     void *expected = NULL;
     /* acq_rel: release publishes the fiber's saved state to the thief
      * that will resume it; acquire pairs with the thief's exchange to
      * DONE when we lose (then we resume it ourselves). */
-    if (!atomic_compare_exchange_strong_explicit(&f->waiter, &expected, from,
+    if (!atomic_compare_exchange_strong_explicit(&r->waiter, &expected, from,
                                                  memory_order_acq_rel,
                                                  memory_order_acquire))
         heist__fiber_ready(heist__self_get()->sched, from, HEIST__WAKE_OK);
 }
 
-/* The joiner waits for a frame a thief took (see the top of the file). */
-static void wait_stolen(struct heist__frame *f)
+/* Whether the thief finished r. Acquire: pairs with its acq_rel exchange
+ * to DONE; r->result is visible after it. */
+static bool stolen_done(struct heist__stolen *r)
 {
-    wait_thief(f);
-    /* Acquire: pairs with the thief's acq_rel exchange to DONE; f->result
-     * is visible after it. */
-    if (atomic_load_explicit(&f->waiter, memory_order_acquire) ==
-        HEIST__FRAME_DONE)
-        return;
-    heist__drain();
-    if (atomic_load_explicit(&f->waiter, memory_order_acquire) ==
-        HEIST__FRAME_DONE)
-        return;
-    if (heist__suspend(join_then, f, HEIST__SUSP_JOIN) == HEIST__WAKE_OK)
-        return;
-    /* No fiber to switch to (out of memory): wait here, yielding. The
-     * child never waits for us (task.h), so this ends. */
-    while (atomic_load_explicit(&f->waiter, memory_order_acquire) !=
-           HEIST__FRAME_DONE)
-        sched_yield();
+    return atomic_load_explicit(&r->waiter, memory_order_acquire) ==
+           HEIST__STOLEN_DONE;
 }
 
-void heist__drain(void)
+/* The joiner waits for a fork a thief took (record r), gives r back and
+ * returns the fork's result. */
+static void *wait_stolen(struct heist__stolen *r)
+{
+    if (!stolen_done(r) && heist__drain() == 0 && !stolen_done(r)) {
+        struct heist__fiber *self = heist__self_get()->cur;
+        heist__suspend(join_then, r, HEIST__SUSP_JOIN);
+        /* Resumed by the thief (or by join_then, having found DONE), or
+         * not suspended (no fiber): this fiber's forks go above the ones
+         * its drain saved. */
+        heist__fork_rebase(heist__self_get(), self);
+    }
+    /* Not suspended (out of memory for the save list or a fiber): wait
+     * here, yielding. The child never waits for us (task.h), so this
+     * ends. */
+    while (!stolen_done(r))
+        sched_yield();
+    void *res = r->result;
+    heist__cache_put(HEIST__C_STOLEN, r);
+    heist__count(&heist__self_get()->ctr.joined_stolen);
+    return res;
+}
+
+/* Makes room for n more items in f's save list. */
+static int saved_reserve(struct heist__fiber *f, uint32_t n)
+{
+    if (f->capsaved - f->nsaved >= n)
+        return 0;
+    uint64_t want = (uint64_t)f->nsaved + n;
+    uint64_t cap = f->capsaved ? f->capsaved : 8;
+    while (cap < want)
+        cap *= 2;
+    if (cap > UINT32_MAX)
+        return ENOMEM;
+    struct heist__saved *v = realloc(f->saved, (size_t)cap * sizeof *v);
+    if (!v)
+        return ENOMEM;
+    f->saved = v;
+    f->capsaved = (uint32_t)cap;
+    return 0;
+}
+
+/* Orders save-list items by entry address (qsort). */
+static int saved_cmp(const void *a, const void *b)
+{
+    const struct heist__fjent *x = ((const struct heist__saved *)a)->e;
+    const struct heist__fjent *y = ((const struct heist__saved *)b)->e;
+    return (x > y) - (x < y);
+}
+
+/* After the drain ran the item i of f's save list (entry e, popped at
+ * position h - 1 of w0's deque, whose base was base0): aborts if the run
+ * returned with forks of its own not joined, on a deque or in the save
+ * list (they would be dropped, or run on a dead frame). Those in the list
+ * follow item i: items there may only be older forks of ours (in w0's
+ * deque, below e), which a drain of the run took off. */
+static void check_run_joined(const struct heist__worker *w0, uint32_t base0,
+                             uint32_t h, const struct heist__fiber *f,
+                             uint32_t i, const struct heist__fjent *e)
+{
+    const struct heist__worker *now = heist__self_get();
+    uint32_t head = heist__dq_head(&now->dq), n = 0;
+    if (now == w0 && now->dq.o_base == base0)
+        n = head > h - 1 ? head - (h - 1) : 0;
+    else
+        n = head - now->dq.o_base;
+    for (uint32_t j = i + 1; j < f->nsaved; j++)
+        if (!(f->saved[j].e >= w0->dq.ent && f->saved[j].e < e))
+            n++;
+    if (heist__unlikely(n != 0))
+        heist__fatal("a forked task returned with %u heist_fork() not "
+                     "joined (every fork needs its heist_join before the "
+                     "forking function returns)",
+                     (unsigned)n);
+}
+
+int heist__drain(void)
 {
     struct heist__worker *w = heist__self_get();
-    uint32_t h;
-    while ((h = heist__dq_head(&w->dq)) > 0) {
-        /* Relaxed: the owner reads its own write. */
-        struct heist__frame *f = atomic_load_explicit(&w->dq.o_slot[h - 1],
-                                                      memory_order_relaxed);
-        bool stolen;
-        /* Off the deque from here on, whatever happens: the inline join
-         * must not take the slot word for a live slot once this fiber has
-         * moved on (task_inline.h). */
-        f->slot = NULL;
-        if (heist__deque_pop_if(&w->dq, f, &stolen)) {
-            /* Run it here, as a thief would (the join finds it done). */
-            atomic_store_explicit(&f->waiter, NULL, memory_order_relaxed);
-            /* Release: pairs with the joiner's acquire (wait_thief). */
-            atomic_store_explicit(&f->thief, w, memory_order_release);
-            void *r = f->fn(f->arg);
-            f->result = r;
-            /* Relaxed: read by the join, later on this same fiber. */
-            atomic_store_explicit(&f->state, F_DRAINED, memory_order_relaxed);
-            /* Release: pairs with the joiner's acquire load; nobody waits
-             * on it yet (its joiner is below us on this stack). */
-            atomic_store_explicit(&f->waiter, HEIST__FRAME_DONE,
-                                  memory_order_release);
-            /* f may have suspended and moved us to another worker. */
-            w = heist__self_get();
-        } else if (stolen) {
-            wait_thief(f);
-        } else {
-            heist__fatal("fork deque out of order while draining");
+    struct heist__fiber *f = w->cur;
+    uint32_t h = heist__dq_head(&w->dq);
+    if (h > w->dq.o_base) {
+        /* Room for every entry now on the deque: a run's own drain
+         * reserves for its forks. */
+        if (saved_reserve(f, h - w->dq.o_base) != 0)
+            return ENOMEM;
+        uint32_t first = f->nsaved;
+        while ((h = heist__dq_head(&w->dq)) > w->dq.o_base) {
+            struct heist__fjent *e = w->dq.ent + h - 1;
+            /* This fiber's fork wrote them; a thief only reads them. */
+            heist_fn fn = e->fn;
+            void *arg = e->arg;
+            bool stolen;
+            /* The item's index, not its address: a run may grow the
+             * list. */
+            if (heist__unlikely(f->nsaved == f->capsaved))
+                heist__fatal("fork deque grew while draining");
+            uint32_t i = f->nsaved++;
+            f->saved[i] = (struct heist__saved){.e = e, .fn = fn, .arg = arg};
+            if (heist__deque_pop_if(&w->dq, e, &stolen)) {
+                f->saved[i].kind = HEIST__SAVED_RUNNING;
+                uint32_t base = w->dq.o_base;
+                void *r = fn(arg);
+                /* Its forks joined: the deque is back where the run began
+                 * (or, if the run suspended, its drain emptied it, perhaps
+                 * on another worker since). */
+                check_run_joined(w, base, h, f, i, e);
+                w = heist__self_get();
+                f->saved[i].kind = HEIST__SAVED_DRAINED;
+                f->saved[i].val = r;
+            } else if (stolen) {
+                f->saved[i].kind = HEIST__SAVED_STOLEN;
+                f->saved[i].val = (void *)wait_ack(e);
+            } else {
+                heist__fatal("fork deque out of order while draining");
+            }
         }
+        /* In fork order (top of file). */
+        qsort(f->saved + first, f->nsaved - first, sizeof *f->saved,
+              saved_cmp);
     }
+    /* The fiber may go on without suspending (its future was done): its
+     * next forks must not take a saved entry's address (top of file). */
+    heist__fork_rebase(w, f);
+    return 0;
+}
+
+void heist__fork_rebase(struct heist__worker *w, struct heist__fiber *f)
+{
+    struct heist__deque *dq = &w->dq;
+    uint32_t head = heist__dq_head(dq);
+    if (heist__unlikely(head != dq->o_base))
+        heist__fatal("fork deque not empty where a fiber goes on (%u forks)",
+                     (unsigned)(head - dq->o_base));
+    uint32_t pos = 0;
+    for (uint32_t i = 0; i < f->nsaved; i++) {
+        const struct heist__fjent *e = f->saved[i].e;
+        if (e >= dq->ent && e < dq->ent + dq->o_cap &&
+            (uint32_t)(e - dq->ent) >= pos)
+            pos = (uint32_t)(e - dq->ent) + 1;
+    }
+    /* pos == capacity (a saved entry in the last position): the deque
+     * stands full, and forks run at once until the fiber suspends again. */
+    if (pos != dq->o_base)
+        heist__deque_rebase(dq, pos);
+}
+
+/* A join of the task whose words are (slot, tfn, targ), fn the named
+ * function or NULL, on worker w whose running fiber has no fork on the
+ * deque: the task must be the save list's last item. */
+static struct heist__joined join_saved(struct heist__worker *w, uintptr_t slot,
+                                       heist_fn tfn, void *targ)
+{
+    struct heist__fiber *f = w->cur;
+    if (f->nsaved == 0)
+        return joined(NULL, EINVAL);
+    struct heist__saved *it = &f->saved[f->nsaved - 1];
+    if ((uintptr_t)it->e != slot || it->fn != tfn || it->arg != targ ||
+        it->kind == HEIST__SAVED_RUNNING)
+        return joined(NULL, EINVAL);
+    f->nsaved--;
+    /* The deque stands just above this entry (the rebase put it there):
+     * back down to it, so that a task that forks, suspends and joins in a
+     * loop keeps using the same positions. The deque is empty (no fork of
+     * ours on it) and the fiber's other items in it lie below (in fork
+     * order, each above the older ones). */
+    struct heist__deque *dq = &w->dq;
+    if (it->e == dq->ent + dq->o_base - 1 && dq->o_base != 0)
+        heist__deque_rebase(dq, dq->o_base - 1);
+    if (it->kind == HEIST__SAVED_DRAINED) {
+        heist__count(&w->ctr.inlined);
+        return joined(it->val, 0);
+    }
+    return joined(wait_stolen(it->val), 0);
 }
 
 /* Everything heist_join (fn NULL) and heist_join_fn do beyond their fast
  * path (heist__join_fast in heist/task_inline.h, inline in the caller).
  * Exported: ABI, not API. */
-int heist__join_slow(heist_task *t, heist_fn fn, void **result)
+struct heist__joined heist__join_slow(uintptr_t slot, heist_fn fn,
+                                      heist_fn tfn, void *targ)
 {
-    struct heist__frame *f = (struct heist__frame *)t;
-    if (heist__unlikely(!f))
-        return EINVAL;
-    /* Joined already (by the inline join or below). Written by this
-     * task's own joins: a plain read. */
-    if (heist__unlikely((uintptr_t)f->slot == HEIST__TASK_SLOT_JOINED))
-        return EINVAL;
-    /* A named join of another function joins nothing (task.h). f->fn was
-     * written by this task's fork; nobody else writes it. */
-    if (fn && f->fn != fn)
-        return EINVAL;
-    void *r = NULL;
-    bool stolen = false, popped = false;
+    if (heist__unlikely(slot == HEIST__TASK_JOINED ||
+                        slot == HEIST__TASK_BADFN))
+        return joined(NULL, EINVAL);
+    /* A named join of another function joins nothing (task.h). */
+    if (fn && tfn != fn)
+        return joined(NULL, EINVAL);
+    if (slot == HEIST__TASK_RAN)
+        return joined(targ, 0); /* the result, in the argument's word */
     struct heist__worker *w = heist__self_get();
-    /* First the deque: a frame the fast fork pushed has no state yet (it
-     * gets one when it is published, drained or joined), so whether it is
-     * still ours is asked of the deque, not of the frame. */
-    if (w) {
-        uint32_t head = heist__dq_head(&w->dq);
-        /* Relaxed: the owner reads its own slot. */
-        if (head > 0 &&
-            atomic_load_explicit(&w->dq.o_slot[head - 1],
-                                 memory_order_relaxed) == f) {
-            /* Still on our deque (private, public, or stolen with its
-             * position not yet given back). */
-            if (heist__deque_pop_if(&w->dq, f, &stolen)) {
-                /* Counted before the call: f may suspend and come back
-                 * on another worker. */
-                heist__count(&w->ctr.inlined);
-                popped = true;
-                r = f->fn(f->arg);
-            } else if (!stolen) {
-                return EINVAL;
-            }
-        } else {
-            /* Not our newest fork. Every slot below head holds an unjoined
-             * fork of this fiber (stolen ones keep their position until
-             * joined, and a fiber suspends only with an empty deque), so
-             * if f is there the join is out of order, whether or not a
-             * thief took f: EINVAL, nothing joined. (Without this scan an
-             * out-of-order join of a stolen fork waited for it and left
-             * its position behind.) Relaxed: the owner reads its own
-             * writes. */
-            for (uint32_t i = 0; i < head; i++)
-                if (atomic_load_explicit(&w->dq.o_slot[i],
-                                         memory_order_relaxed) == f)
-                    return EINVAL;
-        }
+    if (heist__unlikely(!w))
+        return joined(NULL, EINVAL); /* forked on a worker, joined elsewhere */
+    struct heist__deque *dq = &w->dq;
+    uint32_t h = heist__dq_head(dq);
+    if (h == dq->o_base)
+        return join_saved(w, slot, tfn, targ);
+    /* The fiber has forks on the deque: t's must be the newest of them
+     * (and hold t's function and argument: a task never forked, or forked
+     * before a suspension, names another entry or none). */
+    struct heist__fjent *e = dq->ent + h - 1;
+    if ((uintptr_t)e != slot || e->fn != tfn || e->arg != targ)
+        return joined(NULL, EINVAL);
+    bool stolen;
+    if (heist__deque_pop_if(dq, e, &stolen)) {
+        /* Counted before the call: it may suspend and come back on
+         * another worker. */
+        heist__count(&w->ctr.inlined);
+        return joined(tfn(targ), 0);
     }
-    /* Not on our deque: the frame's state says what it is. Relaxed:
-     * written by this task's slow fork, publication, drain or join (this
-     * thread, or before a suspension that ordered it), or by a thief,
-     * whose release of `thief` the code below acquires before reading
-     * more. */
-    uintptr_t st = F_FORKED;
-    if (!popped && !stolen)
-        st = atomic_load_explicit(&f->state, memory_order_relaxed);
-    if (popped) {
-        /* Ran above. */
-    } else if (stolen) {
-        wait_stolen(f);
-        heist__count(&heist__self_get()->ctr.joined_stolen);
-        r = f->result;
-    } else if (st == F_FORKED || st == F_DONE) {
-        if (heist__unlikely(!w))
-            return EINVAL; /* forked on a worker, joined elsewhere */
-        /* Taken before this fiber last suspended, or never ours (a
-         * published frame: its thief was cleared then). Acquire: pairs
-         * with the release store of its thief (or of a drain). */
-        if (!atomic_load_explicit(&f->thief, memory_order_acquire))
-            return EINVAL; /* not this worker's newest fork */
-        wait_stolen(f);
-        heist__count(&heist__self_get()->ctr.joined_stolen);
-        r = f->result;
-    } else if (st == F_DRAINED) {
-        r = f->result;
-        heist__count(&heist__self_get()->ctr.inlined);
-    } else if (st == F_INLINE_DONE) {
-        r = f->result;
-    } else if (st == F_BAD_FN) {
-        /* Relaxed: a never-published frame. */
-        atomic_store_explicit(&f->state, F_JOINED, memory_order_relaxed);
-        f->slot = (void *)HEIST__TASK_SLOT_JOINED;
-        return EINVAL;
-    } else {
-        return EINVAL; /* never forked, or joined already */
-    }
-    /* Relaxed: nobody else touches a frame after DONE. */
-    atomic_store_explicit(&f->state, F_JOINED, memory_order_relaxed);
-    /* And its slot word, which the inline join reads (task_inline.h). */
-    f->slot = (void *)HEIST__TASK_SLOT_JOINED;
-    if (result)
-        *result = r;
-    return 0;
+    if (!stolen)
+        heist__fatal("fork deque out of order in a join");
+    return joined(wait_stolen((struct heist__stolen *)wait_ack(e)), 0);
 }
 
 /* The exported heist_join and heist_join_fn (for callers without the
@@ -339,8 +417,11 @@ int heist_join(heist_task *t, void **result)
 
 int heist_join_fn(heist_task *t, heist_fn fn, void **result)
 {
-    if (!fn)
+    if (!fn) {
+        if (result)
+            *result = NULL;
         return EINVAL;
+    }
     return heist__join_fast(t, fn, result);
 }
 
@@ -367,26 +448,39 @@ void *heist__run_user(struct heist__tk *task, heist_fn fn, void *arg,
     return r;
 }
 
-void heist__frame_run_stolen(struct heist__frame *f, struct heist__tk *task)
+struct heist__stolen *heist__stolen_new(void)
 {
-    struct heist__worker *w = heist__self_get();
-    /* Relaxed: published by the release store of thief just below. */
-    atomic_store_explicit(&f->waiter, NULL, memory_order_relaxed);
-    /* Release: pairs with the acquire in wait_thief and heist__join_slow;
-     * our read of the deque slot (in heist__deque_steal) happens before the
-     * owner reuses it. */
-    atomic_store_explicit(&f->thief, w, memory_order_release);
-    void *r = heist__run_user(task, f->fn, f->arg, HEIST__TK_FORK,
-                             (const void *)f->fn);
-    f->result = r;
-    atomic_store_explicit(&f->state, F_DONE, memory_order_relaxed);
-    /* acq_rel: release publishes f->result (and the state) to the joiner,
-     * which reads them after its acquire of DONE; acquire pairs with the
-     * joiner's release CAS of its suspended fiber. This is our last access
-     * to the frame: the joiner may return and reuse it right after. */
-    void *waiter =
-        atomic_exchange_explicit(&f->waiter, HEIST__FRAME_DONE,
-                                 memory_order_acq_rel);
+    return heist__cache_get(HEIST__C_STOLEN, sizeof(struct heist__stolen));
+}
+
+void heist__stolen_drop(struct heist__stolen *r)
+{
+    heist__cache_put(HEIST__C_STOLEN, r);
+}
+
+void heist__entry_ack(struct heist__fjent *e, struct heist__stolen *r)
+{
+    r->result = NULL;
+    /* Relaxed: published by the release store of the acknowledgement. */
+    atomic_store_explicit(&r->waiter, NULL, memory_order_relaxed);
+    /* Release: pairs with the owner's acquire in wait_ack; our reads of the
+     * entry (in heist__deque_steal) happen before the owner reuses it, and
+     * r's fields are visible to it. Our last access to the entry. */
+    __atomic_store_n(&e->sync, (uintptr_t)r, __ATOMIC_RELEASE);
+}
+
+void heist__entry_run_stolen(heist_fn fn, void *arg, struct heist__tk *task,
+                             struct heist__stolen *r)
+{
+    void *res = heist__run_user(task, fn, arg, HEIST__TK_FORK,
+                                (const void *)fn);
+    r->result = res;
+    /* acq_rel: release publishes r->result to the joiner, which reads it
+     * after its acquire of DONE; acquire pairs with the joiner's release
+     * CAS of its suspended fiber. Our last access to r: the joiner may
+     * give it back right after. */
+    void *waiter = atomic_exchange_explicit(&r->waiter, HEIST__STOLEN_DONE,
+                                            memory_order_acq_rel);
     if (waiter)
         heist__fiber_ready(heist__self_get()->sched, waiter, HEIST__WAKE_OK);
 }

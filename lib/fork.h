@@ -1,65 +1,51 @@
 /*
- * fork.h - fork-join frames and the calls the layers above need (internal).
- * See fork.c for the frame protocol.
+ * fork.h - fork entries, stolen forks, the drain before a suspension and
+ * the calls the layers above need (internal). See fork.c for the protocol.
  */
 #ifndef HEIST_FORK_H
 #define HEIST_FORK_H
 
 #include "worker.h"
 
-/* The private layout of heist_task. */
-struct heist__frame {
-    heist_fn fn;     /* written by the forking worker before the push */
-    void *arg;       /* same */
-    void *result;    /* written by whoever runs fn, before state = DONE */
-    _Atomic uintptr_t state; /* see fork.c */
-    /* The worker that stole the frame: written by the thief (release) once
-     * it has read the deque slot; read by the joining owner (acquire). */
-    _Atomic(struct heist__worker *) thief;
-    /* Set by the thief (relaxed, before its release store of thief) to
-     * NULL; then the joiner may CAS in its suspended fiber, and the thief's
-     * last act is an exchange to HEIST__FRAME_DONE (fork.c). */
-    _Atomic(void *) waiter;
-    /* Its deque slot while it is on the deque (the inline join compares it
-     * with the view's top, heist/task_inline.h); NULL when the fork ran at
-     * once or a drain took it off the deque; HEIST__TASK_SLOT_JOINED once
-     * joined. Written and read by the forking task only. */
-    void *slot;
+/* What a thief keeps of a stolen fork: the result and the joiner waiting
+ * for it (a record of kind HEIST__C_STOLEN, from the thief's cache, taken
+ * before the steal; the joiner gives it back). The thief acknowledges the
+ * entry it claimed by storing the record's address into its sync word. */
+struct heist__stolen {
+    void *result;            /* written by the thief before DONE */
+    _Atomic(void *) waiter;  /* NULL, a suspended joiner, or DONE */
 };
-#define HEIST__FRAME_DONE ((void *)1)
-_Static_assert(sizeof(struct heist__frame) <= sizeof(heist_task),
-               "heist_task too small for its frame");
-_Static_assert(_Alignof(struct heist__frame) <= _Alignof(heist_task),
-               "heist_task under-aligned for its frame");
+#define HEIST__STOLEN_DONE ((void *)1)
 
-/* The ABI of heist/task_inline.h (HEIST_ABI_VERSION 3): the inline fast
- * paths reach the frame as heist_task words and the worker's deque through
- * the thread-local struct heist__fj (deque.h keeps it in step). Any layout
- * change that breaks one of these must bump HEIST_ABI_VERSION and update
- * the header. */
-#define HEIST__WORD(i) ((size_t)(i) * sizeof(uintptr_t))
-_Static_assert(offsetof(struct heist__frame, fn) == HEIST__WORD(HEIST__TASK_FN),
-               "ABI: frame fn");
-_Static_assert(offsetof(struct heist__frame, arg) ==
-                   HEIST__WORD(HEIST__TASK_ARG), "ABI: frame arg");
-_Static_assert(offsetof(struct heist__frame, result) ==
-                   HEIST__WORD(HEIST__TASK_RESULT), "ABI: frame result");
-_Static_assert(offsetof(struct heist__frame, state) ==
-                   HEIST__WORD(HEIST__TASK_STATE), "ABI: frame state");
-_Static_assert(offsetof(struct heist__frame, thief) ==
-                   HEIST__WORD(HEIST__TASK_THIEF), "ABI: frame thief");
-_Static_assert(offsetof(struct heist__frame, waiter) ==
-                   HEIST__WORD(HEIST__TASK_WAITER), "ABI: frame waiter");
-_Static_assert(sizeof(heist_fn) == sizeof(uintptr_t) &&
-                   sizeof(_Atomic uintptr_t) == sizeof(uintptr_t) &&
-                   sizeof(_Atomic(struct heist__worker *)) == sizeof(uintptr_t),
-               "ABI: frame words");
-_Static_assert(offsetof(struct heist__frame, slot) ==
-                   HEIST__WORD(HEIST__TASK_SLOT), "ABI: frame slot");
+/* A fork a suspension took off the deque (the fiber's save list, fiber.h). */
+enum {
+    HEIST__SAVED_RUNNING = 1, /* the drain runs it now */
+    HEIST__SAVED_DRAINED,     /* run by the drain: val is the result */
+    HEIST__SAVED_STOLEN       /* a thief runs it: val is its record */
+};
+struct heist__saved {
+    const struct heist__fjent *e; /* its entry's address when forked */
+    heist_fn fn;
+    void *arg;
+    uintptr_t kind;               /* HEIST__SAVED_* */
+    void *val;                    /* the result, or STOLEN's record
+                                     (struct heist__stolen) */
+};
 
-/* The deque's publish hook (deque.h) for fork frames: initializes the
- * words a thief and a later join read, which the inline fork leaves. */
-void heist__frame_publish(void *item);
+/* The ABI of heist/task_inline.h (HEIST_ABI_VERSION 4). Any layout change
+ * that breaks one of these must bump HEIST_ABI_VERSION and update the
+ * header. */
+_Static_assert(sizeof(struct heist__fjent) == 32 &&
+                   offsetof(struct heist__fjent, fn) == 0 &&
+                   offsetof(struct heist__fjent, arg) == 8 &&
+                   offsetof(struct heist__fjent, sync) == 16,
+               "ABI: fork entry");
+_Static_assert(sizeof(heist_task) >= 3 * sizeof(uintptr_t),
+               "ABI: task words");
+
+/* The deque's publish hook (deque.h) for fork entries: clears the sync
+ * word, which the inline fork leaves. */
+void heist__entry_publish(struct heist__fjent *e);
 
 /* Runs user code on the calling worker on behalf of `task` (NULL: none):
  * the one way every item runs its function (a spawned task, a stolen fork,
@@ -69,12 +55,28 @@ void heist__frame_publish(void *item);
  * to name the slice by) are for the trace. */
 void *heist__run_user(struct heist__tk *task, heist_fn fn, void *arg,
                       int kind, const void *sym);
-/* Runs a frame the calling worker stole from a worker whose running task
- * was `task` (worker.c). */
-void heist__frame_run_stolen(struct heist__frame *f, struct heist__tk *task);
-/* Runs every fork still on the calling worker's deque (they belong to the
- * running fiber) and waits for the thieves of stolen ones to acknowledge
- * them, so that the deque is empty: a fiber suspends only then. */
-void heist__drain(void);
+/* A steal record for the calling worker's next steal of a fork, or NULL
+ * (out of memory: it then steals no fork); heist__stolen_drop gives back
+ * one that no steal used. */
+struct heist__stolen *heist__stolen_new(void);
+void heist__stolen_drop(struct heist__stolen *r);
+/* Acknowledges the entry e that the calling worker stole (after its copy
+ * of fn and arg) with the record r it took before: from then on it does
+ * not touch e. Then heist__entry_run_stolen runs fn(arg) for the task
+ * that was running on e's worker (`task`) and delivers the result through
+ * r (worker.c). */
+void heist__entry_ack(struct heist__fjent *e, struct heist__stolen *r);
+void heist__entry_run_stolen(heist_fn fn, void *arg, struct heist__tk *task,
+                             struct heist__stolen *r);
+/* Takes every fork of the running fiber off the calling worker's deque,
+ * newest first, running the ones no thief took, into the fiber's save
+ * list, so that the deque is empty: a fiber suspends only then. Returns 0,
+ * or ENOMEM (the save list could not grow; nothing was taken: the caller
+ * must not suspend). */
+int heist__drain(void);
+/* A fiber f goes on running on worker w (it resumed there): places w's
+ * empty deque above every entry of w's that f's save list names, so that
+ * no fork f makes now takes one of their addresses (fork.c). */
+void heist__fork_rebase(struct heist__worker *w, struct heist__fiber *f);
 
 #endif /* HEIST_FORK_H */

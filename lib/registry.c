@@ -20,10 +20,16 @@ static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct heist_sched *reg_head; /* under reg_lock */
 static uint64_t reg_next_id = 1;     /* under reg_lock */
 
-void heist__sched_register(struct heist_sched *s)
+void heist__sched_take_id(struct heist_sched *s)
 {
     pthread_mutex_lock(&reg_lock);
     s->id = reg_next_id++;
+    pthread_mutex_unlock(&reg_lock);
+}
+
+void heist__sched_register(struct heist_sched *s)
+{
+    pthread_mutex_lock(&reg_lock);
     s->reg_next = reg_head;
     reg_head = s;
     pthread_mutex_unlock(&reg_lock);

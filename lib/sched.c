@@ -23,7 +23,9 @@
 #include <unistd.h>
 
 enum {
-    DEQUE_LOG2CAP = 12,                   /* 4096 slots; grows */
+    DEQUE_LOG2CAP = 18, /* fork entries a worker holds at once (fixed: 8 MiB
+                           of address space, committed as used; a fork
+                           beyond them runs at once) */
     RQ_LOG2CAP = 8,                       /* 256 slots; grows */
     WORKER_STACK = 8 << 20,               /* 8 MiB */
 };
@@ -248,7 +250,7 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
             free(w);
             break;
         }
-        w->dq.publish = heist__frame_publish;
+        w->dq.publish = heist__entry_publish;
         if (heist__rq_init(&w->rq, RQ_LOG2CAP)) {
             heist__deque_destroy(&w->dq);
             free(w);
@@ -291,6 +293,7 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
         return ENOMEM;
     }
     pthread_attr_setstacksize(&attr, WORKER_STACK);
+    heist__sched_take_id(s);
     atomic_init(&s->in_loop, n);
     unsigned started = 0;
     for (; started < n; started++) {

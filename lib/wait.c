@@ -226,8 +226,14 @@ static int fiber_wait(heist_future *f, uint64_t deadline)
     n->tn.deadline = deadline;
     n->sched = s;
     atomic_init(&n->refs, fiber_wait_refs(n));
-    /* The fiber suspends with an empty fork deque (fork.c). */
-    heist__drain();
+    /* The fiber suspends with an empty fork deque (fork.c); out of memory
+     * for its save list it cannot suspend. */
+    if (heist__drain() != 0) {
+        if (timed)
+            heist__timer_unreserve(&s->timers);
+        heist__cache_put(HEIST__C_WAIT, n); /* never published */
+        return -ENOMEM;
+    }
     if (f && heist_future_done(f)) {
         if (timed)
             heist__timer_unreserve(&s->timers);
@@ -237,6 +243,9 @@ static int fiber_wait(heist_future *f, uint64_t deadline)
     n->fiber = heist__self_get()->cur;
     int why = heist__suspend(wait_publish, n,
                              f ? HEIST__SUSP_AWAIT : HEIST__SUSP_SLEEP);
+    /* Resumed (perhaps elsewhere): this fiber's forks go above the ones
+     * its drain saved (fork.c). */
+    heist__fork_rebase(heist__self_get(), n->fiber);
     if (why == 0) {
         if (timed)
             heist__timer_unreserve(&s->timers);

@@ -10,7 +10,7 @@
  *   2. its own ready queue (spawned tasks, resumed fibers, callbacks), oldest
  *      first (not while it pauses, "Running ahead" below);
  *   3. the other workers, starting at a random victim and trying each once:
- *      its fork deque (one frame), then its ready queue (the older half, up
+ *      its fork deque (one fork), then its ready queue (the older half, up
  *      to STEAL_BATCH items, in one CAS, as Go's runqsteal: the first runs,
  *      the rest go to the thief's own queue), then, once the thief has
  *      searched for RUNNEXT_STEAL_AFTER rounds, its run-next slot (the
@@ -70,7 +70,7 @@
  *
  * Items: the loop knows no kind of item; it calls the item's own run
  * function (a spawned task: spawn.c; a callback: future.c; a ready fiber:
- * fiber.c) and, for a stolen fork, fork.c's frame runner. A run function
+ * fiber.c) and, for a stolen fork, fork.c's entry runner. A run function
  * may switch fibers, so the loop re-reads its worker after every item.
  */
 #include "fork.h"
@@ -305,27 +305,41 @@ static void ahead_started(struct heist__worker *w, size_t k)
  * a fiber woken by another worker goes back to the run-next slot of a
  * busy worker it slept on. */
 
-/* Steals from v (a frame, a batch of ready items, or, when late is set,
+/* Steals from v (a fork, a batch of ready items, or, when late is set,
  * its run-next item) and runs the first thing stolen. */
 static bool steal_from(struct heist__worker *w, struct heist__worker *v,
                        bool late)
 {
-    struct heist__frame *f = heist__deque_steal(&v->dq, NULL);
-    if (f) {
+    heist_fn fn;
+    void *arg;
+    /* The record a stolen fork's result goes to, taken first: a fork once
+     * claimed must be run, and its owner waits for our acknowledgement,
+     * which names the record (fork.c). Only where a fork is in sight (a
+     * worker that never steals one makes no record); out of memory, none,
+     * and no fork is claimed. The steal still asks v to share. */
+    struct heist__stolen *r =
+        heist__deque_has_public(&v->dq) ? heist__stolen_new() : NULL;
+    struct heist__fjent *e =
+        heist__deque_steal(&v->dq, r != NULL, &fn, &arg, NULL);
+    if (e) {
+        /* The fork's task: v runs it now and cannot finish it before we
+         * acknowledge the entry (fork.c). Relaxed: v wrote it before the
+         * push that our steal's acquire CAS saw. */
+        struct heist__tk *t =
+            atomic_load_explicit(&v->task, memory_order_relaxed);
+        /* At once: v may be spinning for it. */
+        heist__entry_ack(e, r);
         heist__count(&w->ctr.steals);
         if (heist__unlikely(w->tb != NULL))
             heist__trace_rec(w->tb, HEIST__TEV_STEAL, NULL, v->index,
                              heist__trace_flow(w->tb));
-        /* The fork's task: v runs it now and cannot finish it before we
-         * acknowledge the frame (fork.c). Relaxed: v wrote it before the
-         * push that our steal's acquire CAS saw. */
-        struct heist__tk *t =
-            atomic_load_explicit(&v->task, memory_order_relaxed);
         /* More to take there: get another sleeper going (ramp-up). */
         found_work(w, heist__deque_has_public(&v->dq));
-        heist__frame_run_stolen(f, t);
+        heist__entry_run_stolen(fn, arg, t, r);
         return true;
     }
+    if (r)
+        heist__stolen_drop(r);
     if (ahead_steal_paused(w) || heist__worker_busy(v)) {
         heist__count(&w->ctr.failed_steals);
         return false;

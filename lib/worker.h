@@ -27,7 +27,7 @@ struct heist__counters {
         parks, suspends, resumes, stacks_mapped, stacks_reused;
 };
 
-#define HEIST__NCACHE 4
+#define HEIST__NCACHE 5
 struct heist__worker {
     struct heist__deque dq;        /* forks: owner pushes/pops, thieves steal */
     struct heist__rq rq;           /* ready items: owner pops, thieves steal */
@@ -221,7 +221,10 @@ struct heist__item *heist__inject_take(struct heist_sched *s);
 void heist__wake_one(struct heist_sched *s);
 
 /* ---- registry.c: the live schedulers ------------------------------------- */
-/* Gives s its id and lists it. */
+/* Gives s its id: before its workers start (their records name it: a
+ * worker takes a steal record before its first steal, cache.c). */
+void heist__sched_take_id(struct heist_sched *s);
+/* Lists s (its id taken). */
 void heist__sched_register(struct heist_sched *s);
 /* If s with this id is alive, counts one callback waiting in it (its
  * cb_waiting) and returns true; false if it was freed. Any thread. */

@@ -2,15 +2,17 @@
  * test_deque.c - the split work-stealing deque (lib/deque.h), directly,
  * and the ready queue's batch push (lib/readyq.h, suite readyq).
  *
- * Items are distinct integers cast to pointers (never 0). The deque only
+ * Items are entries whose argument is a distinct integer (never 0); pop
+ * and steal give back the entry (steal copies its argument out). The
+ * deque only
  * shares private items when the owner pushes or pops after a thief asked
  * (steal returns EMPTY and raises a request), so the sequential tests below
  * alternate thief rounds and owner operations, and the stress tests keep the
  * owner busy while thieves run.
  *
- * Thieves may read rings the owner has replaced by growth; the deque keeps
- * them until heist__deque_destroy, which the tests call once every thief
- * has been joined.
+ * The deque does not grow: a push on a full deque fails (ENOMEM). Plain
+ * pop does not give back the positions of stolen entries, so the stress
+ * tests size the deque for every entry they push.
  */
 #include <criterion/criterion.h>
 
@@ -23,7 +25,18 @@
 #include "test_util.h"
 
 #define ITEM(i) ((void *)(uintptr_t)(i))
-#define VAL(p)  ((uintptr_t)(p))
+
+/* The value an entry carries (0: no entry). */
+static uintptr_t VAL(const struct heist__fjent *e)
+{
+    return e ? (uintptr_t)e->arg : 0;
+}
+
+/* The entry at position i (pop_if names entries by address). */
+static const struct heist__fjent *AT(const struct heist__deque *dq, uint32_t i)
+{
+    return dq->ent + i;
+}
 
 /* The owner's side: the calling thread registers and owns a new deque. */
 static void owner_begin(struct heist__deque *dq, unsigned log2cap)
@@ -31,7 +44,7 @@ static void owner_begin(struct heist__deque *dq, unsigned log2cap)
     cr_assert_eq(heist__deque_init(dq, log2cap), 0);
 }
 
-/* Every thief has been joined: destroy frees the current and old rings. */
+/* Every thief has been joined: destroy frees the entries. */
 static void owner_end(struct heist__deque *dq)
 {
     heist__deque_destroy(dq);
@@ -40,7 +53,7 @@ static void owner_end(struct heist__deque *dq)
 static void push(struct heist__deque *dq, uintptr_t v)
 {
     bool published = false;
-    cr_assert_eq(heist__deque_push(dq, ITEM(v), &published), 0,
+    cr_assert_eq(heist__deque_push(dq, NULL, ITEM(v), &published), 0,
                  "push %lu failed", (unsigned long)v);
 }
 
@@ -61,12 +74,13 @@ static void *round_main(void *arg)
     r->last = HEIST__STEAL_OK;
     while (r->n < r->max) {
         enum heist__steal_status st;
-        void *p = heist__deque_steal(r->dq, &st);
-        if (!p) {
+        heist_fn fn;
+        void *got;
+        if (!heist__deque_steal(r->dq, true, &fn, &got, &st)) {
             r->last = st;
             break;
         }
-        r->out[r->n++] = VAL(p);
+        r->out[r->n++] = (uintptr_t)got;
     }
     return NULL;
 }
@@ -98,7 +112,7 @@ Test(deque, init_rejects_bad_capacity)
 Test(deque, owner_lifo)
 {
     struct heist__deque dq;
-    owner_begin(&dq, 4);
+    owner_begin(&dq, 7);
     for (uintptr_t i = 1; i <= 100; i++) {
         push(&dq, i);
         cr_assert_eq(heist__deque_size_owner(&dq), i);
@@ -128,7 +142,7 @@ Test(deque, thief_fifo)
     enum { N = 300 };
     static uintptr_t stolen[N + 64], buf[N + 64];
     struct heist__deque dq;
-    owner_begin(&dq, 1);
+    owner_begin(&dq, 9);
     uintptr_t next = 1;
     for (; next <= 64; next++)
         push(&dq, next);
@@ -152,7 +166,7 @@ Test(deque, thief_fifo)
                      (unsigned long)stolen[i]);
     /* Popped: everything else, newest first. */
     uintptr_t expect = N;
-    void *p;
+    struct heist__fjent *p;
     while ((p = heist__deque_pop(&dq)) != NULL)
         cr_assert_eq(VAL(p), expect--, "pop returned %lu",
                      (unsigned long)VAL(p));
@@ -161,17 +175,17 @@ Test(deque, thief_fifo)
     owner_end(&dq);
 }
 
-/* From 2 slots to thousands: items keep their order through every growth,
- * including while a thief holds items from an older ring. */
-Test(deque, growth_preserves_order)
+/* Thousands of entries: thieves take the oldest ones in order, with the
+ * owner's pushes in between, and the owner the rest, newest first. */
+Test(deque, many_keep_order)
 {
     enum { N = 5000 };
     static uintptr_t buf[N];
     struct heist__deque dq;
-    owner_begin(&dq, 1);
+    owner_begin(&dq, 13);
     push(&dq, 1);
     push(&dq, 2);
-    push(&dq, 3); /* grows */
+    push(&dq, 3);
     cr_assert_eq(steal_round(&dq, buf, 1), 1);
     cr_assert_eq(buf[0], 1);
     for (uintptr_t i = 4; i <= N; i++)
@@ -188,7 +202,7 @@ Test(deque, growth_preserves_order)
         if (got < K)
             push(&dq, filler++);
     }
-    /* Oldest first, in order, whichever ring they were copied to. */
+    /* Oldest first, in order. */
     for (size_t i = 0; i < K; i++)
         cr_assert_eq(buf[i], i + 2, "steal %zu returned %lu", i,
                      (unsigned long)buf[i]);
@@ -204,7 +218,7 @@ Test(deque, growth_preserves_order)
 Test(deque, pop_empty_returns_null)
 {
     struct heist__deque dq;
-    owner_begin(&dq, 1);
+    owner_begin(&dq, 2);
     for (int i = 0; i < 1000; i++)
         cr_assert_null(heist__deque_pop(&dq));
     cr_assert_eq(heist__deque_size_owner(&dq), 0);
@@ -229,7 +243,7 @@ Test(deque, pop_after_all_stolen)
 {
     uintptr_t buf[4];
     struct heist__deque dq;
-    owner_begin(&dq, 1);
+    owner_begin(&dq, 2);
     push(&dq, 1); /* on an empty deque, published at once */
     cr_assert(heist__deque_has_public(&dq));
     cr_assert_eq(steal_round(&dq, buf, 4), 1);
@@ -250,58 +264,108 @@ Test(deque, pop_if)
     uintptr_t buf[4];
     bool stolen = true;
     struct heist__deque dq;
-    owner_begin(&dq, 1);
+    owner_begin(&dq, 8);
 
     /* Empty: nothing, not stolen. */
-    cr_assert(!heist__deque_pop_if(&dq, ITEM(1), &stolen));
+    cr_assert(!heist__deque_pop_if(&dq, AT(&dq, 0), &stolen));
     cr_assert(!stolen);
 
-    push(&dq, 1);
-    push(&dq, 2);
-    push(&dq, 3);
+    push(&dq, 1); /* position 0 */
+    push(&dq, 2); /* 1 */
+    push(&dq, 3); /* 2 */
     /* Not the newest: nothing removed. */
     stolen = true;
-    cr_assert(!heist__deque_pop_if(&dq, ITEM(2), &stolen));
+    cr_assert(!heist__deque_pop_if(&dq, AT(&dq, 1), &stolen));
     cr_assert(!stolen);
-    cr_assert(!heist__deque_pop_if(&dq, ITEM(99), &stolen));
+    cr_assert(!heist__deque_pop_if(&dq, AT(&dq, 99), &stolen));
     cr_assert(!stolen);
     cr_assert_eq(heist__deque_size_owner(&dq), 3);
     /* The newest: removed, in LIFO order. */
-    cr_assert(heist__deque_pop_if(&dq, ITEM(3), &stolen));
+    cr_assert(heist__deque_pop_if(&dq, AT(&dq, 2), &stolen));
     cr_assert(!stolen);
-    cr_assert(heist__deque_pop_if(&dq, ITEM(2), &stolen));
-    cr_assert(heist__deque_pop_if(&dq, ITEM(1), &stolen));
+    cr_assert(heist__deque_pop_if(&dq, AT(&dq, 1), &stolen));
+    cr_assert(heist__deque_pop_if(&dq, AT(&dq, 0), &stolen));
     cr_assert(!stolen);
     cr_assert_null(heist__deque_pop(&dq));
 
-    /* Stolen: pop_if reports it and releases the slot. Item 4 is private
-     * when pushed (the deque was not "all stolen"), so the owner pushes
-     * fillers until a thief's request made it public and the thief took it
-     * (thieves take the oldest item first). */
-    push(&dq, 4);
-    uintptr_t filler = 100;
+    /* Stolen: pop_if reports it and releases the position. Entry 4 is
+     * private when pushed (the deque was not "all stolen"), so the owner
+     * pushes fillers until a thief's request made it public and the thief
+     * took it (thieves take the oldest entry first). */
+    push(&dq, 4); /* position 0 */
+    uint32_t nfill = 0;
     for (int i = 0; steal_round(&dq, buf, 1) == 0; i++) {
-        cr_assert_lt(i, 3, "the owner's pushes never shared item 4");
-        push(&dq, filler++);
+        cr_assert_lt(i, 3, "the owner's pushes never shared entry 4");
+        push(&dq, 100 + nfill++);
     }
     cr_assert_eq(buf[0], 4);
-    while (filler > 100) {
-        filler--;
-        cr_assert(heist__deque_pop_if(&dq, ITEM(filler), &stolen));
+    while (nfill > 0) {
+        cr_assert_eq(VAL(AT(&dq, nfill)), 100 + nfill - 1);
+        cr_assert(heist__deque_pop_if(&dq, AT(&dq, nfill), &stolen));
         cr_assert(!stolen);
+        nfill--;
     }
     stolen = false;
-    cr_assert(!heist__deque_pop_if(&dq, ITEM(4), &stolen));
-    cr_assert(stolen, "pop_if did not report the stolen item");
+    cr_assert(!heist__deque_pop_if(&dq, AT(&dq, 0), &stolen));
+    cr_assert(stolen, "pop_if did not report the stolen entry");
     cr_assert_null(heist__deque_pop(&dq));
     cr_assert_eq(heist__deque_size_owner(&dq), 0);
 
-    /* And the deque still works. */
+    /* And the deque still works, from position 0 again. */
     push(&dq, 5);
     push(&dq, 6);
-    cr_assert(heist__deque_pop_if(&dq, ITEM(6), &stolen));
+    cr_assert(heist__deque_pop_if(&dq, AT(&dq, 1), &stolen));
     cr_assert(!stolen);
     cr_assert_eq(VAL(heist__deque_pop(&dq)), 5);
+    cr_assert_null(heist__deque_pop(&dq));
+    owner_end(&dq);
+}
+
+/* A full deque refuses a push (nothing pushed) and works on after pops;
+ * entries keep their addresses. */
+Test(deque, full_refuses_push)
+{
+    struct heist__deque dq;
+    owner_begin(&dq, 2);
+    for (uintptr_t i = 1; i <= 4; i++)
+        push(&dq, i);
+    const struct heist__fjent *first = AT(&dq, 0);
+    bool published = false;
+    cr_assert_eq(heist__deque_push(&dq, NULL, ITEM(5), &published), ENOMEM);
+    cr_assert_eq(heist__deque_size_owner(&dq), 4);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), 4);
+    push(&dq, 6);
+    cr_assert_eq(heist__deque_push(&dq, NULL, ITEM(7), &published), ENOMEM);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), 6);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), 3);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), 2);
+    cr_assert_eq(heist__deque_pop(&dq), first);
+    cr_assert_eq(VAL(first), 1);
+    cr_assert_null(heist__deque_pop(&dq));
+    owner_end(&dq);
+}
+
+/* rebase: an empty deque moved to another position pushes there, and pop
+ * stops at the new base. */
+Test(deque, rebase)
+{
+    struct heist__deque dq;
+    owner_begin(&dq, 6);
+    push(&dq, 1);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), 1);
+    heist__deque_rebase(&dq, 10);
+    push(&dq, 2);
+    push(&dq, 3);
+    cr_assert_eq(VAL(AT(&dq, 10)), 2);
+    cr_assert_eq(VAL(AT(&dq, 11)), 3);
+    cr_assert_eq(heist__deque_size_owner(&dq), 2);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), 3);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), 2);
+    cr_assert_null(heist__deque_pop(&dq));
+    heist__deque_rebase(&dq, 0);
+    push(&dq, 4);
+    cr_assert_eq(VAL(AT(&dq, 0)), 4);
+    cr_assert_eq(VAL(heist__deque_pop(&dq)), 4);
     cr_assert_null(heist__deque_pop(&dq));
     owner_end(&dq);
 }
@@ -342,10 +406,12 @@ static void *thief_main(void *arg)
     for (unsigned i = 1; !atomic_load_explicit(&s->stop, memory_order_relaxed);
          i++) {
         enum heist__steal_status st;
-        void *p = heist__deque_steal(&s->dq, &st);
+        heist_fn fn;
+        void *got;
+        struct heist__fjent *p = heist__deque_steal(&s->dq, true, &fn, &got, &st);
         atomic_fetch_add_explicit(&s->attempts, 1, memory_order_relaxed);
         if (p) {
-            uintptr_t v = VAL(p);
+            uintptr_t v = (uintptr_t)got;
             /* One thief's steals are increasing: the owner pushes
              * increasing values and the live part is a stack. */
             if (v <= last) {
@@ -378,7 +444,11 @@ static void stress_run(unsigned nthieves, size_t n)
     s->n = n;
     s->count = calloc(n + 1, sizeof(s->count[0]));
     cr_assert_not_null(s->count);
-    cr_assert_eq(heist__deque_init(&s->dq, 1), 0);
+    /* Room for every push: stolen positions are not given back. */
+    unsigned log2cap = 1;
+    while (((size_t)1 << log2cap) < n + 1)
+        log2cap++;
+    cr_assert_eq(heist__deque_init(&s->dq, log2cap), 0);
     ht_watchdog_start(&s->wd, "deque stress", 60);
 
     pthread_t th[16];
@@ -398,7 +468,8 @@ static void stress_run(unsigned nthieves, size_t n)
         unsigned burst = 1 + (unsigned)(ht_rand(&rng) % 32);
         for (unsigned j = 0; j < burst && next <= n; j++) {
             bool published = false;
-            cr_assert_eq(heist__deque_push(&s->dq, ITEM(next), &published), 0);
+            cr_assert_eq(
+                heist__deque_push(&s->dq, NULL, ITEM(next), &published), 0);
             next++;
         }
         if (let_in) {
@@ -410,7 +481,7 @@ static void stress_run(unsigned nthieves, size_t n)
         uint64_t r = ht_rand(&rng);
         unsigned pops = (r % 64 == 0) ? ~0u : (unsigned)((r >> 8) % burst);
         for (unsigned j = 0; j < pops; j++) {
-            void *p = heist__deque_pop(&s->dq);
+            struct heist__fjent *p = heist__deque_pop(&s->dq);
             if (!p)
                 break;
             take(s, VAL(p));
@@ -428,7 +499,7 @@ static void stress_run(unsigned nthieves, size_t n)
         }
     }
     /* Drain: pop returns NULL only once every remaining item was stolen. */
-    for (void *p; (p = heist__deque_pop(&s->dq)) != NULL;)
+    for (struct heist__fjent *p; (p = heist__deque_pop(&s->dq)) != NULL;)
         take(s, VAL(p));
     cr_assert_null(heist__deque_pop(&s->dq));
 

@@ -283,6 +283,8 @@ static void *counted_child(void *arg)
 #define COUNTED(in) ((in)*100 + 34) /* fib(9) = 34 */
 #define RAN_ONCE(c) CHECK_EQ(atomic_load(&(c).runs), 1)
 #define UNTOUCHED   ((void *)0x5a5a)
+/* What a failed join leaves in *result (heist/task.h). */
+#define FAILED      NULL
 
 static void *wrong_fn(void *arg)
 {
@@ -290,8 +292,9 @@ static void *wrong_fn(void *arg)
 }
 
 /* A named join with another function, or NULL, is EINVAL and joins
- * nothing, in order or not; forks joined out of order are EINVAL and
- * join nothing; all stay joinable, across further suspensions. */
+ * nothing, in order or not; forks joined out of order, before or after a
+ * suspension, are EINVAL and join nothing; all stay joinable, across
+ * further suspensions. A failed join leaves NULL in *result. */
 static void *join_order(void *arg)
 {
     int how = (int)(intptr_t)arg;
@@ -303,14 +306,20 @@ static void *join_order(void *arg)
     heist_fork(&a, counted_child, &ca);
     heist_fork(&b, counted_child, &cb);
     suspend(how);
+    /* A before B: out of order, though both were taken off the deque by
+     * the suspension (run, or stolen). */
+    CHECK_EQ(heist_join(&a, &ra), EINVAL);
+    CHECK_EQ(heist_join_fn(&a, counted_child, &ra), EINVAL);
+    CHECK(ra == FAILED);
+    ra = UNTOUCHED;
     CHECK_EQ(heist_join_fn(&b, wrong_fn, &rb), EINVAL);
     CHECK_EQ(heist_join_fn(&b, NULL, &rb), EINVAL);
     CHECK_EQ(heist_join_fn(&a, wrong_fn, &ra), EINVAL);
-    CHECK(ra == UNTOUCHED && rb == UNTOUCHED);
+    CHECK(ra == FAILED && rb == FAILED);
     suspend(how);
     JOIN_EQ(&b, counted_child, COUNTED(2));
     CHECK_EQ(heist_join_fn(&a, wrong_fn, &ra), EINVAL);
-    CHECK(ra == UNTOUCHED);
+    CHECK(ra == FAILED);
     JOIN_EQ(&a, NULL, COUNTED(1));
     RAN_ONCE(ca);
     RAN_ONCE(cb);
@@ -325,7 +334,7 @@ static void *join_order(void *arg)
     CHECK_EQ(heist_join_fn(&a, counted_child, &ra), EINVAL);
     JOIN_EQ(&b, counted_child, COUNTED(5));
     CHECK_EQ(heist_join_fn(&x, wrong_fn, &ra), EINVAL);
-    CHECK(ra == UNTOUCHED);
+    CHECK(ra == FAILED);
     JOIN_EQ(&a, NULL, COUNTED(4));
     JOIN_EQ(&x, counted_child, COUNTED(3));
     RAN_ONCE(cc);
@@ -339,8 +348,8 @@ Test(fork_suspend, join_order_after_suspension_1_2_8_workers)
     run_rounds(each_how_at_once, FN_ARG(join_order), HT_SCALE(100, 40));
 }
 
-/* A second join of a fork joined after a suspension is EINVAL, writes
- * nothing and runs nothing, also after another suspension and with a
+/* A second join of a fork joined after a suspension is EINVAL, leaves
+ * NULL in *result and runs nothing, also after another suspension and with a
  * newer fork outstanding; the frame can then be forked again. */
 static void *double_join(void *arg)
 {
@@ -360,7 +369,7 @@ static void *double_join(void *arg)
     CHECK_EQ(heist_join_fn(&a, counted_child, &r2), EINVAL);
     JOIN_EQ(&b, counted_child, COUNTED(7));
     CHECK_EQ(heist_join(&b, &r2), EINVAL);
-    CHECK(r2 == UNTOUCHED);
+    CHECK(r2 == FAILED);
     RAN_ONCE(ca);
     RAN_ONCE(cb);
 
@@ -368,7 +377,7 @@ static void *double_join(void *arg)
     suspend(how);
     JOIN_EQ(&a, counted_child, COUNTED(8));
     CHECK_EQ(heist_join(&a, &r2), EINVAL);
-    CHECK(r2 == UNTOUCHED);
+    CHECK(r2 == FAILED);
     RAN_ONCE(cc);
     return NULL;
 }

@@ -184,15 +184,21 @@ static void *errors(void *arg)
     bool on_worker = arg != NULL;
     void *r = (void *)0x5a;
 
-    /* Another function: EINVAL, nothing joined, nothing written; then the
-     * right one joins it. */
+    /* Another function: EINVAL, nothing joined, *result set to NULL
+     * (heist/task.h); then the right one joins it. */
     heist_task t;
     heist_fork(&t, identity, (void *)7);
     CHECK(heist_join_fn(&t, twice, &r) == EINVAL);
-    CHECK(r == (void *)0x5a);
+    CHECK(r == NULL);
+    r = (void *)0x5a;
     CHECK((heist_join_fn)(&t, twice, &r) == EINVAL);
+    CHECK(r == NULL);
+    r = (void *)0x5a;
     CHECK(heist_join_fn(&t, NULL, &r) == EINVAL);
+    CHECK(r == NULL);
+    r = (void *)0x5a;
     CHECK((heist_join_fn)(&t, NULL, &r) == EINVAL);
+    CHECK(r == NULL);
     CHECK(heist_join_fn(&t, identity, &r) == 0);
     CHECK(r == (void *)7);
     /* Joined already. */
@@ -358,14 +364,13 @@ Test(join_fn, stolen_out_of_order_2_and_8_workers)
     run_rounds(1, stolen_out_of_order, 5);
 }
 
-/* ---- many forks: the ring grows, frames are reused ----------------------- */
+/* ---- many forks at once, tasks reused ----------------------------------- */
 
-/* More forks at once than the deque's first ring holds (4096 slots), so it
- * grows while they are outstanding: the frames forked before the growth
- * recorded slots of the old ring and are joined by the slow path. The same
- * frames are then forked again (the inline fork writes only fn, arg and
- * the slot word; a frame published to thieves gets its state then), mixing
- * heist_join and heist_join_fn. Returns NULL or a failure code. */
+/* Thousands of forks outstanding at once, joined newest first, three
+ * rounds on the same heist_task array (the inline fork writes the task's
+ * words afresh; an entry published to thieves gets its sync word then),
+ * mixing heist_join and heist_join_fn, with second joins of joined tasks.
+ * Returns NULL or a failure code. */
 #define MANY_FORKS 6000
 
 static void *add_one(void *arg)
@@ -401,7 +406,7 @@ static void *many_forks(void *arg)
     return NULL;
 }
 
-Test(join_fn, ring_growth_and_reused_frames_1_2_8_workers)
+Test(join_fn, many_forks_and_reused_tasks_1_2_8_workers)
 {
     for (size_t w = 0; w < NCOUNTS; w++) {
         heist_sched *s = new_sched(worker_counts[w]);
@@ -422,9 +427,10 @@ Test(join_fn, ring_growth_and_reused_frames_1_2_8_workers)
 
 /* ---- a join after a suspension ------------------------------------------ */
 
-/* The inline join trusts a frame's slot word (task_inline.h): a frame that
- * a suspension drained must not pass for the fork that later took its
- * slot. Counts the runs of each child, by its argument. */
+/* A fork that a suspension took off the deque (its fiber's save list,
+ * fork.c) must not pass, in the inline join, for the fork that later took
+ * its entry's position, and joins stay in order across the suspension.
+ * Counts the runs of each child, by its argument. */
 static atomic_int runs_of[2];
 
 static void *count_run(void *arg)
@@ -434,10 +440,9 @@ static void *count_run(void *arg)
 }
 
 /* Forks A, sleeps (the suspension drains A: it runs here first, unless a
- * thief took it), forks C
- * into the slot A had, then joins A before C: A is done, so its join
- * returns A's result and must neither run A again nor take C; C's join
- * then runs C. Returns NULL or the failing check. */
+ * thief took it), forks C, then joins A before C: out of order, so EINVAL,
+ * and nothing runs or is joined; then C and A in order. Returns NULL or
+ * the failing check. */
 static void *join_after_drain(void *arg)
 {
     (void)arg;
@@ -453,19 +458,22 @@ static void *join_after_drain(void *arg)
     if (atomic_load(&runs_of[0]) > 1)
         return (void *)2;
     heist_fork(&c, count_run, (void *)1);
-    if (heist_join_fn(&a, count_run, &ra) != 0 || ra != (void *)10)
+    if (heist_join_fn(&a, count_run, &ra) != EINVAL ||
+        heist_join(&a, &ra) != EINVAL || ra != NULL)
         return (void *)3;
-    if (atomic_load(&runs_of[0]) != 1 || atomic_load(&runs_of[1]) > 1)
+    if (atomic_load(&runs_of[0]) > 1 || atomic_load(&runs_of[1]) > 1)
         return (void *)4;
     if (heist_join(&c, &rc) != 0 || rc != (void *)11)
         return (void *)5;
-    if (atomic_load(&runs_of[0]) != 1 || atomic_load(&runs_of[1]) != 1)
+    if (heist_join_fn(&a, count_run, &ra) != 0 || ra != (void *)10)
         return (void *)6;
+    if (atomic_load(&runs_of[0]) != 1 || atomic_load(&runs_of[1]) != 1)
+        return (void *)7;
     /* Both joined: a second join of either is EINVAL and runs nothing. */
     if (heist_join(&a, &ra) != EINVAL || heist_join(&c, &rc) != EINVAL)
-        return (void *)7;
-    if (atomic_load(&runs_of[0]) != 1 || atomic_load(&runs_of[1]) != 1)
         return (void *)8;
+    if (atomic_load(&runs_of[0]) != 1 || atomic_load(&runs_of[1]) != 1)
+        return (void *)9;
     return NULL;
 }
 

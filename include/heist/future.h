@@ -152,8 +152,9 @@ int heist_future_then(heist_future *f, void (*cb)(heist_future *f, void *arg),
  * Errors besides f's own outcome: EINVAL (f is NULL), EDEADLK (a task
  * awaits its own future), ECANCELED (the awaiting task was cancelled: f is
  * left as it is; check heist_cancelling() to tell the two ECANCELEDs
- * apart), ENOMEM (f is pending and no memory for the wait's record or for
- * a fiber to run other work on meanwhile: nothing waited; f is left as it
+ * apart), ENOMEM (f is pending and no memory for the wait's record, for
+ * the list that keeps the task's unjoined forks while it waits, or for a
+ * fiber to run other work on meanwhile: nothing waited; f is left as it
  * is). *value is written only when 0 is returned.
  */
 int heist_await(heist_future *f, void **value);
@@ -204,8 +205,8 @@ heist_future *heist_any(heist_future *const *fs, size_t n);
  * (timers are served by a timer thread); elsewhere it sleeps the thread.
  * Returns 0 (never before ns have passed), or ECANCELED if the running
  * task is (or gets) cancelled, or ENOMEM (in a task: no memory for the
- * wait's record, the timer's heap or a fiber; returned at once, nothing
- * slept).
+ * wait's record, the timer's heap, the list of the task's unjoined forks
+ * or a fiber; returned at once, nothing slept).
  */
 int heist_sleep(uint64_t ns);
 

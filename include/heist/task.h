@@ -12,9 +12,9 @@
  *         return (void *)((long)a + (long)b);
  *     }
  *
- * The heist_task lives in the caller's storage (normally its stack); the
- * runtime keeps only a pointer to it, so it must stay alive, unmoved and
- * untouched from heist_fork until heist_join returns.
+ * The heist_task lives in the caller's storage (normally its stack) and
+ * names the fork (the runtime keeps no pointer to it): it must stay alive
+ * and unchanged from heist_fork until heist_join returns.
  *
  * Rules (as in Cilk's spawn/sync):
  *  - every heist_fork is matched by exactly one heist_join of the same task,
@@ -24,9 +24,9 @@
  *    fork (outside a worker heist_fork runs the task at once, and a task
  *    that suspends may first run its own pending forks, as the serial
  *    program would).
- * A task that returns while it still has forks that were not joined leaves
- * the runtime holding pointers into a dead stack frame: heist detects this at
- * the task's end and aborts the process with a message naming the count.
+ * A task that returns while it still has forks that were not joined would
+ * leave them to run after it ended: heist detects this at the task's end
+ * and aborts the process with a message naming the count.
  *
  * Speed: with gcc or clang on x86-64 (and no sanitizer), heist_fork,
  * heist_join and heist_join_fn are inline functions (heist/task_inline.h):
@@ -52,8 +52,9 @@ extern "C" {
 #endif
 
 /*
- * A fork-join frame. Its size is public so it can live on the stack; its
- * contents are private to the runtime.
+ * A fork: it names the fork's entry on its worker's deque (and keeps its
+ * function and argument). Its size is public so it can live on the stack;
+ * its contents are private to the runtime.
  */
 typedef struct heist_task {
     uintptr_t heist_private_[8];
@@ -77,7 +78,8 @@ void heist_fork(heist_task *t, heist_fn fn, void *arg);
  * on any worker, when it finishes. Call it exactly once for each heist_fork, in reverse fork order.
  * Errors: EINVAL (t is NULL, was not forked, was already joined, was forked
  * with a NULL fn, or is not the most recent unjoined fork of this task; in
- * the last case nothing is joined and the caller must join in order).
+ * the last case nothing is joined and the caller must join in order). On an
+ * error *result is set to NULL.
  * Outside a worker, heist_fork has already run fn, and joins of such tasks
  * may come in any order.
  */

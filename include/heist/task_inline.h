@@ -47,8 +47,11 @@ extern "C" {
  * (or the meaning of a field or state) changes. 2: the worker's fork-deque
  * view moved into the thread-local heist__fj, frames record their slot.
  * 3: a joined frame's slot word holds HEIST__TASK_SLOT_JOINED, and the
- * inline join no longer reads the deque slot. */
-#define HEIST_ABI_VERSION 3u
+ * inline join no longer reads the deque slot. 4: the deque holds the
+ * forks' entries (function and argument), a heist_task holds its entry's
+ * address and copies of the function and argument, and the slow paths
+ * take and return values (nothing of the caller's frame escapes). */
+#define HEIST_ABI_VERSION 4u
 
 /*
  * Creates a scheduler like heist_sched_new after checking that abi, the
@@ -60,39 +63,51 @@ int heist_sched_new_v(const heist_config *cfg, heist_sched **out,
                       unsigned abi);
 
 /*
- * The words of a heist_task (heist_private_[i]). State values are chosen so
- * that a zeroed or reused frame is unlikely to pass for a forked one.
+ * The words of a heist_task (heist_private_[i]). The task lives in the
+ * caller's frame, but only the caller's code (inline) reads and writes it:
+ * the library is given its words as values and gives back new ones, so a
+ * compiler may keep the task in registers.
  */
 enum {
-    HEIST__TASK_FN = 0,     /* heist_fn, written by the forking worker */
-    HEIST__TASK_ARG = 1,    /* void *, same */
-    HEIST__TASK_RESULT = 2, /* void *, written by whoever runs fn */
-    HEIST__TASK_STATE = 3,  /* one of the states below (atomic) */
-    HEIST__TASK_THIEF = 4,  /* the worker that stole it (atomic) */
-    HEIST__TASK_WAITER = 5, /* a suspended joiner (atomic) */
-    HEIST__TASK_SLOT = 6    /* its deque slot (void **), NULL: none */
+    HEIST__TASK_SLOT = 0, /* its deque entry while forked, or a marker */
+    HEIST__TASK_FN = 1,   /* heist_fn, as forked */
+    HEIST__TASK_ARG = 2   /* void *, as forked; fn's result once the slot
+                             word is HEIST__TASK_RAN */
 };
-#define HEIST__TASK_FORKED ((uintptr_t)0x4f524b31u) /* "ORK1" */
-#define HEIST__TASK_JOINED ((uintptr_t)0x4a4f494eu) /* "JOIN" */
-/* The slot word of a joined frame: odd, so never a slot's address (slots
- * are 8-byte aligned, and so is top): a second join fails the inline
- * join's test and goes to the library, which reports it. */
-#define HEIST__TASK_SLOT_JOINED ((uintptr_t)0x4a4f4931u) /* "JOI1" */
+/* Slot words that are no entry: odd, so never an entry's address (entries
+ * are 32-byte aligned): the inline join's test fails on them and the
+ * library says what they mean. */
+#define HEIST__TASK_JOINED ((uintptr_t)0x4a4f4931u) /* "JOI1": joined */
+#define HEIST__TASK_RAN ((uintptr_t)0x52414e31u)    /* "RAN1": ran at once */
+#define HEIST__TASK_BADFN ((uintptr_t)0x42414431u)  /* "BAD1": fn was NULL */
+
+/*
+ * One position of a worker's fork deque. The forking code writes fn and
+ * arg; sync and spare are the library's (a thief's acknowledgement; see
+ * lib/fork.c).
+ */
+struct heist__fjent {
+    heist_fn fn;
+    void *arg;
+    uintptr_t sync;
+    uintptr_t spare;
+};
 
 /*
  * The owner's view of a worker's fork deque, in the worker thread's own
  * thread-local storage (heist__fj) while the thread runs the worker: the
  * fast paths reach it with one %fs-relative access, no pointer to chase.
- * Only the owner thread reads or writes top and split. limit is the ring's
- * end, or NULL when a fork must take the slow path: on a thread that is no
- * worker, while everything public was stolen (the fork publishes at once),
- * or after a thief asked for work (thieves store NULL there, lib/deque.c).
+ * Only the owner thread reads or writes top and split. limit is the
+ * deque's end, or NULL when a fork must take the slow path: on a thread
+ * that is no worker, while everything public was stolen (the fork
+ * publishes at once), or after a thief asked for work (thieves store NULL
+ * there, lib/deque.c).
  */
 struct heist__fj {
-    void **top;       /* one past the newest fork's slot */
-    void **limit;     /* the fast fork applies while top < limit */
-    void **split;     /* forks in slots [split, top) are private */
-    uint64_t inlined; /* joins run inline by the fast path */
+    struct heist__fjent *top;   /* one past the newest fork's entry */
+    struct heist__fjent *limit; /* the fast fork applies while top < limit */
+    struct heist__fjent *split; /* forks in [split, top) are private */
+    uint64_t inlined;           /* joins run inline by the fast path */
 };
 
 /* The calling thread's view (zero on a thread that is no worker: top and
@@ -101,11 +116,25 @@ struct heist__fj {
 extern __thread struct heist__fj heist__fj
     __attribute__((tls_model("initial-exec"), visibility("default")));
 
-/* The slow paths (exported). heist__fork_slow does what heist_fork does
- * when the fast path does not apply; heist__join_slow what heist_join does
- * (fn NULL) or heist_join_fn does (fn not NULL). */
-void heist__fork_slow(heist_task *t, heist_fn fn, void *arg);
-int heist__join_slow(heist_task *t, heist_fn fn, void **result);
+/* The slow paths (exported), by value. heist__fork_slow does what
+ * heist_fork does when the fast path does not apply and returns the task's
+ * slot word and, for HEIST__TASK_RAN, the result (its argument word then);
+ * heist__join_slow does what heist_join (fn NULL) or heist_join_fn (fn
+ * not NULL) does for a task whose words are slot, tfn and targ, and
+ * returns the result and the error (0: the task is joined; the caller
+ * then marks it so). Two-word structures: returned
+ * in registers. */
+struct heist__forked {
+    uintptr_t slot;
+    void *result;
+};
+struct heist__joined {
+    void *result;
+    uintptr_t err;
+};
+struct heist__forked heist__fork_slow(heist_fn fn, void *arg);
+struct heist__joined heist__join_slow(uintptr_t slot, heist_fn fn,
+                                      heist_fn tfn, void *targ);
 
 #if defined(__GNUC__)
 
@@ -158,79 +187,96 @@ static inline uintptr_t heist__fj_off(void)
 
 /* heist_fork's fast path: on a worker whose deque has room and has nothing
  * to publish (no thief asked, not everything stolen: limit is NULL then),
- * the frame and its slot are private to this thread: plain stores. */
+ * the entry is private to this thread: plain stores. */
 static inline void heist__fork_fast(heist_task *t, heist_fn fn, void *arg)
 {
-    void **top, **limit;
-    HEIST__FJ_LOAD(top, top);
+    struct heist__fjent *e, *limit;
+    HEIST__FJ_LOAD(top, e);
     /* A plain (relaxed) load of limit: thieves store NULL there to ask for
      * work (seq_cst, after raising the deque's splitreq); a stale value
      * only delays sharing to a later fork, and the slow path's acquire
      * fence pairs with the thief's store when it sees NULL (lib/deque.c). */
     HEIST__FJ_LOAD(limit, limit);
-    if (__builtin_expect(top < limit && t != 0 && fn != 0, 1)) {
-        /* fn, arg and the slot's word; the words that thieves and the slow
-         * join read (state, thief) are written when the library publishes
-         * the frame to thieves, if ever (lib/fork.c). */
+    if (__builtin_expect(e < limit && t != 0 && fn != 0, 1)) {
+        /* Plain stores: a thief reads the entry only after the library's
+         * later release (seq_cst) write of the deque's tail/split word
+         * publishes it (lib/deque.c, I2), and that write comes after these
+         * in this thread's order (it is in a call, which the compiler does
+         * not move these stores across). The sync word is written when the
+         * library publishes the entry, if ever. */
+        e->fn = fn;
+        e->arg = arg;
+        t->heist_private_[HEIST__TASK_SLOT] = (uintptr_t)e;
         t->heist_private_[HEIST__TASK_FN] = (uintptr_t)fn;
         t->heist_private_[HEIST__TASK_ARG] = (uintptr_t)arg;
-        t->heist_private_[HEIST__TASK_SLOT] = (uintptr_t)top;
-        /* Relaxed store of the slot: a thief reads it only after the
-         * library's later release (seq_cst) write of the deque's tail/split
-         * word publishes it (lib/deque.c, I2), and that write comes after
-         * this in this thread's order (it is in a call, which the compiler
-         * does not move these stores across). */
-        __atomic_store_n(top, (void *)t, __ATOMIC_RELAXED);
-        HEIST__FJ_STORE(top, top + 1);
+        HEIST__FJ_STORE(top, e + 1);
         return;
     }
-    heist__fork_slow(t, fn, arg);
+    if (t) {
+        struct heist__forked r = heist__fork_slow(fn, arg);
+        t->heist_private_[HEIST__TASK_SLOT] = r.slot;
+        t->heist_private_[HEIST__TASK_FN] = (uintptr_t)fn;
+        t->heist_private_[HEIST__TASK_ARG] =
+            (uintptr_t)(r.slot == HEIST__TASK_RAN ? r.result : arg);
+    }
+    /* t NULL: nothing runs; heist_join(NULL) reports EINVAL. */
 }
 
-/* heist_join's (fn NULL) and heist_join_fn's fast path: t is this worker's
- * newest fork (the slot it recorded is the one below top) and still
- * private (at or above split), so no thief can take it: pop it and run it
- * here. The frame's own word says where to look, so the join reads nothing
- * whose address the child's forks and joins computed, and nothing of the
- * deque's slots (reading the slot back, to compare it with t, cost a
- * seventh of fib's time). That the slot still holds t follows from the
- * slot words the library keeps: every join leaves HEIST__TASK_SLOT_JOINED
- * there, and a drain (before a suspension, which empties the deque) NULL,
- * so a frame whose slot word names a live slot is a fork not yet joined
- * nor drained, and its slot holds it (frames are not moved or copied while
- * forked: heist/task.h). A stolen frame's slot is below split (thieves
- * take only public slots, and split never moves below a claimed one). */
+/* heist_join's (fn NULL) and heist_join_fn's fast path: t's entry is this
+ * worker's newest (the one below top) and still private (at or above
+ * split), so no thief can take it: pop it and run it here, from the
+ * task's own copies of the function and argument. An entry of this fiber
+ * that a suspension took off the deque (lib/fork.c, the drain) lies below
+ * split: every fiber resumes on an empty deque placed above them (split at
+ * or above that place), and split does not go below it while the fiber
+ * runs; so does
+ * an entry of another worker's deque, which is another array. A joined
+ * task's slot word is odd (HEIST__TASK_JOINED) and never passes. */
 static inline int heist__join_fast(heist_task *t, heist_fn fn, void **result)
 {
-    void **top, **split;
+    struct heist__fjent *top, *split;
     uintptr_t slot;
     HEIST__FJ_LOAD(top, top);
     HEIST__FJ_LOAD(split, split);
-    /* Integer compares: a NULL or joined slot word (a frame the slow path
-     * ran at once, drained or joined) never passes, as top is NULL or an
-     * 8-byte aligned heap address. */
+    /* Integer compares: a marker never passes, as top is NULL or an
+     * aligned heap address. */
     if (__builtin_expect(
             t != 0 &&
                 (slot = t->heist_private_[HEIST__TASK_SLOT],
-                 (uintptr_t)top == slot + sizeof(void *)) &&
+                 (uintptr_t)top == slot + sizeof(struct heist__fjent)) &&
                 slot >= (uintptr_t)split &&
                 (fn == 0 || t->heist_private_[HEIST__TASK_FN] == (uintptr_t)fn),
             1)) {
         heist_fn call = fn ? fn : (heist_fn)t->heist_private_[HEIST__TASK_FN];
-        HEIST__FJ_STORE(top, (void **)slot);
+        HEIST__FJ_STORE(top, (struct heist__fjent *)slot);
         /* Counted before the call: the child may suspend and come back on
          * another worker. */
         HEIST__FJ_COUNT_INLINED();
-        /* A plain store: no other thread ever saw this frame. Written
-         * before the call: nothing else reads it while the child runs on
-         * this stack, and a second join of t then goes to the library. */
-        t->heist_private_[HEIST__TASK_SLOT] = HEIST__TASK_SLOT_JOINED;
+        /* Written before the call: a second join of t then goes to the
+         * library, which reports it. */
+        t->heist_private_[HEIST__TASK_SLOT] = HEIST__TASK_JOINED;
         void *r = call((void *)t->heist_private_[HEIST__TASK_ARG]);
         if (result)
             *result = r;
         return 0;
     }
-    return heist__join_slow(t, fn, result);
+    if (!t) {
+        if (result)
+            *result = (void *)0;
+        return EINVAL;
+    }
+    struct heist__joined j = heist__join_slow(
+        t->heist_private_[HEIST__TASK_SLOT], fn,
+        (heist_fn)t->heist_private_[HEIST__TASK_FN],
+        (void *)t->heist_private_[HEIST__TASK_ARG]);
+    if (j.err == 0)
+        t->heist_private_[HEIST__TASK_SLOT] = HEIST__TASK_JOINED;
+    /* Written on every path (NULL on an error: heist/task.h), so that a
+     * compiler that sees the task's words does not take the caller's
+     * result variable for one that a failed join leaves unset. */
+    if (result)
+        *result = j.err == 0 ? j.result : (void *)0;
+    return (int)j.err;
 }
 
 #endif /* __GNUC__ */
@@ -250,8 +296,11 @@ static inline int heist__join_fast(heist_task *t, heist_fn fn, void **result)
 static inline int heist__join_fn_inline(heist_task *t, heist_fn fn,
                                         void **result)
 {
-    if (!fn)
+    if (!fn) {
+        if (result)
+            *result = (void *)0;
         return EINVAL;
+    }
     return heist__join_fast(t, fn, result);
 }
 
