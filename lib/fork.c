@@ -161,7 +161,7 @@ static uintptr_t wait_ack(const struct heist__fjent *e)
 {
     uintptr_t sync;
     /* Acquire: pairs with the thief's release store of its
-     * acknowledgement (heist__entry_run_stolen); R's fields are
+     * acknowledgement (heist__entry_ack); R's fields are
      * initialized before it. The wait is short: the thief is between its
      * CAS on the deque and that store. */
     while (!(sync = __atomic_load_n(&e->sync, __ATOMIC_ACQUIRE)))
@@ -360,7 +360,7 @@ static struct heist__joined join_saved(struct heist__worker *w, uintptr_t slot,
      * ours on it) and the fiber's other items in it lie below (in fork
      * order, each above the older ones). */
     struct heist__deque *dq = &w->dq;
-    if (it->e == dq->ent + dq->o_base - 1 && dq->o_base != 0)
+    if (dq->o_base != 0 && it->e == dq->ent + dq->o_base - 1)
         heist__deque_rebase(dq, dq->o_base - 1);
     if (it->kind == HEIST__SAVED_DRAINED) {
         heist__count(&w->ctr.inlined);
@@ -417,12 +417,7 @@ int heist_join(heist_task *t, void **result)
 
 int heist_join_fn(heist_task *t, heist_fn fn, void **result)
 {
-    if (!fn) {
-        if (result)
-            *result = NULL;
-        return EINVAL;
-    }
-    return heist__join_fast(t, fn, result);
+    return heist__join_fn_inline(t, fn, result);
 }
 
 void *heist__run_user(struct heist__tk *task, heist_fn fn, void *arg,

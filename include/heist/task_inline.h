@@ -279,6 +279,19 @@ static inline int heist__join_fast(heist_task *t, heist_fn fn, void **result)
     return (int)j.err;
 }
 
+/* heist_join_fn: a NULL fn joins nothing (heist/task.h). The library's
+ * exported heist_join_fn is this too. */
+static inline int heist__join_fn_inline(heist_task *t, heist_fn fn,
+                                        void **result)
+{
+    if (!fn) {
+        if (result)
+            *result = (void *)0;
+        return EINVAL;
+    }
+    return heist__join_fast(t, fn, result);
+}
+
 #endif /* __GNUC__ */
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(HEIST_NO_INLINE) &&                      \
@@ -293,17 +306,6 @@ static inline int heist__join_fast(heist_task *t, heist_fn fn, void **result)
 #endif
 
 #ifdef HEIST_INLINE
-static inline int heist__join_fn_inline(heist_task *t, heist_fn fn,
-                                        void **result)
-{
-    if (!fn) {
-        if (result)
-            *result = (void *)0;
-        return EINVAL;
-    }
-    return heist__join_fast(t, fn, result);
-}
-
 #define heist_fork(t, fn, arg) heist__fork_fast((t), (fn), (arg))
 #define heist_join(t, result) heist__join_fast((t), (heist_fn)0, (result))
 #define heist_join_fn(t, fn, result) heist__join_fn_inline((t), (fn), (result))
