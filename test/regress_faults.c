@@ -4,11 +4,18 @@
  * observe, or LeakSanitizer's verdict at exit. No Criterion; the exit
  * status is the verdict (0: passed), and a failure says why on stderr.
  *
- *   regress_faults fork_abort    item 3: the first deque growth's call_rcu
- *       starts liburcu's helper thread lazily; when pthread_create fails
- *       then, liburcu aborts inside heist_fork. Run in a child process:
- *       passes if the child exits 0 (the forks ran and joined, or heist_run
- *       failed with ENOMEM/EAGAIN), fails if it died.
+ *   regress_faults fork_abort    item 3: thousands of forks while no thread
+ *       or no memory can be had (once, a deque growth's call_rcu started
+ *       liburcu's helper thread and liburcu aborted inside heist_fork; now
+ *       the deque does not grow, and a thief without memory for its steal
+ *       record steals no fork). Run in a child process: passes if the child
+ *       exits 0 (the forks ran and joined, or heist_run failed with
+ *       ENOMEM/EAGAIN), fails if it died.
+ *   regress_faults drain_refused a task with forks outstanding awaits
+ *       while no memory can be had: the save list that would keep its
+ *       forks (lib/fork.c, the drain) cannot grow, so heist_await says
+ *       ENOMEM, nothing was waited or joined, and the forks join afterwards
+ *       with their results.
  *   regress_faults sleep_early   item 4: with the timer thread unable to
  *       start, heist_sleep(200 ms) must take 200 ms or return ENOMEM/EAGAIN,
  *       heist_await_timeout(100 ms) must not give ETIMEDOUT sooner, and a
@@ -77,7 +84,7 @@ static heist_sched *new_sched(void)
 
 /* ---- item 3 -------------------------------------------------------------- */
 
-enum { WIDE = 6000 }; /* more than the deque's first ring (4096) */
+enum { WIDE = 6000 }; /* forks outstanding at once */
 static heist_task frames[WIDE];
 
 static void *leaf(void *arg)
@@ -131,8 +138,8 @@ static int fork_abort(void)
         int st = 0;
         waitpid(p, &st, 0);
         if (WIFSIGNALED(st))
-            FAIL("every %s failing after heist_sched_new: %d forks (a "
-                 "deque growth) killed the process with signal %d",
+            FAIL("every %s failing after heist_sched_new: %d forks "
+                 "killed the process with signal %d",
                  fi_kind_name(kinds[k]), WIDE, WTERMSIG(st));
         else if (WEXITSTATUS(st) != 0)
             FAIL("every %s failing after heist_sched_new: exit %d",
@@ -379,6 +386,70 @@ static int membarrier_form(bool refuse)
     return failures ? 1 : 0;
 }
 
+/* ---- drain_refused ------------------------------------------------------ */
+
+enum { DRAIN_FORKS = 40 };
+
+static void *resolve_later(void *arg)
+{
+    heist_sleep(MS(20));
+    heist_future_set_result(arg, (void *)7);
+    return NULL;
+}
+
+/* Checks are reported with FAIL (heist_run orders them before main reads
+ * the count). */
+static void *await_with_forks(void *arg)
+{
+    (void)arg;
+    heist_future *f = heist_future_new();
+    heist_future *r = f ? heist_spawn(NULL, resolve_later, f) : NULL;
+    if (!f || !r) {
+        FAIL("setup: no future or task");
+        return NULL;
+    }
+    /* A first wait, so that the wait's record comes from the cache below
+     * and the save list is what memory is refused to. */
+    heist_sleep(MS(1));
+    heist_task t[DRAIN_FORKS];
+    for (long i = 0; i < DRAIN_FORKS; i++)
+        heist_fork(&t[i], leaf, (void *)(i + 1));
+    fi_arm(FI_ALLOC, 1, FI_FROM);
+    void *v = NULL;
+    int e = heist_await(f, &v);
+    uint64_t refused = fi_failed();
+    fi_disarm();
+    if (e != ENOMEM || refused == 0)
+        FAIL("await with %d forks and no memory: %d (%s), %llu calls "
+             "refused; want ENOMEM",
+             DRAIN_FORKS, e, strerror(e), (unsigned long long)refused);
+    for (long i = DRAIN_FORKS - 1; i >= 0; i--) {
+        void *x = NULL;
+        if (heist_join(&t[i], &x) != 0 || x != (void *)(i + 1))
+            FAIL("fork %ld joined wrong after the refused await", i);
+    }
+    if (heist_await(f, &v) != 0 || v != (void *)7)
+        FAIL("the await after the refusal did not get the value");
+    heist_await(r, NULL);
+    heist_future_unref(r);
+    heist_future_unref(f);
+    return NULL;
+}
+
+static int drain_refused(void)
+{
+    heist_config cfg = {.workers = 1};
+    heist_sched *s = NULL;
+    if (heist_sched_new(&cfg, &s) != 0)
+        return 2;
+    int e = heist_run(s, await_with_forks, NULL, NULL);
+    if (e)
+        FAIL("heist_run returned %d", e);
+    if (heist_sched_free(s))
+        FAIL("heist_sched_free failed");
+    return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "membarrier_used") == 0)
@@ -391,13 +462,15 @@ int main(int argc, char **argv)
         return prefault_refused(ENOMEM);
     if (argc == 2 && strcmp(argv[1], "fork_abort") == 0)
         return fork_abort();
+    if (argc == 2 && strcmp(argv[1], "drain_refused") == 0)
+        return drain_refused();
     if (argc == 2 && strcmp(argv[1], "sleep_early") == 0)
         return sleep_early();
     if (argc == 2 && strcmp(argv[1], "timer_leak") == 0)
         return timer_leak();
     fprintf(stderr,
-            "usage: regress_faults fork_abort|sleep_early|timer_leak|"
-            "membarrier_used|membarrier_refused|prefault_refused|"
-            "prefault_short\n");
+            "usage: regress_faults fork_abort|drain_refused|sleep_early|"
+            "timer_leak|membarrier_used|membarrier_refused|"
+            "prefault_refused|prefault_short\n");
     return 2;
 }
