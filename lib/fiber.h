@@ -66,6 +66,9 @@ struct heist__fiber {
      * ends on this fiber with the list empty. */
     struct heist__saved *saved;
     uint32_t nsaved, capsaved;
+    /* How many forks a drain of this fiber runs now, one inside another
+     * (fork.c, "Bounded drains"). Owned by the fiber's own code. */
+    uint32_t drain_nest;
 #ifdef HEIST_TSAN
     void *tsan;                 /* __tsan_create_fiber's handle */
 #endif

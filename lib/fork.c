@@ -55,6 +55,22 @@
  * address (they come from one region of one deque, so the addresses are
  * distinct and in fork order): the list is in fork order, newest last.
  *
+ * Bounded drains. A run that suspends drains again, inside the first
+ * drain, on the same stack: a task that forks n children which each
+ * suspend, then suspends itself, would nest n runs deep (the default stack
+ * overflowed at about 740). So a drain that already runs DRAIN_NEST_MAX
+ * forks one inside another, or that has less than a quarter of its stack
+ * left, runs no more of them: it hands each entry it pops to its own
+ * worker's ready queue as an item in a steal record (HEIST__SELF_QUEUED),
+ * a STOLEN item of the save list like a thief's. The item runs the fork on
+ * a fiber of its own, as a thief would, and its joiner waits for it as for
+ * a thief. A joiner that cannot suspend (no fiber, no memory) would wait
+ * for an item queued behind it, forever on one worker: it claims the
+ * record instead (HEIST__SELF_JOINER) and runs the fork itself; the item,
+ * when a worker takes it, finds the claim and gives the record back. One
+ * CAS on `self` decides who runs it. Out of memory for a record, the drain
+ * runs the fork inline as before.
+ *
  * Joining a fork that is not on the deque: the deque is empty (head at its
  * base) and the fork must be the save list's last item (same entry
  * address, function and argument; else the join is out of order: EINVAL,
@@ -83,6 +99,15 @@
 __thread _Alignas(64) struct heist__fj heist__fj
     __attribute__((tls_model("initial-exec"), visibility("default")))
     HEIST__ASM_NAMED; /* named in assembly: heist/task_inline.h */
+
+/* Bounded drains (top of file): how many forks a drain runs one inside
+ * another before it queues the rest, and the part of the stack it keeps
+ * free (1/DRAIN_STACK_PART). */
+enum { DRAIN_NEST_MAX = 8, DRAIN_STACK_PART = 4 };
+
+/* A queued fork's record's `self` (struct heist__stolen): 0 in a thief's
+ * record. */
+enum { HEIST__SELF_QUEUED = 1, HEIST__SELF_ITEM, HEIST__SELF_JOINER };
 
 static struct heist__joined joined(void *r, int err)
 {
@@ -193,9 +218,36 @@ static bool stolen_done(struct heist__stolen *r)
            HEIST__STOLEN_DONE;
 }
 
-/* The joiner waits for a fork a thief took (record r), gives r back and
- * returns the fork's result. */
-static void *wait_stolen(struct heist__stolen *r)
+/* A joiner that cannot suspend claims a queued fork's record r (fn, arg:
+ * the fork, from the save list) and runs the fork itself, if no worker
+ * took the item yet ("Bounded drains"). Returns whether it ran it (then
+ * *res is the result, and r is the item's to give back). */
+static bool run_queued(struct heist__stolen *r, heist_fn fn, void *arg,
+                       void **res)
+{
+    uint32_t st = HEIST__SELF_QUEUED;
+    /* The relaxed load only skips the CAS for a thief's record (0, which
+     * its acknowledgement published before wait_ack's acquire) or a fork
+     * the item has taken; the CAS decides. Acq_rel: pairs with the item's
+     * CAS (run_self_stolen): whichever fails sees the other's claim. We
+     * read nothing of r after it (fn and arg come from the save list):
+     * once it fails there, the item gives r back, so our release orders
+     * our last access to r before that. */
+    if (atomic_load_explicit(&r->self, memory_order_relaxed) != st ||
+        !atomic_compare_exchange_strong_explicit(&r->self, &st,
+                                                 HEIST__SELF_JOINER,
+                                                 memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return false;
+    struct heist__worker *w = heist__self_get();
+    heist__count(&w->ctr.inlined);
+    *res = fn(arg);
+    return true;
+}
+
+/* The joiner waits for a fork a thief took (record r; fn and arg: the
+ * fork, for a queued one), gives r back and returns the fork's result. */
+static void *wait_stolen(struct heist__stolen *r, heist_fn fn, void *arg)
 {
     if (!stolen_done(r) && heist__drain() == 0 && !stolen_done(r)) {
         struct heist__fiber *self = heist__self_get()->cur;
@@ -206,10 +258,15 @@ static void *wait_stolen(struct heist__stolen *r)
         heist__fork_rebase(heist__self_get(), self);
     }
     /* Not suspended (out of memory for the save list or a fiber): wait
-     * here, yielding. The child never waits for us (task.h), so this
-     * ends. */
-    while (!stolen_done(r))
+     * here, yielding. The child never waits for us (task.h), so this ends:
+     * a thief runs it, or, queued by our own drain, an item that some
+     * worker takes, or we, if none has. */
+    while (!stolen_done(r)) {
+        void *res;
+        if (run_queued(r, fn, arg, &res))
+            return res;
         sched_yield();
+    }
     void *res = r->result;
     heist__cache_put(HEIST__C_STOLEN, r);
     heist__count(&heist__self_get()->ctr.joined_stolen);
@@ -269,6 +326,63 @@ static void check_run_joined(const struct heist__worker *w0, uint32_t base0,
                      (unsigned)n);
 }
 
+/* Whether a drain of f runs no more forks inline ("Bounded drains"). */
+static bool drain_too_deep(const struct heist__fiber *f)
+{
+    if (f->drain_nest >= DRAIN_NEST_MAX)
+        return true;
+    /* The stack grows down from stack_lo + stack_size. */
+    const char *sp = __builtin_frame_address(0);
+    return f->stack_size != 0 && sp >= f->stack_lo &&
+           (size_t)(sp - f->stack_lo) < f->stack_size / DRAIN_STACK_PART;
+}
+
+/* The run function of a queued fork ("Bounded drains"): runs it as a
+ * thief would, unless its joiner claimed it first. */
+static void run_self_stolen(struct heist__item *it)
+{
+    struct heist__stolen *r = caa_container_of(it, struct heist__stolen, it);
+    uint32_t st = HEIST__SELF_QUEUED;
+    /* Acq_rel: pairs with the joiner's CAS (run_queued); on failure the
+     * acquire orders the joiner's last access to r before we give it
+     * back. The fields below were written before the item was queued,
+     * which the queue's publication orders. */
+    if (!atomic_compare_exchange_strong_explicit(&r->self, &st,
+                                                 HEIST__SELF_ITEM,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        heist__cache_put(HEIST__C_STOLEN, r);
+        return;
+    }
+    heist_fn fn = r->fn;
+    void *arg = r->arg;
+    struct heist__tk *task = r->task;
+    heist__entry_run_stolen(fn, arg, task, r);
+}
+
+/* Hands the fork fn(arg), just popped from w's deque by a drain, to w's
+ * ready queue ("Bounded drains"). Returns its record, or NULL (out of
+ * memory: the drain runs it). */
+static struct heist__stolen *queue_fork(struct heist__worker *w, heist_fn fn,
+                                        void *arg)
+{
+    struct heist__stolen *r = heist__stolen_new();
+    if (!r)
+        return NULL;
+    r->result = NULL;
+    /* Relaxed: the queue's publication of the item (below) orders these
+     * before the item's run; the joiner is this fiber. */
+    atomic_store_explicit(&r->waiter, NULL, memory_order_relaxed);
+    atomic_store_explicit(&r->self, HEIST__SELF_QUEUED, memory_order_relaxed);
+    r->fn = fn;
+    r->arg = arg;
+    /* Relaxed: owner-only writes (worker.h); the task we run for. */
+    r->task = atomic_load_explicit(&w->task, memory_order_relaxed);
+    r->it.run = run_self_stolen;
+    heist__make_runnable(w->sched, &r->it);
+    return r;
+}
+
 int heist__drain(void)
 {
     struct heist__worker *w = heist__self_get();
@@ -293,9 +407,18 @@ int heist__drain(void)
             uint32_t i = f->nsaved++;
             f->saved[i] = (struct heist__saved){.e = e, .fn = fn, .arg = arg};
             if (heist__deque_pop_if(&w->dq, e, &stolen)) {
+                struct heist__stolen *q =
+                    drain_too_deep(f) ? queue_fork(w, fn, arg) : NULL;
+                if (q) {
+                    f->saved[i].kind = HEIST__SAVED_STOLEN;
+                    f->saved[i].val = q;
+                    continue;
+                }
                 f->saved[i].kind = HEIST__SAVED_RUNNING;
                 uint32_t base = w->dq.o_base;
+                f->drain_nest++;
                 void *r = fn(arg);
+                f->drain_nest--;
                 /* Its forks joined: the deque is back where the run began
                  * (or, if the run suspended, its drain emptied it, perhaps
                  * on another worker since). */
@@ -327,12 +450,22 @@ void heist__fork_rebase(struct heist__worker *w, struct heist__fiber *f)
     if (heist__unlikely(head != dq->o_base))
         heist__fatal("fork deque not empty where a fiber goes on (%u forks)",
                      (unsigned)(head - dq->o_base));
+    /* The list's items in this deque are in address order (each fork of
+     * the fiber here went above the ones saved before, top of file), so
+     * the last of them is the highest, and mostly that is the list's last
+     * item (a fiber resumes where it forked): no scan of the whole list
+     * at each resumption. But not while a drain of the fiber runs a fork
+     * (drain_nest): the items that drain has taken so far are in pop
+     * order, newest first, until its sort. */
     uint32_t pos = 0;
-    for (uint32_t i = 0; i < f->nsaved; i++) {
+    for (uint32_t i = f->nsaved; i-- > 0;) {
         const struct heist__fjent *e = f->saved[i].e;
         if (e >= dq->ent && e < dq->ent + dq->o_cap &&
-            (uint32_t)(e - dq->ent) >= pos)
+            (uint32_t)(e - dq->ent) >= pos) {
             pos = (uint32_t)(e - dq->ent) + 1;
+            if (f->drain_nest == 0)
+                break;
+        }
     }
     /* pos == capacity (a saved entry in the last position): the deque
      * stands full, and forks run at once until the fiber suspends again. */
@@ -366,7 +499,7 @@ static struct heist__joined join_saved(struct heist__worker *w, uintptr_t slot,
         heist__count(&w->ctr.inlined);
         return joined(it->val, 0);
     }
-    return joined(wait_stolen(it->val), 0);
+    return joined(wait_stolen(it->val, it->fn, it->arg), 0);
 }
 
 /* Everything heist_join (fn NULL) and heist_join_fn do beyond their fast
@@ -405,7 +538,8 @@ struct heist__joined heist__join_slow(uintptr_t slot, heist_fn fn,
     }
     if (!stolen)
         heist__fatal("fork deque out of order in a join");
-    return joined(wait_stolen((struct heist__stolen *)wait_ack(e)), 0);
+    return joined(wait_stolen((struct heist__stolen *)wait_ack(e), tfn, targ),
+                  0);
 }
 
 /* The exported heist_join and heist_join_fn (for callers without the
@@ -458,6 +592,7 @@ void heist__entry_ack(struct heist__fjent *e, struct heist__stolen *r)
     r->result = NULL;
     /* Relaxed: published by the release store of the acknowledgement. */
     atomic_store_explicit(&r->waiter, NULL, memory_order_relaxed);
+    atomic_store_explicit(&r->self, 0, memory_order_relaxed);
     /* Release: pairs with the owner's acquire in wait_ack; our reads of the
      * entry (in heist__deque_steal) happen before the owner reuses it, and
      * r's fields are visible to it. Our last access to the entry. */

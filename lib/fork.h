@@ -10,10 +10,20 @@
 /* What a thief keeps of a stolen fork: the result and the joiner waiting
  * for it (a record of kind HEIST__C_STOLEN, from the thief's cache, taken
  * before the steal; the joiner gives it back). The thief acknowledges the
- * entry it claimed by storing the record's address into its sync word. */
+ * entry it claimed by storing the record's address into its sync word.
+ * A drain nested too deep hands a fork to its own worker's ready queue in
+ * such a record too, as an item (fork.c, "Bounded drains"): the rest of
+ * the record is for that. */
 struct heist__stolen {
     void *result;            /* written by the thief before DONE */
     _Atomic(void *) waiter;  /* NULL, a suspended joiner, or DONE */
+    /* 0 (a thief's record), or the state of a queued fork: who runs it,
+     * the item or the joiner (HEIST__SELF_*, fork.c). */
+    _Atomic uint32_t self;
+    struct heist__item it;   /* a queued fork's item */
+    heist_fn fn;             /* a queued fork's function, argument and */
+    void *arg;               /* task, written before the item is queued */
+    struct heist__tk *task;
 };
 #define HEIST__STOLEN_DONE ((void *)1)
 
