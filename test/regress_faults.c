@@ -16,6 +16,10 @@
  *       forks (lib/fork.c, the drain) cannot grow, so heist_await says
  *       ENOMEM, nothing was waited or joined, and the forks join afterwards
  *       with their results.
+ *   regress_faults queue_claimed   a drain nested past its bound queues
+ *       forks as items of its own worker (lib/fork.c, "Bounded drains");
+ *       with no stack to be had, their joiner (one worker) runs them
+ *       itself, each once, instead of waiting for the items forever.
  *   regress_faults sleep_early   item 4: with the timer thread unable to
  *       start, heist_sleep(200 ms) must take 200 ms or return ENOMEM/EAGAIN,
  *       heist_await_timeout(100 ms) must not give ETIMEDOUT sooner, and a
@@ -436,6 +440,155 @@ static void *await_with_forks(void *arg)
     return NULL;
 }
 
+/* ---- queue_claimed --------------------------------------------------------- */
+
+/* A drain nested too deep queues the older forks as items of its worker
+ * (lib/fork.c, "Bounded drains"). Their joiner waits by suspending; if no
+ * stack can be had for that, it must run a fork whose item no worker has
+ * taken itself, or, on one worker, wait forever for an item queued behind
+ * it. Here (one worker, new mappings refused) tasks await a gate until one
+ * finds no stack left; then a task forks QUEUE_FORKS children that each
+ * await the gate and awaits it too: its drain nests past the bound and
+ * queues the oldest children, every await is refused (ENOMEM), and the
+ * joins must run the queued children themselves, each once. Nothing
+ * resumes meanwhile (nothing ends the waits but the gate), so no stack
+ * comes back. */
+enum { QUEUE_FORKS = 24, QUEUE_WAITERS_MAX = 4096, QUEUE_BATCH = 8 };
+/* Stacks this large (address space only) take a mapping or two each, so a
+ * few dozen waiting tasks take every stack that needs none, long before
+ * the records' slab, which new mappings would also grow, runs out. */
+#define QUEUE_STACK ((size_t)64 << 20)
+
+static heist_future *queue_gate;
+static atomic_int queue_refused; /* waiters that found no stack */
+static bool queue_probed;        /* queue_probe ran the forks */
+
+static void *sleep_ms(void *arg)
+{
+    heist_sleep(MS((uintptr_t)arg));
+    return NULL;
+}
+
+static void *gate_waiter(void *arg)
+{
+    (void)arg;
+    int e = heist_await(queue_gate, NULL);
+    if (e == ENOMEM)
+        atomic_fetch_add(&queue_refused, 1);
+    else if (e != 0)
+        FAIL("a waiter's await of the gate: %d (%s)", e, strerror(e));
+    return NULL;
+}
+
+struct queued_child {
+    long i;
+    atomic_int runs;
+};
+
+static void *queue_child(void *arg)
+{
+    struct queued_child *c = arg;
+    atomic_fetch_add(&c->runs, 1);
+    int e = heist_await(queue_gate, NULL);
+    if (e != ENOMEM)
+        FAIL("child %ld's await with no stack to be had: %d, want ENOMEM",
+             c->i, e);
+    return (void *)(c->i * 3 + 1);
+}
+
+/* Spawned after each batch of waiters: once one of them found no stack,
+ * runs the forks (the worker's pool is empty: nothing resumed since). */
+static void *queue_probe(void *arg)
+{
+    (void)arg;
+    if (atomic_load(&queue_refused) == 0)
+        return NULL;
+    queue_probed = true;
+    struct queued_child c[QUEUE_FORKS];
+    heist_task t[QUEUE_FORKS];
+    for (long i = 0; i < QUEUE_FORKS; i++) {
+        c[i].i = i;
+        atomic_init(&c[i].runs, 0);
+        heist_fork(&t[i], queue_child, &c[i]);
+    }
+    int e = heist_await(queue_gate, NULL);
+    if (e != ENOMEM)
+        FAIL("the parent's await with no stack to be had: %d, want ENOMEM",
+             e);
+    for (long i = QUEUE_FORKS - 1; i >= 0; i--) {
+        void *x = NULL;
+        e = heist_join(&t[i], &x);
+        if (e != 0 || x != (void *)(i * 3 + 1))
+            FAIL("join of child %ld: %d, value %ld; want 0, %ld", i, e,
+                 (long)x, i * 3 + 1);
+    }
+    for (long i = 0; i < QUEUE_FORKS; i++)
+        if (atomic_load(&c[i].runs) != 1)
+            FAIL("child %ld ran %d times", i, atomic_load(&c[i].runs));
+    return NULL;
+}
+
+static void *queue_claimed_main(void *arg)
+{
+    (void)arg;
+    queue_gate = heist_future_new();
+    heist_future **w = malloc(QUEUE_WAITERS_MAX * sizeof *w);
+    if (!queue_gate || !w) {
+        FAIL("setup: no gate or memory");
+        return NULL;
+    }
+    /* Stacks in the pool before the refusal, for our awaits. */
+    heist_future *warm[QUEUE_BATCH * 2];
+    for (int k = 0; k < QUEUE_BATCH * 2; k++)
+        warm[k] = heist_spawn(NULL, sleep_ms, (void *)1);
+    for (int k = 0; k < QUEUE_BATCH * 2; k++) {
+        if (!warm[k] || heist_await(warm[k], NULL) != 0)
+            FAIL("setup: sleeping task %d", k);
+        if (warm[k])
+            heist_future_unref(warm[k]);
+    }
+    fi_arm(FI_MMAP, 1, FI_FROM);
+    size_t nw = 0;
+    while (!queue_probed && nw + QUEUE_BATCH <= QUEUE_WAITERS_MAX) {
+        for (int k = 0; k < QUEUE_BATCH; k++)
+            if ((w[nw] = heist_spawn(NULL, gate_waiter, NULL)) != NULL)
+                nw++;
+        heist_future *p = heist_spawn(NULL, queue_probe, NULL);
+        /* Our await takes a stack too; refused, we cannot wait here. */
+        if (!p || heist_await(p, NULL) != 0) {
+            FAIL("the probe: %s", p ? "await refused" : "spawn refused");
+            break;
+        }
+        heist_future_unref(p);
+    }
+    if (!queue_probed)
+        FAIL("%zu waiting tasks and new mappings refused, yet stacks left",
+             nw);
+    fi_disarm();
+    heist_future_set_result(queue_gate, NULL);
+    for (size_t i = 0; i < nw; i++) {
+        heist_await(w[i], NULL);
+        heist_future_unref(w[i]);
+    }
+    free(w);
+    heist_future_unref(queue_gate);
+    return NULL;
+}
+
+static int queue_claimed(void)
+{
+    heist_config cfg = {.workers = 1, .stack_size = QUEUE_STACK};
+    heist_sched *s = NULL;
+    if (heist_sched_new(&cfg, &s) != 0)
+        return 2;
+    int e = heist_run(s, queue_claimed_main, NULL, NULL);
+    if (e)
+        FAIL("heist_run returned %d", e);
+    if (heist_sched_free(s))
+        FAIL("heist_sched_free failed");
+    return failures ? 1 : 0;
+}
+
 static int drain_refused(void)
 {
     heist_config cfg = {.workers = 1};
@@ -464,13 +617,15 @@ int main(int argc, char **argv)
         return fork_abort();
     if (argc == 2 && strcmp(argv[1], "drain_refused") == 0)
         return drain_refused();
+    if (argc == 2 && strcmp(argv[1], "queue_claimed") == 0)
+        return queue_claimed();
     if (argc == 2 && strcmp(argv[1], "sleep_early") == 0)
         return sleep_early();
     if (argc == 2 && strcmp(argv[1], "timer_leak") == 0)
         return timer_leak();
     fprintf(stderr,
-            "usage: regress_faults fork_abort|drain_refused|sleep_early|"
-            "timer_leak|membarrier_used|membarrier_refused|"
+            "usage: regress_faults fork_abort|drain_refused|queue_claimed|"
+            "sleep_early|timer_leak|membarrier_used|membarrier_refused|"
             "prefault_refused|prefault_short\n");
     return 2;
 }

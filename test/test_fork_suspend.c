@@ -5,8 +5,9 @@
  * trees of forks with suspensions at several levels, children stolen while
  * their parent awaits what one of them resolves, and the join rules (one
  * join per fork, in reverse order, with the forked function) after a
- * suspension; on 1, 2 and 8 workers (8 oversubscribes a small machine on
- * purpose). Only results and documented error codes are checked, never
+ * suspension, and thousands of forked children that each suspend (the
+ * nesting of suspensions stays bounded); on 1, 2 and 8 workers (8
+ * oversubscribes a small machine on purpose). Only results and documented error codes are checked, never
  * where or when a fork ran (inline, stolen, or before its parent
  * suspended), so that the tests hold across a redesign of how the runtime
  * keeps a suspending task's forks.
@@ -511,4 +512,94 @@ static void *await_a_child_both(void *arg)
 Test(fork_suspend, stolen_children_resolve_awaited_future_1_2_8_workers)
 {
     run_rounds(await_a_child_both, NULL, HT_SCALE(200, 60));
+}
+
+/* ---- 7. wide forks of children that each suspend -------------------------- */
+
+/* A task forks many children that each sleep, then sleeps itself. Its
+ * suspension runs the newest child at once, whose sleep runs the next one
+ * inside it, and so on: one level of the task's stack per child, which
+ * overflowed the default 128 KiB stack at about 740 children. The runtime
+ * bounds that nesting (lib/fork.c, "Bounded drains"): here 3,000 small
+ * children, and 40 whose 20 KiB frames would fill the stack in 7 levels. */
+enum { WIDE_SMALL = 3000, WIDE_BIG = 40, BIG_FRAME = 20 * 1024 };
+
+static void *wide_small_child(void *arg)
+{
+    const long *i = arg;
+    CHECK_EQ(heist_sleep(SHORT_NS), 0);
+    return (void *)(*i * 3 + 1);
+}
+
+static void *wide_big_child(void *arg)
+{
+    const long *i = arg;
+    volatile char frame[BIG_FRAME];
+    frame[0] = (char)*i;
+    frame[BIG_FRAME - 1] = (char)(*i + 1);
+    CHECK_EQ(heist_sleep(SHORT_NS), 0);
+    CHECK_EQ(frame[0], (char)*i);
+    CHECK_EQ(frame[BIG_FRAME - 1], (char)(*i + 1));
+    return (void *)(*i * 3 + 1);
+}
+
+/* A child's run counter and index, its argument. */
+struct wide_arg {
+    long i;
+    atomic_int *runs;
+};
+
+static void *wide_counted(void *arg)
+{
+    struct wide_arg *a = arg;
+    atomic_fetch_add(a->runs, 1);
+    return wide_small_child(&a->i);
+}
+
+static void *wide_counted_big(void *arg)
+{
+    struct wide_arg *a = arg;
+    atomic_fetch_add(a->runs, 1);
+    return wide_big_child(&a->i);
+}
+
+/* arg: 0 small children, 1 big ones. Forks them all, suspends (how: the
+ * round's), joins them in reverse with their values, each run once. */
+static void *wide_suspending(void *arg)
+{
+    bool big = arg != NULL;
+    long n = big ? WIDE_BIG : WIDE_SMALL;
+    heist_fn fn = big ? wide_counted_big : wide_counted;
+    heist_task *t = malloc((size_t)n * sizeof *t);
+    struct wide_arg *a = malloc((size_t)n * sizeof *a);
+    atomic_int *runs = calloc((size_t)n, sizeof *runs);
+    CHECK(t && a && runs);
+    if (!t || !a || !runs)
+        goto out;
+    for (long i = 0; i < n; i++) {
+        a[i] = (struct wide_arg){i, &runs[i]};
+        heist_fork(&t[i], fn, &a[i]);
+    }
+    CHECK_EQ(heist_sleep(SHORT_NS), 0);
+    for (long i = n - 1; i >= 0; i--)
+        JOIN_EQ(&t[i], (i & 1) ? NULL : fn, i * 3 + 1);
+    for (long i = 0; i < n; i++)
+        CHECK_EQ(atomic_load(&runs[i]), 1);
+out:
+    free(runs);
+    free(a);
+    free(t);
+    return NULL;
+}
+
+static void *wide_both(void *arg)
+{
+    (void)arg;
+    wide_suspending(NULL);
+    return wide_suspending((void *)1);
+}
+
+Test(fork_suspend, wide_forks_of_suspending_children_1_2_8_workers)
+{
+    run_rounds(wide_both, NULL, HT_SCALE(3, 1));
 }
