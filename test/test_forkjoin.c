@@ -1,7 +1,7 @@
 /*
  * test_forkjoin.c - heist_fork / heist_join (include/heist/task.h): results
- * of recursive computations on 1, 2 and 8 workers, deep nesting, fork-join
- * outside a worker, every heist_join error, fork counters, and the
+ * of recursive computations on 1, 2 and 8 workers, deep nesting, more forks
+ * outstanding than a worker's deque holds, fork-join outside a worker, every heist_join error, fork counters, and the
  * happens-before edge that heist_join gives user data.
  */
 #include <criterion/criterion.h>
@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <heist/heist.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -193,6 +195,82 @@ Test(forkjoin, deep_nesting_10000)
             cr_assert_eq((uintptr_t)run(s, chain, (void *)depth), depth + 1,
                          "chain(%lu) on %u workers", (unsigned long)depth,
                          worker_counts[w]);
+        cr_assert_eq(heist_sched_free(s), 0);
+    }
+}
+
+/* ---- a full deque ------------------------------------------------------ */
+
+/* A worker's deque holds 2^18 forks (README); a fork beyond that runs at
+ * once, and its join gives the result. One task forks FULL_FORKS children
+ * (each a small fib, forking in turn: on a full deque those forks run at
+ * once too) and joins them all in reverse, half with heist_join_fn; each
+ * child runs once and every join gives its value. */
+enum { FULL_FORKS = (1 << 18) + 3000 };
+
+struct full_child {
+    long i;
+    atomic_uchar runs;
+};
+
+static void *full_child_fn(void *arg)
+{
+    struct full_child *c = arg;
+    atomic_fetch_add_explicit(&c->runs, 1, memory_order_relaxed);
+    return (void *)(c->i * 8 + (long)fib((void *)(c->i % 5)));
+}
+
+/* Children that had run when their parent's forks were done (heist_run
+ * orders the write before the test reads it). */
+static long full_ran_early;
+
+static void *fork_until_full(void *arg)
+{
+    (void)arg;
+    heist_task *t = malloc(FULL_FORKS * sizeof *t);
+    struct full_child *c = calloc(FULL_FORKS, sizeof *c);
+    if (!t || !c) {
+        free(t);
+        free(c);
+        return (void *)-1;
+    }
+    for (long i = 0; i < FULL_FORKS; i++) {
+        c[i].i = i;
+        heist_fork(&t[i], full_child_fn, &c[i]);
+    }
+    /* The forks beyond the deque's 2^18 have run (no join has yet). */
+    full_ran_early = 0;
+    for (long i = 0; i < FULL_FORKS; i++)
+        full_ran_early +=
+            atomic_load_explicit(&c[i].runs, memory_order_relaxed);
+    long bad = 0;
+    for (long i = FULL_FORKS - 1; i >= 0; i--) {
+        void *v = NULL;
+        int e = (i & 1) ? heist_join(&t[i], &v)
+                        : heist_join_fn(&t[i], full_child_fn, &v);
+        if (e != 0 || (long)v != i * 8 + fib_seq(i % 5))
+            bad++;
+    }
+    for (long i = 0; i < FULL_FORKS; i++)
+        if (atomic_load_explicit(&c[i].runs, memory_order_relaxed) != 1)
+            bad++;
+    free(c);
+    free(t);
+    return (void *)bad;
+}
+
+Test(forkjoin, full_deque_runs_forks_at_once_1_2_8_workers)
+{
+    for (size_t w = 0; w < NCOUNTS; w++) {
+        heist_sched *s = new_sched(worker_counts[w]);
+        long bad = (long)run(s, fork_until_full, NULL);
+        cr_assert_geq(full_ran_early, (long)FULL_FORKS - (1L << 18),
+                      "%u workers: only %ld forks ran before their joins; "
+                      "want the %ld beyond the deque's capacity",
+                      worker_counts[w], full_ran_early,
+                      (long)FULL_FORKS - (1L << 18));
+        cr_assert_eq(bad, 0, "%u workers: %ld forks joined wrong or ran "
+                     "other than once", worker_counts[w], bad);
         cr_assert_eq(heist_sched_free(s), 0);
     }
 }
