@@ -575,27 +575,15 @@ static void *queue_claimed_main(void *arg)
     return NULL;
 }
 
-static int queue_claimed(void)
+/* Runs main_fn on a scheduler of one worker with stacks of stack_size
+ * bytes (0: the default): 0, 1 on a failed check, 2 without a scheduler. */
+static int run_one_worker(heist_fn main_fn, size_t stack_size)
 {
-    heist_config cfg = {.workers = 1, .stack_size = QUEUE_STACK};
+    heist_config cfg = {.workers = 1, .stack_size = stack_size};
     heist_sched *s = NULL;
     if (heist_sched_new(&cfg, &s) != 0)
         return 2;
-    int e = heist_run(s, queue_claimed_main, NULL, NULL);
-    if (e)
-        FAIL("heist_run returned %d", e);
-    if (heist_sched_free(s))
-        FAIL("heist_sched_free failed");
-    return failures ? 1 : 0;
-}
-
-static int drain_refused(void)
-{
-    heist_config cfg = {.workers = 1};
-    heist_sched *s = NULL;
-    if (heist_sched_new(&cfg, &s) != 0)
-        return 2;
-    int e = heist_run(s, await_with_forks, NULL, NULL);
+    int e = heist_run(s, main_fn, NULL, NULL);
     if (e)
         FAIL("heist_run returned %d", e);
     if (heist_sched_free(s))
@@ -616,9 +604,9 @@ int main(int argc, char **argv)
     if (argc == 2 && strcmp(argv[1], "fork_abort") == 0)
         return fork_abort();
     if (argc == 2 && strcmp(argv[1], "drain_refused") == 0)
-        return drain_refused();
+        return run_one_worker(await_with_forks, 0);
     if (argc == 2 && strcmp(argv[1], "queue_claimed") == 0)
-        return queue_claimed();
+        return run_one_worker(queue_claimed_main, QUEUE_STACK);
     if (argc == 2 && strcmp(argv[1], "sleep_early") == 0)
         return sleep_early();
     if (argc == 2 && strcmp(argv[1], "timer_leak") == 0)
