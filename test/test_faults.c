@@ -24,21 +24,8 @@
 
 #define MS(x) ((uint64_t)(x)*1000000u)
 
-/* A hang aborts with a message after 120 s (a watchdog, not Criterion's
- * .timeout: see test_future.c). */
-static struct ht_watchdog suite_wd;
-
-static void suite_wd_start(void)
-{
-    ht_watchdog_start(&suite_wd, "a faults/ test ran for 120 s", 120);
-}
-
-static void suite_wd_stop(void)
-{
-    ht_watchdog_stop(&suite_wd);
-}
-
-TestSuite(faults, .init = suite_wd_start, .fini = suite_wd_stop);
+/* A hang aborts with a message (test_util.h). */
+HT_WATCHDOG_SUITE(faults, 120);
 
 static heist_sched *new_sched(unsigned workers)
 {

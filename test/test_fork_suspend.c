@@ -21,21 +21,8 @@
 #include "test_check.h"
 #include "test_util.h"
 
-/* A hang aborts with a message after 300 s (not Criterion's .timeout: see
- * test_forkjoin.c). */
-static struct ht_watchdog suite_wd;
-
-static void suite_wd_start(void)
-{
-    ht_watchdog_start(&suite_wd, "a fork_suspend/ test ran for 300 s", 300);
-}
-
-static void suite_wd_stop(void)
-{
-    ht_watchdog_stop(&suite_wd);
-}
-
-TestSuite(fork_suspend, .init = suite_wd_start, .fini = suite_wd_stop);
+/* A hang aborts with a message (test_util.h). */
+HT_WATCHDOG_SUITE(fork_suspend, 300);
 
 static const unsigned worker_counts[] = {1, 2, 8};
 #define NCOUNTS (sizeof(worker_counts) / sizeof(worker_counts[0]))

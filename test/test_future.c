@@ -30,22 +30,8 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-/* A hang in any test aborts with a message after 120 s. (Not Criterion's
- * .timeout: with it, Criterion's runner leaks memory that the asan build's
- * LeakSanitizer reports, failing the whole executable.) */
-static struct ht_watchdog suite_wd;
-
-static void suite_wd_start(void)
-{
-    ht_watchdog_start(&suite_wd, "a future/ test ran for 120 s", 120);
-}
-
-static void suite_wd_stop(void)
-{
-    ht_watchdog_stop(&suite_wd);
-}
-
-TestSuite(future, .init = suite_wd_start, .fini = suite_wd_stop);
+/* A hang aborts with a message (test_util.h). */
+HT_WATCHDOG_SUITE(future, 120);
 
 static heist_sched *new_sched(unsigned workers)
 {

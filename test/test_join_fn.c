@@ -18,22 +18,8 @@
 
 #include "test_util.h"
 
-/* A hang aborts with a message after 300 s. (Not Criterion's .timeout:
- * with it, Criterion's runner leaks memory that the asan build's
- * LeakSanitizer reports, failing the whole executable now and then.) */
-static struct ht_watchdog suite_wd;
-
-static void suite_wd_start(void)
-{
-    ht_watchdog_start(&suite_wd, "a join_fn/ test ran for 300 s", 300);
-}
-
-static void suite_wd_stop(void)
-{
-    ht_watchdog_stop(&suite_wd);
-}
-
-TestSuite(join_fn, .init = suite_wd_start, .fini = suite_wd_stop);
+/* A hang aborts with a message (test_util.h). */
+HT_WATCHDOG_SUITE(join_fn, 300);
 
 static const unsigned worker_counts[] = {1, 2, 8};
 #define NCOUNTS (sizeof(worker_counts) / sizeof(worker_counts[0]))

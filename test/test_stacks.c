@@ -21,22 +21,8 @@
 
 #include "test_util.h"
 
-/* A hang aborts with a message after 600 s. (Not Criterion's .timeout:
- * with it, Criterion's runner leaks memory that the asan build's
- * LeakSanitizer reports, failing the whole executable now and then.) */
-static struct ht_watchdog suite_wd;
-
-static void suite_wd_start(void)
-{
-    ht_watchdog_start(&suite_wd, "a stacks/ test ran for 600 s", 600);
-}
-
-static void suite_wd_stop(void)
-{
-    ht_watchdog_stop(&suite_wd);
-}
-
-TestSuite(stacks, .init = suite_wd_start, .fini = suite_wd_stop);
+/* A hang aborts with a message (test_util.h). */
+HT_WATCHDOG_SUITE(stacks, 600);
 
 static long rss_kib(void)
 {

@@ -70,6 +70,28 @@ static inline void ht_watchdog_tick(struct ht_watchdog *w)
 }
 void ht_watchdog_stop(struct ht_watchdog *w);
 
+/*
+ * A Criterion suite `name` (include <criterion/criterion.h> first) whose
+ * tests run under the watchdog suite_wd: a test that makes no progress
+ * (ht_watchdog_tick(&suite_wd)) for limit_s seconds aborts, naming the
+ * suite. Not Criterion's .timeout: with it, Criterion's runner leaks
+ * memory that the asan build's LeakSanitizer reports, failing the whole
+ * executable now and then.
+ */
+#define HT_WATCHDOG_SUITE(name, limit_s)                                       \
+    static struct ht_watchdog suite_wd;                                        \
+    static void suite_wd_start(void)                                           \
+    {                                                                          \
+        ht_watchdog_start(&suite_wd,                                           \
+                          "a " #name "/ test ran for " #limit_s " s",          \
+                          (limit_s));                                          \
+    }                                                                          \
+    static void suite_wd_stop(void)                                            \
+    {                                                                          \
+        ht_watchdog_stop(&suite_wd);                                           \
+    }                                                                          \
+    TestSuite(name, .init = suite_wd_start, .fini = suite_wd_stop)
+
 /* A task body: stores 1 into the atomic_int at arg (release), for a
  * spinner that waits on it with an acquire load. */
 void *ht_set_flag(void *arg);
