@@ -40,33 +40,10 @@ static void *run(heist_sched *s, heist_fn fn, void *arg)
 
 /* ---- fib -------------------------------------------------------------- */
 
-#define JOIN_FAILED ((void *)(intptr_t)-1000000000L)
-
-static long fib_seq(long n)
-{
-    long a = 0, b = 1;
-    for (long i = 0; i < n; i++) {
-        long c = a + b;
-        a = b;
-        b = c;
-    }
-    return a;
-}
-
-/* No cutoff: one fork per call with n >= 2. */
-static void *fib(void *arg)
-{
-    long n = (long)arg;
-    if (n < 2)
-        return (void *)n;
-    heist_task t;
-    void *a = NULL;
-    heist_fork(&t, fib, (void *)(n - 1));
-    void *b = fib((void *)(n - 2));
-    if (heist_join(&t, &a) != 0 || a == JOIN_FAILED || b == JOIN_FAILED)
-        return JOIN_FAILED;
-    return (void *)((long)a + (long)b);
-}
+/* fib with no cutoff (test_util.h): one fork per call with n >= 2. */
+#define JOIN_FAILED HT_FIB_FAILED
+#define fib ht_fib
+#define fib_seq ht_fib_seq
 
 /* Forks made by fib(n): its calls with n >= 2, fib(n + 1) - 1. */
 static uint64_t fib_forks(long n)

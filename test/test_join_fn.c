@@ -41,16 +41,7 @@ static void *run(heist_sched *s, heist_fn fn, void *arg)
     return r;
 }
 
-static long fib_seq(long n)
-{
-    long a = 0, b = 1;
-    for (long i = 0; i < n; i++) {
-        long c = a + b;
-        a = b;
-        b = c;
-    }
-    return a;
-}
+#define fib_seq ht_fib_seq /* test_util.h */
 
 /* fib with the named join. */
 static void *fib_fn(void *arg)

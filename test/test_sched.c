@@ -42,24 +42,9 @@ static void *identity(void *arg)
     return arg;
 }
 
-static long fib_seq(long n)
-{
-    return n < 2 ? n : fib_seq(n - 1) + fib_seq(n - 2);
-}
-
-static void *fib(void *arg)
-{
-    long n = (long)arg;
-    if (n < 2)
-        return (void *)n;
-    heist_task t;
-    void *a = NULL;
-    heist_fork(&t, fib, (void *)(n - 1));
-    long b = (long)fib((void *)(n - 2));
-    if (heist_join(&t, &a) != 0)
-        return (void *)-1000000L;
-    return (void *)((long)a + b);
-}
+/* fib with fork-join, and its value (test_util.h). */
+#define fib ht_fib
+#define fib_seq ht_fib_seq
 
 /* ---- creation ---------------------------------------------------------- */
 

@@ -95,6 +95,31 @@ void *ht_set_flag(void *arg)
     return NULL;
 }
 
+long ht_fib_seq(long n)
+{
+    long a = 0, b = 1;
+    for (long i = 0; i < n; i++) {
+        long c = a + b;
+        a = b;
+        b = c;
+    }
+    return a;
+}
+
+void *ht_fib(void *arg)
+{
+    long n = (long)arg;
+    if (n < 2)
+        return (void *)n;
+    heist_task t;
+    void *a = NULL;
+    heist_fork(&t, ht_fib, (void *)(n - 1));
+    void *b = ht_fib((void *)(n - 2));
+    if (heist_join(&t, &a) != 0 || a == HT_FIB_FAILED || b == HT_FIB_FAILED)
+        return HT_FIB_FAILED;
+    return (void *)((long)a + (long)b);
+}
+
 static void *push_hunter(void *arg)
 {
     struct push_hunt *h = arg;

@@ -96,6 +96,15 @@ void ht_watchdog_stop(struct ht_watchdog *w);
  * spinner that waits on it with an acquire load. */
 void *ht_set_flag(void *arg);
 
+/* fib(n) for 0 <= n <= 92, by a loop. */
+long ht_fib_seq(long n);
+/* What ht_fib gives when one of its joins failed. */
+#define HT_FIB_FAILED ((void *)(intptr_t)-1000000000L)
+/* fib((long)arg) with heist fork-join, written as in heist/task.h: one
+ * fork per call with n >= 2 (no cutoff: fib(n + 1) - 1 forks), joined with
+ * heist_join; HT_FIB_FAILED if any join failed. */
+void *ht_fib(void *arg);
+
 /*
  * A hunt for a lost wake-up of a worker's own push (lib/park.c): on s,
  * a task spawns a child onto its own worker's ready queue `reps` times and
