@@ -69,7 +69,12 @@
  * record instead (HEIST__SELF_JOINER) and runs the fork itself; the item,
  * when a worker takes it, finds the claim and gives the record back. One
  * CAS on `self` decides who runs it. Out of memory for a record, the drain
- * runs the fork inline as before.
+ * runs the fork inline as before. The counters and the trace take a
+ * queued fork that its item runs for a stolen one (a steal by the worker
+ * that runs it, from the one that queued it: forks = inlined + steals
+ * still), and one its joiner runs for an inline one. A queued item counts
+ * in the scheduler's live count (worker.h) until it has run, claimed or
+ * not, so heist_sched_free waits for it.
  *
  * Joining a fork that is not on the deque: the deque is empty (head at its
  * base) and the fork must be the save list's last item (same entry
@@ -342,6 +347,7 @@ static bool drain_too_deep(const struct heist__fiber *f)
 static void run_self_stolen(struct heist__item *it)
 {
     struct heist__stolen *r = caa_container_of(it, struct heist__stolen, it);
+    struct heist_sched *s = heist__self_get()->sched;
     uint32_t st = HEIST__SELF_QUEUED;
     /* Acq_rel: pairs with the joiner's CAS (run_queued); on failure the
      * acquire orders the joiner's last access to r before we give it
@@ -352,12 +358,21 @@ static void run_self_stolen(struct heist__item *it)
                                                  memory_order_acq_rel,
                                                  memory_order_acquire)) {
         heist__cache_put(HEIST__C_STOLEN, r);
+        heist__live_down(&s->live, heist__live_index(s));
         return;
     }
     heist_fn fn = r->fn;
     void *arg = r->arg;
     struct heist__tk *task = r->task;
+    struct heist__worker *w = heist__self_get();
+    heist__count(&w->ctr.steals);
+    if (heist__unlikely(w->tb != NULL))
+        heist__trace_rec(w->tb, HEIST__TEV_STEAL, NULL, r->from,
+                         heist__trace_flow(w->tb));
     heist__entry_run_stolen(fn, arg, task, r);
+    /* r may be gone (its joiner gives it back after DONE). We may be on
+     * another worker now. */
+    heist__live_down(&s->live, heist__live_index(s));
 }
 
 /* Hands the fork fn(arg), just popped from w's deque by a drain, to w's
@@ -378,7 +393,10 @@ static struct heist__stolen *queue_fork(struct heist__worker *w, heist_fn fn,
     r->arg = arg;
     /* Relaxed: owner-only writes (worker.h); the task we run for. */
     r->task = atomic_load_explicit(&w->task, memory_order_relaxed);
+    r->from = w->index;
     r->it.run = run_self_stolen;
+    /* Counted before it is queued: heist_sched_free waits for it. */
+    heist__live_up(&w->sched->live, heist__live_index(w->sched));
     heist__make_runnable(w->sched, &r->it);
     return r;
 }
@@ -467,6 +485,15 @@ void heist__fork_rebase(struct heist__worker *w, struct heist__fiber *f)
                 break;
         }
     }
+#ifndef NDEBUG
+    /* The order argued above: no item of this deque lies higher. */
+    for (uint32_t i = 0; i < f->nsaved; i++) {
+        const struct heist__fjent *e = f->saved[i].e;
+        if (e >= dq->ent + pos && e < dq->ent + dq->o_cap)
+            heist__fatal("fork save list out of order (item %u of %u)",
+                         (unsigned)i, (unsigned)f->nsaved);
+    }
+#endif
     /* pos == capacity (a saved entry in the last position): the deque
      * stands full, and forks run at once until the fiber suspends again. */
     if (pos != dq->o_base)
@@ -491,7 +518,9 @@ static struct heist__joined join_saved(struct heist__worker *w, uintptr_t slot,
      * back down to it, so that a task that forks, suspends and joins in a
      * loop keeps using the same positions. The deque is empty (no fork of
      * ours on it) and the fiber's other items in it lie below (in fork
-     * order, each above the older ones). */
+     * order, each above the older ones), but for a run inside a drain of
+     * the fiber: the items that drain took before the run lie above (its
+     * forks' joins come first, top of file). */
     struct heist__deque *dq = &w->dq;
     if (dq->o_base != 0 && it->e == dq->ent + dq->o_base - 1)
         heist__deque_rebase(dq, dq->o_base - 1);

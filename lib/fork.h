@@ -20,6 +20,7 @@ struct heist__stolen {
     /* 0 (a thief's record), or the state of a queued fork: who runs it,
      * the item or the joiner (HEIST__SELF_*, fork.c). */
     _Atomic uint32_t self;
+    uint32_t from;           /* a queued fork's worker (the trace) */
     struct heist__item it;   /* a queued fork's item */
     heist_fn fn;             /* a queued fork's function, argument and */
     void *arg;               /* task, written before the item is queued */

@@ -122,9 +122,11 @@ typedef struct heist_counters {
     uint64_t forks;         /* forks joined on this worker (a fork is counted
                                when its heist_join returns) */
     uint64_t inlined;       /* of those, the ones not stolen: run inline */
-    uint64_t steals;        /* forks stolen from another worker (ready tasks
-                               and fibers taken from another worker's queue
-                               are counted in tasks only) */
+    uint64_t steals;        /* forks stolen from another worker, and forks
+                               that a suspension queued (nested too deep, see
+                               heist/task.h) and this worker's loop ran
+                               (ready tasks and fibers taken from another
+                               worker's queue are counted in tasks only) */
     uint64_t failed_steals; /* steal attempts that found nothing or lost a race */
     uint64_t parks;         /* times the worker went to sleep for lack of work */
     uint64_t suspends;      /* tasks suspended on this worker (await, sleep,

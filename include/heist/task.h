@@ -24,6 +24,12 @@
  *    fork (outside a worker heist_fork runs the task at once, and a task
  *    that suspends may first run its own pending forks, as the serial
  *    program would).
+ * A task that suspends with forks pending runs them first, newest first,
+ * on its own stack; one of those that suspends in turn runs the older ones
+ * inside it, and so on, but at most 8 deep (or until a quarter of the
+ * stack is left): the rest go to the worker's ready queue, each to run on
+ * a stack of its own like a stolen fork (counted in steals). So a task may
+ * fork thousands of children that each suspend.
  * A task that returns while it still has forks that were not joined would
  * leave them to run after it ended: heist detects this at the task's end
  * and aborts the process with a message naming the count.
