@@ -480,15 +480,22 @@ static void *gate_waiter(void *arg)
     return NULL;
 }
 
-struct queued_child {
+/* The children, static: a run after their parent returned (a claimed
+ * item run twice) must still find them. late: ran after the parent's
+ * await returned, so at its join (the claim; nothing else runs on the one
+ * worker while the parent does not suspend). */
+static struct queued_child {
     long i;
     atomic_int runs;
-};
+    bool late;
+} queue_kids[QUEUE_FORKS];
+static bool queue_awaited; /* the parent's await returned */
 
 static void *queue_child(void *arg)
 {
     struct queued_child *c = arg;
     atomic_fetch_add(&c->runs, 1);
+    c->late = queue_awaited;
     int e = heist_await(queue_gate, NULL);
     if (e != ENOMEM)
         FAIL("child %ld's await with no stack to be had: %d, want ENOMEM",
@@ -504,7 +511,7 @@ static void *queue_probe(void *arg)
     if (atomic_load(&queue_refused) == 0)
         return NULL;
     queue_probed = true;
-    struct queued_child c[QUEUE_FORKS];
+    struct queued_child *c = queue_kids;
     heist_task t[QUEUE_FORKS];
     for (long i = 0; i < QUEUE_FORKS; i++) {
         c[i].i = i;
@@ -512,6 +519,7 @@ static void *queue_probe(void *arg)
         heist_fork(&t[i], queue_child, &c[i]);
     }
     int e = heist_await(queue_gate, NULL);
+    queue_awaited = true;
     if (e != ENOMEM)
         FAIL("the parent's await with no stack to be had: %d, want ENOMEM",
              e);
@@ -522,10 +530,22 @@ static void *queue_probe(void *arg)
             FAIL("join of child %ld: %d, value %ld; want 0, %ld", i, e,
                  (long)x, i * 3 + 1);
     }
-    for (long i = 0; i < QUEUE_FORKS; i++)
-        if (atomic_load(&c[i].runs) != 1)
-            FAIL("child %ld ran %d times", i, atomic_load(&c[i].runs));
     return NULL;
+}
+
+/* After the scheduler's end (every queued item has run): each child ran
+ * once, and some at their joins (claimed), none before. */
+static void queue_check_kids(void)
+{
+    int late = 0;
+    for (long i = 0; i < QUEUE_FORKS; i++) {
+        int n = atomic_load(&queue_kids[i].runs);
+        if (n != 1)
+            FAIL("child %ld ran %d times", i, n);
+        late += queue_kids[i].late;
+    }
+    if (queue_probed && late == 0)
+        FAIL("no child ran at its join: none was queued and claimed");
 }
 
 static void *queue_claimed_main(void *arg)
@@ -605,8 +625,11 @@ int main(int argc, char **argv)
         return fork_abort();
     if (argc == 2 && strcmp(argv[1], "drain_refused") == 0)
         return run_one_worker(await_with_forks, 0);
-    if (argc == 2 && strcmp(argv[1], "queue_claimed") == 0)
-        return run_one_worker(queue_claimed_main, QUEUE_STACK);
+    if (argc == 2 && strcmp(argv[1], "queue_claimed") == 0) {
+        int rc = run_one_worker(queue_claimed_main, QUEUE_STACK);
+        queue_check_kids();
+        return rc == 2 ? 2 : failures ? 1 : 0;
+    }
     if (argc == 2 && strcmp(argv[1], "sleep_early") == 0)
         return sleep_early();
     if (argc == 2 && strcmp(argv[1], "timer_leak") == 0)

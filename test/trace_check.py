@@ -8,7 +8,8 @@ has ph, ts, pid and tid), a thread_name track per worker, slices whose
 counts match the scheduler's counters (a "fork" slice per steal, a
 "resume" slice per resumption, a suspend instant per suspension, a steal
 instant per steal, a "task" slice per spawned task), flow starts and ends
-that pair up by id, and in the seed trace at least one flow from a wake to
+that pair up by id (queued.json: forks that a suspension queued count and
+trace as steals), and in the seed trace at least one flow from a wake to
 a resumption. The small trace must say that it dropped events and still be
 well formed.
 """
@@ -99,7 +100,8 @@ def main():
         for line in out.stdout.splitlines():
             c = json.loads(line)
             runs[c["file"].rsplit("/", 1)[1]] = c
-        check(set(runs) == {"seed.json", "fib.json", "small.json"},
+        check(set(runs) == {"seed.json", "fib.json", "small.json",
+                            "queued.json"},
               f"runs: {sorted(runs)}")
 
         d = load(runs["seed.json"]["file"])
@@ -128,6 +130,15 @@ def main():
                   for e in ev), "fib: no slice named trace_fib_main")
         check(any(e["name"] == "steal" for e in s.values()),
               "fib: no steal flow")
+
+        # Queued forks (lib/fork.c, "Bounded drains") count and trace as
+        # steals: of the 100, the drain runs 8 itself (more if thieves
+        # took some of the others first, fewer never).
+        d = load(runs["queued.json"]["file"])
+        ev = common("queued", d)
+        exact("queued", ev, d, runs["queued.json"])
+        check(runs["queued.json"]["steals"] >= 92,
+              f"queued: {runs['queued.json']['steals']} steals, want >= 92")
 
         d = load(runs["small.json"]["file"])
         ev = common("small", d)

@@ -6,7 +6,10 @@
  * Three runs on 2 workers, each traced to a file in DIR: seed.json (the
  * seed demo's shape: foo awaits a future that bar resolves after a sleep,
  * main gathers both), fib.json (fib(25) with heist_fork/heist_join) and
- * small.json (64 sleeping tasks with 16-event rings, so events are dropped). For each
+ * small.json (64 sleeping tasks with 16-event rings, so events are
+ * dropped) and queued.json (a task forks 100 children that each sleep,
+ * then sleeps: its suspension runs 8 of them one inside another and
+ * queues the rest, which run like stolen forks). For each
  * it prints one line of JSON to stdout: the file, the counters summed over
  * the workers (read after heist_run returned: steals, suspends and resumes
  * are final then) and the number of tasks spawned. fib.json's run makes
@@ -33,6 +36,7 @@ void *trace_probe(void *arg);
 void *trace_noop(void *arg);
 void *trace_sleeper(void *arg);
 void *trace_sleepers(void *arg);
+void *trace_queued_main(void *arg);
 
 static void check(int err, const char *what)
 {
@@ -146,6 +150,23 @@ void *trace_sleepers(void *arg)
     return NULL;
 }
 
+/* 100 forks of trace_sleeper, a sleep, the joins. */
+void *trace_queued_main(void *arg)
+{
+    (void)arg;
+    heist_task t[100];
+    for (long i = 0; i < 100; i++)
+        heist_fork(&t[i], trace_sleeper, (void *)i);
+    check(heist_sleep(1000), "sleep");
+    for (long i = 99; i >= 0; i--) {
+        void *v = NULL;
+        check(heist_join(&t[i], &v), "join sleeper");
+        if (v != (void *)i)
+            check(1, "a sleeper's value");
+    }
+    return NULL;
+}
+
 static void run(const char *dir, const char *name, size_t events,
                 heist_fn fn, void *arg, int tasks)
 {
@@ -178,5 +199,6 @@ int main(int argc, char **argv)
     heist_future_unref(s.foo_awaits);
     run(argv[1], "fib.json", 1 << 18, trace_fib_main, (void *)25L, 1);
     run(argv[1], "small.json", 16, trace_sleepers, NULL, 65);
+    run(argv[1], "queued.json", 0, trace_queued_main, NULL, 1);
     return 0;
 }
