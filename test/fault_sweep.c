@@ -158,8 +158,7 @@ static long fib_serial(long n)
     return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2);
 }
 
-/* Wide: more unjoined forks than the deque's first ring holds, so it grows
- * (and retires the old ring through RCU). Frames and slots come from the
+/* Wide: 6,000 unjoined forks at once. Frames and slots come from the
  * driver, allocated before arming. */
 enum { WIDE = 6000 };
 static heist_task *wide_frames;
@@ -169,6 +168,20 @@ static void *wide_child(void *arg)
 {
     atomic_fetch_add(&wide_ran[(long)arg], 1);
     return (void *)((long)arg * 2);
+}
+
+/* Wide and suspending: SUSP forks that each sleep, then a sleep of the
+ * parent's, which runs 8 of them one inside another and queues the rest
+ * (lib/fork.c, "Bounded drains"): the save list, the records, the stacks
+ * of the queued ones, or the claim when a join cannot suspend. Uses the
+ * first SUSP slots of wide_frames and wide_ran, after the wide rounds. */
+enum { SUSP = 200 };
+
+static void *susp_child(void *arg)
+{
+    atomic_fetch_add(&wide_ran[(long)arg], 1);
+    checked_sleep(10000, false);
+    return (void *)((long)arg * 5);
 }
 
 static void *forkjoin_main(void *arg)
@@ -190,6 +203,22 @@ static void *forkjoin_main(void *arg)
         if (atomic_load(&wide_ran[i]) != 2)
             VIOLATION("wide child %ld ran %d times in 2 rounds", i,
                       atomic_load(&wide_ran[i]));
+    for (long i = 0; i < SUSP; i++) {
+        atomic_store(&wide_ran[i], 0);
+        heist_fork(&wide_frames[i], susp_child, (void *)i);
+    }
+    checked_sleep(10000, false);
+    for (long i = SUSP - 1; i >= 0; i--) {
+        void *v = NULL;
+        int r = heist_join(&wide_frames[i], &v);
+        if (r != 0)
+            VIOLATION("heist_join (suspending) returned %d", r);
+        else if ((long)v != 5 * i)
+            VIOLATION("suspending child %ld returned %ld", i, (long)v);
+        if (atomic_load(&wide_ran[i]) != 1)
+            VIOLATION("suspending child %ld ran %d times", i,
+                      atomic_load(&wide_ran[i]));
+    }
     long want = fib_serial(20);
     long got = (long)fib((void *)20L);
     if (got != want)
