@@ -72,7 +72,9 @@
  * runs the fork inline as before. The counters and the trace take a
  * queued fork that its item runs for a stolen one (a steal by the worker
  * that runs it, from the one that queued it: forks = inlined + steals
- * still), and one its joiner runs for an inline one. A queued item counts
+ * still; its trace has the steal and the fork slice but no arrow from
+ * the parent, suspended by then), and one its joiner runs for an inline
+ * one. A queued item counts
  * in the scheduler's live count (worker.h) until it has run, claimed or
  * not, so heist_sched_free waits for it.
  *
@@ -366,9 +368,10 @@ static void run_self_stolen(struct heist__item *it)
     struct heist__tk *task = r->task;
     struct heist__worker *w = heist__self_get();
     heist__count(&w->ctr.steals);
+    /* No flow arrow (id 0): the parent that queued it is suspended now,
+     * and its worker's track shows something else. */
     if (heist__unlikely(w->tb != NULL))
-        heist__trace_rec(w->tb, HEIST__TEV_STEAL, NULL, r->from,
-                         heist__trace_flow(w->tb));
+        heist__trace_rec(w->tb, HEIST__TEV_STEAL, NULL, r->from, 0);
     heist__entry_run_stolen(fn, arg, task, r);
     /* r may be gone (its joiner gives it back after DONE). We may be on
      * another worker now. */

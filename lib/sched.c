@@ -323,6 +323,28 @@ static bool on_worker_of(struct heist_sched *s)
     return w && w->sched == s;
 }
 
+#ifndef NDEBUG
+/* Debug builds, at heist_sched_free once the workers are joined: every
+ * count read zero, so no item may be left in a ready queue, a run-next
+ * slot or the injection queue. One left there is work that never ran (and
+ * its record kept for good): a count that missed it. */
+static void check_nothing_queued(struct heist_sched *s)
+{
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        struct heist__worker *w = s->workers[i];
+        /* Relaxed: the workers are joined, which ordered their writes. */
+        if (heist__rq_has_work(&w->rq) ||
+            atomic_load_explicit(&w->runnext, memory_order_relaxed) != NULL)
+            heist__fatal("heist_sched_free: worker %u's queue still holds "
+                         "work",
+                         i);
+    }
+    if (!cds_wfcq_empty(&s->inj_head, &s->inj_tail))
+        heist__fatal("heist_sched_free: the injection queue still holds "
+                     "work");
+}
+#endif
+
 int heist_sched_free(heist_sched *s)
 {
     if (!s)
@@ -351,6 +373,9 @@ int heist_sched_free(heist_sched *s)
             break;
     }
     stop_workers(s, s->nworkers);
+#ifndef NDEBUG
+    check_nothing_queued(s);
+#endif
     /* The workers are joined: their trace rings and counters are final. */
     if (s->stats_at_free)
         heist_sched_report(s, stderr);

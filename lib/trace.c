@@ -17,7 +17,10 @@
  *     is the start of the resumed fiber's slice: completion -> resumption;
  *   - for each stolen fork, a flow from the victim's track at the steal
  *     (bound to the slice the victim was running, the fork's parent) to
- *     the thief's slice that runs the fork.
+ *     the thief's slice that runs the fork; none for a fork that a
+ *     suspension queued (fork.c, "Bounded drains"), whose parent is
+ *     suspended when it runs (its steal instant names the worker that
+ *     queued it).
  * An END with no BEGIN (the BEGIN was overwritten) is skipped. Each track
  * that lost events gets an instant "dropped events" (args: count) at its
  * first kept event, and otherData says how many were recorded and dropped
@@ -244,7 +247,9 @@ static void write_track(struct writer *w, const struct heist__tbuf *b)
                     e->type == HEIST__TEV_STEAL ? "steal" : "steal ready item");
             fprintf(w->fp, ",\"s\":\"t\",\"args\":{\"victim\":%" PRIu32 "}}",
                     e->arg);
-            if (e->type == HEIST__TEV_STEAL) {
+            /* id 0: a fork that a suspension queued (fork.c), no arrow:
+             * its parent was suspended by the time it ran. */
+            if (e->type == HEIST__TEV_STEAL && e->id != 0) {
                 flow(w, "s", e->arg, e->ts, "steal", e->id);
                 steal_flow = e->id;
             }

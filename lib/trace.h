@@ -24,7 +24,8 @@ enum {
     HEIST__TEV_BEGIN = 1, /* a slice starts: sym, arg = HEIST__TK_*, id = the
                              flow it ends (a resumption), or 0 */
     HEIST__TEV_END,       /* the open slice ends */
-    HEIST__TEV_STEAL,     /* a fork stolen: arg = victim, id = flow */
+    HEIST__TEV_STEAL,     /* a fork stolen: arg = victim, id = flow (0:
+                             a queued fork, fork.c: no flow) */
     HEIST__TEV_STEAL_ITEM, /* a ready item stolen: arg = victim */
     HEIST__TEV_SUSPEND,   /* arg = HEIST__SUSP_* */
     HEIST__TEV_PARK,      /* the worker goes to sleep */

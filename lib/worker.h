@@ -154,9 +154,10 @@ struct heist_sched {
     /* Workers pausing because they ran ahead (worker.c): fewer than
      * nworkers, so some worker always starts queued items. */
     _Alignas(HEIST_CACHELINE) _Atomic unsigned npaused;
-    /* Tasks of no heist_run group and scheduled callbacks not yet
-     * finished: counted up before they are queued, down when they end
-     * (live.h, per worker): heist_sched_free waits for zero. A group's
+    /* Tasks of no heist_run group, scheduled callbacks and forks a
+     * suspension queued (fork.c) not yet finished: counted up before they
+     * are queued, down when they end (live.h, per worker):
+     * heist_sched_free waits for zero. A group's
      * tasks count in the group's own (spawn.c), which its heist_run waits
      * for before heist_sched_free can start waiting. */
     struct heist__live live;

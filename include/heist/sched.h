@@ -101,7 +101,9 @@ typedef struct heist_config {
  * instants for steals, suspensions (why: await, sleep, join), parks and
  * unparks; flow arrows from each wake (a completion, a timer, a thief that
  * finished a stolen child) to the resumption it caused, and from a fork's
- * parent to the thief that stole it. Untraced, the cost is one predictable
+ * parent to the thief that stole it (not for a fork that a suspension
+ * queued, see heist/task.h: its parent is suspended when it runs; its
+ * steal instant names the worker that queued it). Untraced, the cost is one predictable
  * branch where an event would be recorded. If the file cannot be written
  * at heist_sched_free, a message goes to stderr (the scheduler is freed
  * all the same).

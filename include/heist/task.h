@@ -28,8 +28,10 @@
  * on its own stack; one of those that suspends in turn runs the older ones
  * inside it, and so on, but at most 8 deep (or until a quarter of the
  * stack is left): the rest go to the worker's ready queue, each to run on
- * a stack of its own like a stolen fork (counted in steals). So a task may
- * fork thousands of children that each suspend.
+ * a stack of its own like a stolen fork (counted in steals; one that its
+ * join finds not yet started while the task cannot suspend, out of
+ * memory, runs in the join and counts as inlined). So a task may fork
+ * thousands of children that each suspend.
  * A task that returns while it still has forks that were not joined would
  * leave them to run after it ended: heist detects this at the task's end
  * and aborts the process with a message naming the count.
