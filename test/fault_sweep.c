@@ -172,9 +172,11 @@ static void *wide_child(void *arg)
 
 /* Wide and suspending: SUSP forks that each sleep, then a sleep of the
  * parent's, which runs 8 of them one inside another and queues the rest
- * (lib/fork.c, "Bounded drains"): the save list, the records, the stacks
- * of the queued ones, or the claim when a join cannot suspend. Uses the
- * first SUSP slots of wide_frames and wide_ran, after the wide rounds. */
+ * (lib/fork.c, "Bounded drains"): faults in the save list, the records
+ * and the stacks of the queued ones. (Not the joiner's claim of a queued
+ * fork: here the items have always started by the joins; regress_faults
+ * queue_claimed reaches it.) Uses the first SUSP slots of wide_frames
+ * and wide_ran, after the wide rounds. */
 enum { SUSP = 200 };
 
 static void *susp_child(void *arg)

@@ -85,6 +85,14 @@ def exact(name, ev, d, c):
         want = "resume" if fe["name"] == "wake" else "fork"
         check(any(x.get("args", {}).get("kind") == want for x in enclosing),
               f"{name}: flow {fid} ({fe['name']}) does not end in a {want} slice")
+    # Every steal's flow starts inside a slice of the victim's (the fork's
+    # parent, running when its fork was taken).
+    for fid, se in s.items():
+        if se["name"] != "steal":
+            continue
+        check(any(x["tid"] == se["tid"] and
+                  x["ts"] <= se["ts"] <= x["ts"] + x["dur"] for x in slices),
+              f"{name}: steal flow {fid} starts outside any slice")
     return s, f
 
 
@@ -132,8 +140,9 @@ def main():
               "fib: no steal flow")
 
         # Queued forks (lib/fork.c, "Bounded drains") count and trace as
-        # steals: of the 100, the drain runs 8 itself (more if thieves
-        # took some of the others first, fewer never).
+        # steals (with no arrow): of the 100, the drain runs 8 itself,
+        # fewer if thieves took some first or the stack bound came first,
+        # never more.
         d = load(runs["queued.json"]["file"])
         ev = common("queued", d)
         exact("queued", ev, d, runs["queued.json"])

@@ -3,7 +3,7 @@
  *
  *     trace_prog DIR
  *
- * Three runs on 2 workers, each traced to a file in DIR: seed.json (the
+ * Four runs on 2 workers, each traced to a file in DIR: seed.json (the
  * seed demo's shape: foo awaits a future that bar resolves after a sleep,
  * main gathers both), fib.json (fib(25) with heist_fork/heist_join) and
  * small.json (64 sleeping tasks with 16-event rings, so events are
