@@ -233,15 +233,13 @@ static bool run_queued(struct heist__stolen *r, heist_fn fn, void *arg,
                        void **res)
 {
     uint32_t st = HEIST__SELF_QUEUED;
-    /* The relaxed load only skips the CAS for a thief's record (0, which
-     * its acknowledgement published before wait_ack's acquire) or a fork
-     * the item has taken; the CAS decides. Acq_rel: pairs with the item's
-     * CAS (run_self_stolen): whichever fails sees the other's claim. We
-     * read nothing of r after it (fn and arg come from the save list):
-     * once it fails there, the item gives r back, so our release orders
-     * our last access to r before that. */
-    if (atomic_load_explicit(&r->self, memory_order_relaxed) != st ||
-        !atomic_compare_exchange_strong_explicit(&r->self, &st,
+    /* Fails on a thief's record (0, which its acknowledgement published
+     * before wait_ack's acquire) and on a fork the item took. Acq_rel:
+     * pairs with the item's CAS (run_self_stolen): whichever fails sees the
+     * other's claim. We read nothing of r after it (fn and arg come from
+     * the save list): once it fails there, the item gives r back, so our
+     * release orders our last access to r before that. */
+    if (!atomic_compare_exchange_strong_explicit(&r->self, &st,
                                                  HEIST__SELF_JOINER,
                                                  memory_order_acq_rel,
                                                  memory_order_relaxed))
@@ -622,7 +620,9 @@ void heist__stolen_drop(struct heist__stolen *r)
 void heist__entry_ack(struct heist__fjent *e, struct heist__stolen *r)
 {
     r->result = NULL;
-    /* Relaxed: published by the release store of the acknowledgement. */
+    /* Relaxed, both: published by the release store of the
+     * acknowledgement below (the owner reads them after its acquire in
+     * wait_ack). self 0: a thief's record, which no joiner may claim. */
     atomic_store_explicit(&r->waiter, NULL, memory_order_relaxed);
     atomic_store_explicit(&r->self, 0, memory_order_relaxed);
     /* Release: pairs with the owner's acquire in wait_ack; our reads of the
