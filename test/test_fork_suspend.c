@@ -60,8 +60,7 @@ static void run_rounds(heist_fn fn, void *arg, int rounds)
     }
 }
 
-static const long fib_seq[] = {0,  1,  1,  2,   3,   5,   8,   13,  21,
-                               34, 55, 89, 144, 233, 377, 610, 987, 1597};
+#define fib_seq(n) ht_fib_seq(n) /* test_util.h */
 
 static void *fib(void *arg)
 {
@@ -172,7 +171,7 @@ static void *child(void *arg)
 
 static long child_value(long i)
 {
-    return i * 1000 + (i % 5 == 0 ? fib_seq[3 + i % 7] : -1);
+    return i * 1000 + (i % 5 == 0 ? fib_seq(3 + i % 7) : -1);
 }
 
 /* Forks k children of each count, suspends, joins them all in reverse
@@ -232,10 +231,10 @@ static void *suspending_children(void *arg)
     heist_fork(&c, awaiting_child, f);
     heist_fork(&d, fib, (void *)12);
     suspend((int)(intptr_t)arg);
-    JOIN_EQ(&d, NULL, fib_seq[12]);
-    JOIN_EQ(&c, awaiting_child, RESOLVED + fib_seq[10]);
+    JOIN_EQ(&d, NULL, fib_seq(12));
+    JOIN_EQ(&c, awaiting_child, RESOLVED + fib_seq(10));
     JOIN_EQ(&b, NULL, 15);
-    JOIN_EQ(&a, awaiting_child, RESOLVED + fib_seq[10]);
+    JOIN_EQ(&a, awaiting_child, RESOLVED + fib_seq(10));
     await_task(res);
     heist_future_unref(f);
     return NULL;
@@ -479,12 +478,12 @@ static void *await_a_child(void *arg)
         heist_fork(&t[i], busy_child, &kids[i]);
     }
     /* Work of its own meanwhile, so that idle workers find the children. */
-    CHECK_EQ((long)fib((void *)(BUSY_FIB + 1)), fib_seq[BUSY_FIB + 1]);
+    CHECK_EQ((long)fib((void *)(BUSY_FIB + 1)), fib_seq(BUSY_FIB + 1));
     void *v = NULL;
     CHECK_EQ(heist_await(f, &v), 0);
     CHECK_EQ((long)v, RESOLVED);
     for (long i = BUSY_KIDS - 1; i >= 0; i--)
-        JOIN_EQ(&t[i], (i & 1) ? NULL : busy_child, fib_seq[BUSY_FIB] + i);
+        JOIN_EQ(&t[i], (i & 1) ? NULL : busy_child, fib_seq(BUSY_FIB) + i);
     heist_future_unref(f);
     return NULL;
 }
