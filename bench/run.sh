@@ -76,6 +76,7 @@ if [ $quick = 1 ]; then
   FIB_T1=25 FIB_SCALE=27 FIB_BIG=0 FIB_OVER=23 NQ=9 SKY=10000 IDLE_MS=100
   PEER=5 SLOW=5 FAST=5
   PAIRS=10000 CHAIN=10000 GATHER=100000 GATHER_PY=10000 PP=10000 SLEEPS=1000
+  FORKWAIT=500
   PY=3
   SHAPE=10000 COLD=3 SHAPE_REPS=3 WAITING=100000 FEW=1
 else
@@ -85,7 +86,7 @@ else
   # asyncio tasks take seconds and about a GB each repeat); heist and Go run
   # it too, so the 100k shape has all three from one run.
   PAIRS=100000 CHAIN=100000 GATHER=1000000 GATHER_PY=100000 PP=100000
-  SLEEPS=10000 PY=5
+  SLEEPS=10000 FORKWAIT=3000 PY=5
   # The shapes: COLD fresh processes per cold row; SHAPE_REPS timed runs
   # after one warm-up per warm row (asyncio: PY). WAITING: the 1M-waiting
   # figure (FEW repeats), run when bench/waiting_heist.c has been built.
@@ -162,6 +163,9 @@ pingpong $PP go 2 $FAST 1
 sleeps $SLEEPS heist 2 $FAST 1
 sleeps $SLEEPS asyncio 1 $PY 1
 sleeps $SLEEPS go 2 $FAST 1
+forkwait $FORKWAIT heist 2 $FAST 1
+forkwait $FORKWAIT asyncio 1 $PY 1
+forkwait $FORKWAIT go 2 $FAST 1
 pairs $PAIRS heist 1 $FAST 1
 pairs $PAIRS go 1 $FAST 1
 chain $CHAIN heist 1 $FAST 1
@@ -170,6 +174,8 @@ gather $GATHER_PY heist 1 $FAST 1
 gather $GATHER_PY go 1 $FAST 1
 pingpong $PP heist 1 $FAST 1
 pingpong $PP go 1 $FAST 1
+forkwait $FORKWAIT heist 1 $FAST 1
+forkwait $FORKWAIT go 1 $FAST 1
 PLAN
   if [ "$FIB_BIG" != 0 ]; then
     cat <<PLAN

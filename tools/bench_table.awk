@@ -53,10 +53,10 @@ BEGIN {
   lace["skynet,1000000,2"] = 11
   np = split("heist omp tbb", pl, " ")
   # The futures workloads and what one item of each is.
-  split("pairs chain gather pingpong sleeps", fw, " ")
+  split("pairs chain gather pingpong sleeps forkwait", fw, " ")
   for (i in fw) futures[fw[i]] = 1
   item["pairs"] = "pair"; item["chain"] = "link"; item["gather"] = "task"
-  item["pingpong"] = "round trip"
+  item["pingpong"] = "round trip"; item["forkwait"] = "child"
   # Issue 6's shapes, in its order, and the names its table gives them.
   nsh = split("seed hops fanin", shape_list, " ")
   for (i = 1; i <= nsh; i++) shapes[shape_list[i]] = 1
@@ -275,7 +275,7 @@ function futures_table(   i, r, w, p, wk, hk, ak, gk, ashr, gshr, h, a, g, acell
   print "Futures and tasks: heist against Python's asyncio (one thread, the " \
         "stock event loop) and Go (goroutines, channels as futures, " \
         "GOMAXPROCS = heist's workers). Times in ms, median (min), all in " \
-        "this run; per item: the median over the size (ns per pair, link, " \
+        "this run; per item: the median over the size (ns per pair, link, child, " \
         "task or round trip). Ratios divide the peer's time per item by " \
         "heist's: above 1x, heist is faster. A peer run at a smaller size " \
         "than heist says so, and its ratio compares times per item."
