@@ -549,7 +549,8 @@ int heist__stacks_init(struct heist__stacks *st, size_t budget,
     st->timers = timers;
     st->trim.heap_idx = SIZE_MAX;
     st->trim.fire = trim_fire;
-    return pthread_mutex_init(&st->lock, NULL) ? ENOMEM : 0;
+    st->trim.locked = true; /* heist__stacks_fini's disarm: not running */
+    return heist__mutex_init_short(&st->lock) ? ENOMEM : 0;
 }
 
 void heist__stacks_fini(struct heist__stacks *st)

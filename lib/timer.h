@@ -13,10 +13,13 @@ struct heist__timer_node {
     uint64_t deadline;  /* CLOCK_MONOTONIC ns: set before arming */
     size_t heap_idx;    /* heap index, or SIZE_MAX when not armed (under
                            the timers' lock) */
-    /* Called by the timer thread, with the timers' lock held, once the
-     * deadline passed; the node is already out of the heap and the call
-     * takes over the heap's reference. */
+    /* Called by the timer thread once the deadline passed, without the
+     * timers' lock (with it if `locked`); the node is already out of the
+     * heap and the call takes over the heap's reference. */
     void (*fire)(struct heist__timer_node *n);
+    /* Fire under the timers' lock: the owner's disarm then means that the
+     * fire is not running (and rearm_in_fire may be called). */
+    bool locked;
 };
 
 struct heist__timers {
@@ -24,7 +27,9 @@ struct heist__timers {
     pthread_cond_t cond;       /* CLOCK_MONOTONIC */
     struct heist__timer_node **heap; /* min-heap on deadline (under lock) */
     size_t n, cap;             /* under lock */
-    size_t reserved;           /* slots promised to waiters (under lock) */
+    /* Slots neither used nor promised to a waiter: cap - n - promised
+     * (any thread; see timer.c) */
+    _Atomic int64_t avail;
     bool stop;                 /* under lock */
     pthread_t thread;
 };
@@ -39,12 +44,14 @@ int heist__timer_reserve(struct heist__timers *t);
 /* Gives back a reservation that will not be armed. */
 void heist__timer_unreserve(struct heist__timers *t);
 /* Consumes a reservation: adds n (deadline and fire set) if wanted(n),
- * asked under the timers' lock, still says so. Returns whether it did (then
- * the heap holds the reference the caller gave it). */
+ * asked under the timers' lock, still says so (else the reservation is
+ * given back). Returns whether it did (then the heap holds the reference
+ * the caller gave it). */
 bool heist__timer_arm(struct heist__timers *t, struct heist__timer_node *n,
                       bool (*wanted)(struct heist__timer_node *n));
-/* From n's own fire function only (the timers' lock held, n just taken
- * out of the heap, so its slot is free): arms n again for deadline. */
+/* From n's own fire function only, n->locked (the timers' lock held, n
+ * just taken out of the heap, so its slot is free): arms n again for
+ * deadline. */
 void heist__timer_rearm_in_fire(struct heist__timers *t,
                                 struct heist__timer_node *n,
                                 uint64_t deadline);

@@ -68,6 +68,21 @@ void heist__write_err(const char *s, size_t len)
     }
 }
 
+int heist__mutex_init_short(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t a;
+    int err = pthread_mutexattr_init(&a);
+    if (err)
+        return err;
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+    /* An error leaves the default type: only slower. */
+    (void)pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+    err = pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+    return err;
+}
+
 uint64_t heist__now_ns(void)
 {
     struct timespec ts;

@@ -30,6 +30,7 @@
 #ifndef HEIST_UTIL_H
 #define HEIST_UTIL_H
 
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -125,6 +126,13 @@ static inline void heist__spin_unlock(_Atomic uint32_t *l)
     /* Release: pairs with the acquire exchange in heist__spin_lock. */
     atomic_store_explicit(l, 0, memory_order_release);
 }
+
+/* Initializes a mutex for critical sections of a few steps that threads
+ * contend for (the timers' heap, the scheduler's stack pool): adaptive
+ * where the C library has it (it spins a little before it sleeps in the
+ * kernel: the holder is usually running), else a plain one. 0 or an errno
+ * value. */
+int heist__mutex_init_short(pthread_mutex_t *m);
 
 /* Reports a misuse that leaves the runtime unable to go on safely, and
  * aborts. */

@@ -86,7 +86,9 @@ static void list_fire(struct heist__lnode *l, heist_future *f, bool completed)
     wnode_unref(n);
 }
 
-/* The timer heap: the deadline passed (under the timers' lock). */
+/* The timer heap: the deadline passed (timer thread, not under the timers'
+ * lock: a waiter whose wait ended otherwise may be cleaning up, and its
+ * disarm found the node already out of the heap). */
 static void timer_fire(struct heist__timer_node *tn)
 {
     struct wnode *n = caa_container_of(tn, struct wnode, tn);
@@ -119,6 +121,7 @@ static struct wnode *wnode_new(bool thread, uint32_t refs)
     n->tn.deadline = UINT64_MAX;
     n->tn.heap_idx = SIZE_MAX;
     n->tn.fire = timer_fire;
+    n->tn.locked = false;
     n->tw.listed = false;
     n->tw.cancel = task_cancel;
     atomic_init(&n->claimed, 0);
