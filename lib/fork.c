@@ -111,6 +111,8 @@ __thread _Alignas(64) struct heist__fj heist__fj
  * another before it queues the rest, and the part of the stack it keeps
  * free (1/DRAIN_STACK_PART). */
 enum { DRAIN_NEST_MAX = 8, DRAIN_STACK_PART = 4 };
+/* The largest save list (items) a worker keeps for the next drain: 1 MiB. */
+enum { SAVED_SPARE_MAX = (1u << 20) / sizeof(struct heist__saved) };
 
 /* A queued fork's record's `self` (struct heist__stolen): 0 in a thief's
  * record. */
@@ -121,12 +123,26 @@ static struct heist__joined joined(void *r, int err)
     return (struct heist__joined){.result = r, .err = (uintptr_t)err};
 }
 
-/* Frees a fiber's empty save list (a task ended on it). */
-static void saved_release(struct heist__fiber *f)
+/* A task ended on fiber f, on worker w: its save list (empty) becomes
+ * w's spare, which the next drain there that needs one takes
+ * (saved_reserve), unless the spare is as large already or the list is
+ * over SAVED_SPARE_MAX items. Freeing it at every task's end cost a warm
+ * program that drains thousands of forks per run (bench/forkwait_heist
+ * 3000) a trim of glibc's arena (one madvise per run) and the page faults
+ * that took the memory back at the next run's drain. */
+static void saved_release(struct heist__worker *w, struct heist__fiber *f)
 {
-    free(f->saved);
+    struct heist__saved *v = f->saved;
+    uint32_t cap = f->capsaved;
     f->saved = NULL;
     f->capsaved = 0;
+    if (cap > SAVED_SPARE_MAX || cap <= w->saved_spare_cap) {
+        free(v);
+        return;
+    }
+    free(w->saved_spare);
+    w->saved_spare = v;
+    w->saved_spare_cap = cap;
 }
 
 /* Aborts with a message if a task that just returned (on worker w, which
@@ -142,7 +158,7 @@ static void check_joined(struct heist__worker *w)
                      "function returns)",
                      (unsigned)n);
     if (heist__unlikely(w->cur->capsaved != 0))
-        saved_release(w->cur);
+        saved_release(w, w->cur);
     /* A rebase moved the empty deque up (heist__fork_rebase); the next task
      * starts from 0 again. */
     if (heist__unlikely(w->dq.o_base != 0))
@@ -278,11 +294,21 @@ static void *wait_stolen(struct heist__stolen *r, heist_fn fn, void *arg)
     return res;
 }
 
-/* Makes room for n more items in f's save list. */
-static int saved_reserve(struct heist__fiber *f, uint32_t n)
+/* Makes room for n more items in f's save list (w runs f). */
+static int saved_reserve(struct heist__worker *w, struct heist__fiber *f,
+                         uint32_t n)
 {
     if (f->capsaved - f->nsaved >= n)
         return 0;
+    if (f->capsaved == 0 && w->saved_spare) {
+        /* The list a task's end left here (saved_release). */
+        f->saved = w->saved_spare;
+        f->capsaved = w->saved_spare_cap;
+        w->saved_spare = NULL;
+        w->saved_spare_cap = 0;
+        if (f->capsaved >= n)
+            return 0;
+    }
     uint64_t want = (uint64_t)f->nsaved + n;
     uint64_t cap = f->capsaved ? f->capsaved : 8;
     while (cap < want)
@@ -410,7 +436,7 @@ int heist__drain(void)
     if (h > w->dq.o_base) {
         /* Room for every entry now on the deque: a run's own drain
          * reserves for its forks. */
-        if (saved_reserve(f, h - w->dq.o_base) != 0)
+        if (saved_reserve(w, f, h - w->dq.o_base) != 0)
             return ENOMEM;
         uint32_t first = f->nsaved;
         while ((h = heist__dq_head(&w->dq)) > w->dq.o_base) {

@@ -130,6 +130,7 @@ static void free_workers(struct heist_sched *s, unsigned n)
     for (unsigned i = 0; i < n; i++) {
         struct heist__worker *w = s->workers[i];
         heist__cache_fini(w);
+        free(w->saved_spare); /* fork.c's spare save list */
         heist__deque_destroy(&w->dq);
         heist__rq_destroy(&w->rq);
         free(w);

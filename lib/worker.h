@@ -89,6 +89,10 @@ struct heist__worker {
     char *bump, *bump_end;         /* the current slab's free part */
     int64_t rec_out;               /* records handed out, not given back
                                       here (remote frees: remote_frees) */
+    /* A save list that a task's end left (fork.c, saved_release): the
+     * next drain on this worker that needs one takes it (owner-only). */
+    struct heist__saved *saved_spare;
+    uint32_t saved_spare_cap;
     void *altstack;                /* the signal stack (overflow reports) */
     size_t altstack_size;
     struct heist__counters ctr;
