@@ -137,6 +137,19 @@ static void node_fired(struct gnode *g, heist_future *kid, bool completed)
                                     st == HEIST__ST_FAILED ? kid->err
                                                            : ECANCELED);
     }
+    /* We completed m and will release its children: hold m meanwhile.
+     * Once our node's decrement below is made, the other nodes may drop
+     * the nodes' reference (a child that the release frees pending fires
+     * its node), and the program its own (it awaited m): m was freed
+     * under the release's loop (ThreadSanitizer saw it in any_in_task;
+     * test_future's release_of_children_frees_the_combined_future makes
+     * it happen on one thread, where AddressSanitizer reports it). Taken
+     * before the decrement, while our node still holds the nodes'
+     * reference. A gather completed by its last node holds that reference
+     * until the end. */
+    bool held = r == 0;
+    if (held)
+        heist_future_ref(&m->f);
     /* acq_rel: the last node's firer sees every other's (a gather is done
      * when all its children are; whoever drops the nodes' reference last
      * sees every node's use of m). */
@@ -151,6 +164,8 @@ static void node_fired(struct gnode *g, heist_future *kid, bool completed)
         multi_release_done(m);
     if (last)
         heist_future_unref(&m->f); /* the nodes' reference */
+    if (held)
+        heist_future_unref(&m->f);
 }
 
 static void gnode_fire(struct heist__lnode *l, heist_future *kid,

@@ -1838,6 +1838,47 @@ Test(future, any_in_task)
     expect_clean();
 }
 
+/* A combined future that nobody holds any more but its children's nodes,
+ * completed by one child, while another child is held only by it: the
+ * completion's release of the children frees that child pending, whose
+ * node then drops the last reference to the combined future, in the
+ * middle of the release (it went on reading the freed future: ASan saw a
+ * use after free). */
+static void release_frees_its_own_future(bool any)
+{
+    heist_future *fs[3] = {heist_future_new(), heist_future_new(),
+                           heist_future_new()};
+    cr_assert(fs[0] && fs[1] && fs[2]);
+    heist_future *y = any ? heist_any(fs, 3) : heist_gather(fs, 3);
+    cr_assert(y != NULL);
+    heist_future_unref(y);
+    heist_future_unref(fs[1]);
+    heist_future_unref(fs[2]);
+    if (any)
+        cr_assert_eq(heist_future_set_result(fs[0], VAL(1)), 0);
+    else
+        cr_assert_eq(heist_future_set_error(fs[0], ENOSPC), 0);
+    heist_future_unref(fs[0]);
+}
+
+static void *release_frees_in_task(void *arg)
+{
+    (void)arg;
+    release_frees_its_own_future(true);
+    release_frees_its_own_future(false);
+    return NULL;
+}
+
+Test(future, release_of_children_frees_the_combined_future)
+{
+    release_frees_its_own_future(true);
+    release_frees_its_own_future(false);
+    heist_sched *s = new_sched(1);
+    run_main(s, release_frees_in_task, NULL);
+    free_sched(s);
+    expect_clean();
+}
+
 Test(future, any_on_plain_thread)
 {
     any_body();
