@@ -46,7 +46,15 @@
  * burst of pushes wakes one worker, not one per push; a searcher that finds
  * work stops searching, and if it was the last one and it sees surplus
  * (items left in its own queue after a batch steal, or in the injection
- * queue) it wakes a parked worker to take over the search (ramp-up).
+ * queue) it wakes a parked worker to take over the search (ramp-up). A
+ * worker back from its park counts as searching at once (as Go's woken M
+ * spins), so the one woken for surplus passes the wake on when it finds
+ * work and sees more. It did not: its first look found work, and it was
+ * no searcher, so it woke nobody. Eight tasks injected at once on 8
+ * workers, each spinning until all 8 ran, started on 6 workers; the other
+ * 2 slept and the last 2 tasks waited in the injection queue until a
+ * running task ended (test_future, short_sleeps_wake_the_timer_8_workers,
+ * on a loaded machine).
  * No lost wake-up: every publish is a seq_cst write followed by a seq_cst
  * load of nsearching (or a ready queue's release write and a load, with
  * the parker's membarrier for the fence: park.c's asymmetric form, whose
@@ -588,6 +596,8 @@ _Noreturn void heist__worker_loop(void)
             idle = SPIN_ROUNDS + YIELD_ROUNDS - 1;
         } else {
             park(w);
+            /* Woken, or work in sight: searching ("Waking" above). */
+            start_searching(w);
             idle = 0;
         }
     }
