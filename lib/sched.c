@@ -224,7 +224,7 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
     }
     cds_wfcq_init(&s->inj_head, &s->inj_tail);
     /* The timers first: the stacks' fini disarms its trim timer. */
-    err = heist__timers_init(&s->timers);
+    err = heist__timers_init(&s->timers, n);
     if (err) {
         sched_free_lives(s);
         return err;

@@ -698,7 +698,7 @@ static __attribute__((noinline)) void fiber_spill(struct heist__worker *w)
     pthread_mutex_unlock(&st->lock);
     if (!arm)
         return;
-    if (heist__timer_reserve(st->timers) == 0) {
+    if (heist__timer_reserve(st->timers, &st->trim, w->index) == 0) {
         st->trim.deadline = heist__deadline_after(TRIM_DELAY_NS);
         heist__timer_arm(st->timers, &st->trim, trim_wanted);
         return;

@@ -120,6 +120,7 @@ static struct wnode *wnode_new(bool thread, uint32_t refs)
     n->l.fire = list_fire;
     n->tn.deadline = UINT64_MAX;
     n->tn.heap_idx = SIZE_MAX;
+    n->tn.shard = NULL;
     n->tn.fire = timer_fire;
     n->tn.locked = false;
     n->tw.listed = false;
@@ -156,7 +157,7 @@ static void publish_steps(struct wnode *n)
          * comes after this then returns (the waiter is off the CPU). */
         wnode_unref(n);
         if (timed) {
-            heist__timer_unreserve(&n->sched->timers);
+            heist__timer_unreserve(&n->sched->timers, &n->tn);
             wnode_unref(n);
         }
         if (n->fut)
@@ -212,16 +213,17 @@ static void wait_cleanup(struct wnode *n, int why)
  * reason, or a negative errno when it could not wait. */
 static int fiber_wait(heist_future *f, uint64_t deadline)
 {
-    struct heist_sched *s = heist__self_get()->sched;
+    struct heist__worker *w = heist__self_get();
+    struct heist_sched *s = w->sched;
     bool timed = deadline != UINT64_MAX;
     /* Everything that can fail comes before the suspension, so a wait that
      * begins ends only for its own reasons. */
-    if (timed && heist__timer_reserve(&s->timers) != 0)
-        return -ENOMEM;
     struct wnode *n = wnode_new(false, 0);
-    if (!n) {
-        if (timed)
-            heist__timer_unreserve(&s->timers);
+    if (!n)
+        return -ENOMEM;
+    /* A slot in this worker's timer heap (timer.c, "Shards"). */
+    if (timed && heist__timer_reserve(&s->timers, &n->tn, w->index) != 0) {
+        heist__cache_put(HEIST__C_WAIT, n);
         return -ENOMEM;
     }
     n->task = heist__current_task();
@@ -233,13 +235,13 @@ static int fiber_wait(heist_future *f, uint64_t deadline)
      * for its save list it cannot suspend. */
     if (heist__drain() != 0) {
         if (timed)
-            heist__timer_unreserve(&s->timers);
+            heist__timer_unreserve(&s->timers, &n->tn);
         heist__cache_put(HEIST__C_WAIT, n); /* never published */
         return -ENOMEM;
     }
     if (f && heist_future_done(f)) {
         if (timed)
-            heist__timer_unreserve(&s->timers);
+            heist__timer_unreserve(&s->timers, &n->tn);
         heist__cache_put(HEIST__C_WAIT, n); /* never published */
         return HEIST__WAKE_OK;
     }
@@ -251,7 +253,7 @@ static int fiber_wait(heist_future *f, uint64_t deadline)
     heist__fork_rebase(heist__self_get(), n->fiber);
     if (why == 0) {
         if (timed)
-            heist__timer_unreserve(&s->timers);
+            heist__timer_unreserve(&s->timers, &n->tn);
         heist__cache_put(HEIST__C_WAIT, n); /* never published */
         return -ENOMEM;
     }
