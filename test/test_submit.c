@@ -11,7 +11,6 @@
 
 #include <heist/heist.h>
 #include <sched.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
 
@@ -189,47 +188,14 @@ Test(submit, lost_wakeup_hunt_worker_push)
 
 /* ---- a burst that needs every worker ------------------------------------ */
 
-enum { BURST_MAX = 8 };
-
-struct burst_round {
-    atomic_uint arrived;
-    unsigned workers;
-    atomic_int timed_out;
-    int worker[BURST_MAX];
-};
-
-struct burst_slot {
-    struct burst_round *r;
-    unsigned i;
-};
-
-/* Holds its worker (spins, yielding) until one such task runs on every
- * worker; gives up after 30 s. */
-static void *hold_until_all(void *arg)
-{
-    struct burst_slot *sl = arg;
-    struct burst_round *r = sl->r;
-    r->worker[sl->i] = heist_worker_index();
-    atomic_fetch_add(&r->arrived, 1);
-    uint64_t limit = ht_now_ns() + 30ull * 1000000000u;
-    while (atomic_load(&r->arrived) < r->workers)
-        if (ht_now_ns() > limit) {
-            atomic_store(&r->timed_out, 1);
-            break;
-        } else {
-            sched_yield();
-        }
-    return NULL;
-}
-
 /*
  * As many tasks as workers, injected at once from this thread; each holds
- * its worker until all of them run, so they must start on every worker.
- * The workers are searching (no pause between rounds) or parked (a pause):
- * a searcher that takes a task and sees more wakes a parked worker, which
- * must pass the wake on in turn (worker.c, "Waking"). Woken workers that
- * did not left tasks queued behind the running ones while workers slept
- * (6 of 8 started, on a loaded machine).
+ * its worker until all of them run, so they must start on every worker
+ * (ht_round_every_worker). The workers are searching (no pause between
+ * rounds) or parked (a pause): a searcher that takes a task and sees more
+ * wakes a parked worker, which must pass the wake on in turn (worker.c,
+ * "Waking"). Woken workers that did not left tasks queued behind the
+ * running ones while workers slept (6 of 8 started, on a loaded machine).
  */
 static void burst_hunt(unsigned workers, int rounds, bool pause)
 {
@@ -237,29 +203,12 @@ static void burst_hunt(unsigned workers, int rounds, bool pause)
     for (int round = 0; round < rounds; round++) {
         if (pause)
             nanosleep(&(struct timespec){0, 2 * 1000 * 1000}, NULL);
-        struct burst_round r = {.workers = workers};
-        struct burst_slot slot[BURST_MAX];
-        heist_future *t[BURST_MAX];
-        for (unsigned i = 0; i < workers; i++) {
-            slot[i] = (struct burst_slot){.r = &r, .i = i};
-            t[i] = heist_spawn(s, hold_until_all, &slot[i]);
-            cr_assert(t[i] != NULL);
-        }
-        for (unsigned i = 0; i < workers; i++) {
-            cr_assert_eq(heist_await(t[i], NULL), 0);
-            heist_future_unref(t[i]);
-        }
-        cr_assert(!atomic_load(&r.timed_out),
-                  "round %d: a task waited 30 s for the others to start "
-                  "while workers slept (lost wake-up)",
-                  round);
-        bool seen[BURST_MAX] = {false};
-        for (unsigned i = 0; i < workers; i++) {
-            int w = r.worker[i];
-            cr_assert(w >= 0 && (unsigned)w < workers && !seen[w],
-                      "round %d: task %u ran on worker %d", round, i, w);
-            seen[w] = true;
-        }
+        int r = ht_round_every_worker(s, workers, NULL, NULL);
+        cr_assert_eq(r, 0,
+                     "round %d: %d (-1: a task waited 30 s for the others "
+                     "to start while workers slept, a lost wake-up; -2: two "
+                     "ran on one worker)",
+                     round, r);
     }
     cr_assert_eq(heist_sched_free(s), 0);
 }

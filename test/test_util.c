@@ -247,3 +247,78 @@ int ht_gate_burst(struct heist_sched *s, long n)
         return e;
     return atomic_load_explicit(&b.ran, memory_order_relaxed) == n ? 0 : -1;
 }
+
+/* ---- one task per worker ------------------------------------------------- */
+
+struct round {
+    atomic_uint arrived;
+    unsigned workers;
+    atomic_int timed_out;
+    void (*after)(unsigned i, void *arg);
+    void *arg;
+    int worker[HT_ROUND_MAX];
+};
+
+struct round_slot {
+    struct round *r;
+    unsigned i;
+};
+
+static void *round_hold(void *arg)
+{
+    struct round_slot *sl = arg;
+    struct round *r = sl->r;
+    r->worker[sl->i] = heist_worker_index();
+    atomic_fetch_add(&r->arrived, 1);
+    uint64_t limit = ht_now_ns() + 30ull * 1000000000u;
+    while (atomic_load(&r->arrived) < r->workers) {
+        if (ht_now_ns() > limit) {
+            atomic_store(&r->timed_out, 1);
+            break;
+        }
+        sched_yield();
+    }
+    if (r->after)
+        r->after(sl->i, r->arg);
+    return NULL;
+}
+
+int ht_round_every_worker(struct heist_sched *s, unsigned workers,
+                          void (*after)(unsigned i, void *arg), void *arg)
+{
+    if (workers == 0 || workers > HT_ROUND_MAX)
+        return EINVAL;
+    struct round r = {.workers = workers, .after = after, .arg = arg};
+    struct round_slot slot[HT_ROUND_MAX];
+    heist_future *t[HT_ROUND_MAX];
+    int e = 0;
+    unsigned spawned = 0;
+    for (; spawned < workers; spawned++) {
+        slot[spawned] = (struct round_slot){.r = &r, .i = spawned};
+        t[spawned] = heist_spawn(s, round_hold, &slot[spawned]);
+        if (!t[spawned]) {
+            e = errno;
+            /* Those spawned cannot all start: let them go. */
+            atomic_store(&r.arrived, workers);
+            break;
+        }
+    }
+    for (unsigned i = 0; i < spawned; i++) {
+        int e2 = heist_await(t[i], NULL);
+        if (!e)
+            e = e2;
+        heist_future_unref(t[i]);
+    }
+    if (e)
+        return e;
+    if (atomic_load(&r.timed_out))
+        return -1;
+    bool seen[HT_ROUND_MAX] = {false};
+    for (unsigned i = 0; i < workers; i++) {
+        int w = r.worker[i];
+        if (w < 0 || (unsigned)w >= workers || seen[w])
+            return -2;
+        seen[w] = true;
+    }
+    return 0;
+}

@@ -126,4 +126,17 @@ int ht_push_hunt(struct heist_sched *s, int reps, uint64_t seed,
  */
 int ht_gate_burst(struct heist_sched *s, long n);
 
+/*
+ * One task per worker of s (workers of them, at most HT_ROUND_MAX),
+ * spawned at once from this plain thread: each records its worker, holds
+ * it (spinning, yielding) until all of them run, then calls after(i, arg)
+ * if after is not NULL, and this thread awaits them all. Returns 0 when
+ * every task started on a worker of its own; -1 when one waited 30 s for
+ * the others (some never started while workers slept: a lost wake-up),
+ * -2 when two ran on one worker; an errno value from heist.
+ */
+#define HT_ROUND_MAX 16
+int ht_round_every_worker(struct heist_sched *s, unsigned workers,
+                          void (*after)(unsigned i, void *arg), void *arg);
+
 #endif /* HEIST_TEST_UTIL_H */
