@@ -901,6 +901,72 @@ Test(future_stress, scale_10000_sleeps)
     expect_clean();
 }
 
+/* ---- the timer thread's sleep against arms ------------------------------ */
+
+static void *sleep_ns(void *arg)
+{
+    CHECK_EQ(heist_sleep((uint64_t)(uintptr_t)arg), 0);
+    return NULL;
+}
+
+static void *sleep_hour(void *arg)
+{
+    int rc = heist_sleep(HOUR);
+    if (rc != ECANCELED)
+        note_fail(__LINE__, "the hour's sleep returned %d", rc);
+    (void)arg;
+    return NULL;
+}
+
+/*
+ * A hunt for a lost wake-up of the timer thread (lib/timer.c, "Shards"):
+ * while a task sleeps for an hour, so that the thread goes back to
+ * sleeping toward the hour after each fire, short sleeps (1-100 us) are
+ * armed one at a time, each a random 0-100 us after the previous one
+ * ended, on whichever worker runs them: they meet the thread at every
+ * point of its look at the heaps' tops, its store of the deadline it
+ * sleeps until, its second look and its wait. An arm whose signal is lost
+ * sleeps until the hour, and the watchdog (ticked every round) aborts.
+ * With the arm's signal removed it aborts at once; with the thread's
+ * second look removed (a window of a few instructions just after a fire,
+ * which these arms seldom meet) it passed 3 runs of 3.
+ */
+static void timer_wakeup_hunt(unsigned workers, int arms)
+{
+    struct ht_watchdog wd;
+    ht_watchdog_start(&wd, "a short sleep never ended (lost timer wake-up)",
+                      30);
+    heist_sched *s = new_sched(workers, 0);
+    heist_future *l = heist_spawn(s, sleep_hour, NULL);
+    cr_assert(l != NULL);
+    uint64_t rng = 0x5eed + workers;
+    for (int i = 0; i < arms; i++) {
+        uint64_t ns = 1000 + ht_rand(&rng) % 99000;
+        heist_future *t =
+            heist_spawn(s, sleep_ns, (void *)(uintptr_t)ns);
+        cr_assert(t != NULL);
+        cr_assert_eq(heist_await(t, NULL), 0);
+        heist_future_unref(t);
+        uint64_t until = ht_now_ns() + ht_rand(&rng) % 100000;
+        while (ht_now_ns() < until)
+            ;
+        ht_watchdog_tick(&wd);
+    }
+    cr_assert(heist_future_cancel(l));
+    cr_assert_eq(heist_await(l, NULL), ECANCELED);
+    heist_future_unref(l);
+    cr_assert_eq(heist_sched_free(s), 0);
+    ht_watchdog_stop(&wd);
+    expect_clean();
+}
+
+Test(future_stress, timer_wakeup_hunt_1_2_8_workers)
+{
+    timer_wakeup_hunt(1, HT_SCALE(2000, 400));
+    timer_wakeup_hunt(2, HT_SCALE(2000, 400));
+    timer_wakeup_hunt(8, HT_SCALE(2000, 400));
+}
+
 /* ---- a fiber that migrates --------------------------------------------- */
 
 /*
