@@ -312,6 +312,39 @@ static void gate_cb(heist_future *f, void *arg)
     atomic_fetch_add(&cb_runs, 1);
 }
 
+/* A burst of timed waits, more at once than a timer heap starts with (64
+ * slots in each worker's heap, lib/timer.c): reservations double the heaps
+ * (a realloc each); refused, the sleep returns ENOMEM before it suspends.
+ * The other workloads' sleeps never filled a heap (no growth counted). */
+enum { TIMER_BURST = 160 };
+
+static void *burst_sleeper(void *arg)
+{
+    (void)arg;
+    checked_sleep(5 * 1000 * 1000, false);
+    return NULL;
+}
+
+static void timer_burst(void)
+{
+    heist_future *b[TIMER_BURST];
+    size_t k = 0;
+    for (int i = 0; i < TIMER_BURST; i++) {
+        heist_future *f = heist_spawn(NULL, burst_sleeper, NULL);
+        if (!f)
+            CHECK_NULL("heist_spawn (timer burst)");
+        else
+            b[k++] = f;
+    }
+    for (size_t i = 0; i < k; i++) {
+        int r = heist_await(b[i], NULL);
+        if (r != 0 && !oom(r) && !(r == ECANCELED && heist_cancelling()))
+            VIOLATION("await of a timer-burst sleeper returned %d (%s)", r,
+                      strerror(r));
+        heist_future_unref(b[i]);
+    }
+}
+
 static int then_rc = -1;
 
 static void *futures_main(void *arg)
@@ -396,6 +429,7 @@ static void *futures_main(void *arg)
         if (atomic_load(&ran[i]) > 1 || (!spawned[i] && atomic_load(&ran[i])))
             VIOLATION("task %ld ran %d times (spawned: %d)", i,
                       atomic_load(&ran[i]), spawned[i]);
+    timer_burst();
     return (void *)0x600d;
 }
 
