@@ -285,6 +285,10 @@ static uint64_t earliest(struct heist__timers *t)
     return m;
 }
 
+/* The thread holds t->lock except while it waits, so an arm's signal
+ * (taken under it) cannot fall between its last look and its wait; fire
+ * functions, called with it held, must not take it (none does: they queue
+ * fibers and wake workers). */
 static void *timer_main(void *arg)
 {
     struct heist__timers *t = arg;

@@ -53,8 +53,8 @@
  * no searcher, so it woke nobody. Eight tasks injected at once on 8
  * workers, each spinning until all 8 ran, started on 6 workers; the other
  * 2 slept and the last 2 tasks waited in the injection queue until a
- * running task ended (test_future, short_sleeps_wake_the_timer_8_workers,
- * on a loaded machine).
+ * running task ended, on a loaded machine (test_submit,
+ * burst_needs_every_worker_4_8_workers).
  * No lost wake-up: every publish is a seq_cst write followed by a seq_cst
  * load of nsearching (or a ready queue's release write and a load, with
  * the parker's membarrier for the fence: park.c's asymmetric form, whose
