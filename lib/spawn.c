@@ -240,7 +240,14 @@ static void task_run(struct heist__item *it)
                                          memory_order_seq_cst)) {
         /* Its heist_run is cancelling its leftovers: never start it. We
          * won the CAS above, so we are the task's only completer (no
-         * claim needed: fut.h). */
+         * claim needed: fut.h). Ended first, as after a run: a cancel
+         * that comes later finds neither NEW nor RUNNING and returns
+         * false (the task is complete). seq_cst: as the exchange after a
+         * run, against the canceller's CAS RUNNING -> CANCEL_REQ; a
+         * request that came first changes nothing (cancelled either
+         * way). */
+        atomic_store_explicit(&t->tstate, HEIST__TS_ENDED,
+                              memory_order_seq_cst);
         heist__fut_settle(&t->f, HEIST__ST_CANCELLED, NULL, ECANCELED);
         task_end(t);
         return;

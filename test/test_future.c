@@ -1198,6 +1198,59 @@ Test(future, run_cancels_leftovers)
     expect_clean();
 }
 
+/* A leftover that had not started when its heist_run began cancelling is
+ * completed as cancelled without running; a cancel after that is a cancel
+ * of a complete future and returns false (future.h). On one worker, a
+ * task that main spawned first holds the worker until the cancel began. */
+static atomic_int unstarted_ran;
+
+static void *unstarted_task(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&unstarted_ran, 1);
+    return VAL(1);
+}
+
+/* Holds the only worker until heist_run cancels the leftovers. */
+static void *hold_until_cancelling(void *arg)
+{
+    (void)arg;
+    uint64_t deadline = ht_now_ns() + 60ull * 1000000000u;
+    while (!heist_cancelling() && ht_now_ns() < deadline)
+        sched_yield();
+    return NULL;
+}
+
+static void *leave_unstarted_main(void *arg)
+{
+    heist_future **out = arg;
+    heist_future *h = heist_spawn(NULL, hold_until_cancelling, NULL);
+    CHECK(h != NULL);
+    heist_future_unref(h);
+    /* Queued behind the holder (a worker's queue is first in, first
+     * out). */
+    *out = heist_spawn(NULL, unstarted_task, NULL);
+    CHECK(*out != NULL);
+    return VAL(2);
+}
+
+Test(future, run_cancels_unstarted_leftover_which_stays_complete)
+{
+    heist_sched *s = new_sched(1);
+    heist_future *t = NULL;
+    cr_assert_eq(run_main(s, leave_unstarted_main, &t), VAL(2));
+    cr_assert_not_null(t);
+    cr_assert(heist_future_done(t));
+    cr_assert(heist_future_cancelled(t));
+    cr_assert_eq(atomic_load(&unstarted_ran), 0, "the leftover ran");
+    cr_assert(!heist_future_cancel(t),
+              "cancel of a complete (cancelled) leftover returned true");
+    cr_assert(heist_future_cancelled(t));
+    heist_future_unref(t);
+    free_sched(s);
+    expect_clean();
+}
+
 /* Many leftovers waiting on every worker: heist_run keeps its waiting
  * tasks in a list per worker (spawn.c), and its cancel must reach every
  * list. */
