@@ -263,7 +263,9 @@ static bool run_queued(struct heist__stolen *r, heist_fn fn, void *arg,
         return false;
     struct heist__worker *w = heist__self_get();
     heist__count(&w->ctr.inlined);
+    uintptr_t at = (uintptr_t)(w->dq.ent + heist__dq_head(&w->dq));
     *res = fn(arg);
+    heist__join_check(at); /* its forks joined, as after a join's run */
     return true;
 }
 
@@ -418,6 +420,35 @@ static void check_run_joined(const struct heist__worker *w0, uint32_t base0,
                      "joined (every fork needs its heist_join before the "
                      "forking function returns)",
                      (unsigned)n);
+}
+
+void heist__join_check(uintptr_t slot)
+{
+    const struct heist__worker *w = heist__self_get();
+    if (heist__unlikely(!w))
+        return; /* not reached: a join runs a task here only on a worker */
+    const struct heist__deque *dq = &w->dq;
+    uint32_t head = heist__dq_head(dq);
+    const struct heist__fjent *e = (const struct heist__fjent *)slot;
+    bool here = e >= dq->ent + dq->o_base && e < dq->ent + dq->o_cap;
+    uint32_t at = here ? (uint32_t)(e - dq->ent) : 0;
+    /* Joined: the deque stands where the task began (the fiber did not
+     * suspend since, or did and the rebase left the base below slot), or,
+     * after a suspension, at the base of the empty deque the fiber
+     * resumed on: the task's forks since are gone, and its caller has not
+     * forked since the join began. */
+    if (head == dq->o_base || (here && head == at))
+        return;
+    /* Not joined: the forks above where the task began, or, after a
+     * suspension, every fork since the fiber resumed (all the task's). A
+     * fork the task left pending at a suspension was run or taken by that
+     * suspension's drain while the task lived; it stays in the fiber's
+     * save list, which the end of the task that the fiber runs checks. */
+    uint32_t n = here && head > at ? head - at : head - dq->o_base;
+    heist__fatal("a forked task returned with %u heist_fork() not joined "
+                 "(every fork needs its heist_join before the forking "
+                 "function returns)",
+                 (unsigned)n);
 }
 
 /* Whether a drain of f runs no more forks inline ("Bounded drains"). */
@@ -657,7 +688,11 @@ struct heist__joined heist__join_slow(uintptr_t slot, heist_fn fn,
         /* Counted before the call: it may suspend and come back on
          * another worker. */
         heist__count(&w->ctr.inlined);
-        return joined(tfn(targ), 0);
+        void *r = tfn(targ);
+        /* Its forks joined (the deque stands at e again, unless it
+         * suspended): as after the inline path's run. */
+        heist__join_check(slot);
+        return joined(r, 0);
     }
     if (!stolen)
         heist__fatal("fork deque out of order in a join");

@@ -4,6 +4,9 @@
  * outstanding than a worker's deque holds, fork-join outside a worker, every heist_join error, fork counters, and the
  * happens-before edge that heist_join gives user data.
  */
+/* The inline join checks the tasks it runs in every preset, release
+ * (NDEBUG) too: the tests of forgotten joins need it. */
+#define HEIST_JOIN_CHECK 1
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -553,6 +556,75 @@ Test(forkjoin, unjoined_fork_in_drained_child_aborts, .signal = SIGABRT)
 {
     heist_sched *s = new_sched(1);
     heist_run(s, sleep_over_forgetful_child, NULL, NULL);
+    heist_sched_free(s);
+}
+
+/* A forked task that its parent's join runs (one worker: no thief) and
+ * that returns with a fork of its own not joined: the join checks when it
+ * returns, as a thief and a drain do. Before, the fork passed for the
+ * parent's: the parent's next suspension ran it with its argument in the
+ * child's dead frame, and the parent's in-order join of its older fork
+ * failed with EINVAL; only the end of the whole task aborted. */
+static void *join_forgetful_child_then_exit(void *arg)
+{
+    heist_task older, t;
+    void *r = NULL;
+    heist_fork(&older, identity, arg);
+    heist_fork(&t, forget_join, arg);
+    heist_join(&t, &r);
+    /* Not reached: the join aborts when the child returns. */
+    _exit(0);
+}
+
+Test(forkjoin, unjoined_fork_in_joined_child_aborts, .signal = SIGABRT)
+{
+    heist_sched *s = new_sched(1);
+    heist_run(s, join_forgetful_child_then_exit, NULL, NULL);
+    heist_sched_free(s);
+}
+
+/* The same through heist_join_fn (a direct call on the inline path). */
+static void *join_fn_forgetful_child_then_exit(void *arg)
+{
+    heist_task t;
+    void *r = NULL;
+    heist_fork(&t, forget_join, arg);
+    heist_join_fn(&t, forget_join, &r);
+    _exit(0); /* not reached */
+}
+
+Test(forkjoin, unjoined_fork_in_joined_child_aborts_join_fn,
+     .signal = SIGABRT)
+{
+    heist_sched *s = new_sched(1);
+    heist_run(s, join_fn_forgetful_child_then_exit, NULL, NULL);
+    heist_sched_free(s);
+}
+
+/* A joined child that suspends first (on two workers it may come back on
+ * the other one, on a deque placed anew), then forks and forgets. */
+static void *sleep_then_forget_join(void *arg)
+{
+    heist_task t;
+    heist_sleep(1000);
+    heist_fork(&t, identity, arg);
+    return NULL; /* no heist_join */
+}
+
+static void *join_sleepy_forgetful_child_then_exit(void *arg)
+{
+    heist_task t;
+    void *r = NULL;
+    heist_fork(&t, sleep_then_forget_join, arg);
+    heist_join(&t, &r);
+    _exit(0); /* not reached */
+}
+
+Test(forkjoin, unjoined_fork_in_joined_child_that_suspended_aborts,
+     .signal = SIGABRT)
+{
+    heist_sched *s = new_sched(2);
+    heist_run(s, join_sleepy_forgetful_child_then_exit, NULL, NULL);
     heist_sched_free(s);
 }
 

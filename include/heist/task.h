@@ -34,7 +34,14 @@
  * thousands of children that each suspend.
  * A task that returns while it still has forks that were not joined would
  * leave them to run after it ended: heist detects this at the task's end
- * and aborts the process with a message naming the count.
+ * and aborts the process with a message naming the count. For a forked
+ * task that heist_join ran inline, the join checks when it returns: one
+ * load and compare per join, on unless the program defines NDEBUG (like
+ * assert; defining HEIST_JOIN_CHECK as 1 or 0 decides instead; the
+ * library's own heist_join, called when the inline path is off, always
+ * checks). Without the check, such a task's forgotten fork is found only
+ * when the task that joined it ends, and may have run before with its
+ * argument in a dead frame.
  *
  * Speed: with gcc or clang on x86-64 (and no sanitizer), heist_fork,
  * heist_join and heist_join_fn are inline functions (heist/task_inline.h):
@@ -89,7 +96,10 @@ void heist_fork(heist_task *t, heist_fn fn, void *arg);
  * the last case nothing is joined and the caller must join in order). On an
  * error *result is set to NULL.
  * Outside a worker, heist_fork has already run fn, and joins of such tasks
- * may come in any order.
+ * may come in any order. So has a fork on a worker whose deque is full
+ * (262,144 forks not yet joined, on that worker); the order of such a
+ * task's join is not checked either (nor, against it, that of the fork
+ * before it).
  */
 int heist_join(heist_task *t, void **result);
 

@@ -20,10 +20,11 @@
  *
  * ABI, not API: everything named heist__ here (the task's words, the
  * exported thread-local view of the worker's deque heist__fj,
- * heist__fork_slow, heist__join_slow, heist_sched_new_v) is the contract
- * between this header and the library binary, not something to call. Its layout is versioned by
- * HEIST_ABI_VERSION: with the inline path on, heist_sched_new(cfg, out)
- * is heist_sched_new_v(cfg, out, HEIST_ABI_VERSION), and a library whose
+ * heist__fork_slow, heist__join_slow, heist__join_check, heist_sched_new_v)
+ * is the contract between this header and the library binary, not
+ * something to call. Its layout is versioned by HEIST_ABI_VERSION: with
+ * the inline path on, heist_sched_new(cfg, out) is heist_sched_new_v(cfg,
+ * out, HEIST_ABI_VERSION), and a library whose
  * layout differs refuses to create the scheduler: ENOTSUP, with a message
  * on stderr naming both versions (rebuild the program against the
  * installed headers). A program whose inline forks run on a scheduler that
@@ -135,6 +136,12 @@ struct heist__joined {
 struct heist__forked heist__fork_slow(heist_fn fn, void *arg);
 struct heist__joined heist__join_slow(uintptr_t slot, heist_fn fn,
                                       heist_fn tfn, void *targ);
+/* After a join ran its task here (the task's entry was slot, and the deque
+ * stood at slot when the task began): aborts, with a message, if the task
+ * returned with forks of its own not joined (task.h); returns if not (the
+ * deque no longer stands at slot because a suspension of the task moved
+ * the fiber's forks). Called when the deque's top is not slot. */
+void heist__join_check(uintptr_t slot);
 
 #if defined(__GNUC__)
 
@@ -170,6 +177,16 @@ static inline uintptr_t heist__fj_off(void)
     __asm__ __volatile__("addq $1, %%fs:%c1(%0)"                             \
                          :                                                   \
                          : "r"(heist__fj_off()), "i"(HEIST__FJ_OFF(inlined)))
+/* After a join ran the task of entry slot here: its forks are joined if the
+ * deque stands at slot again (one load and compare); the library looks
+ * closer otherwise. */
+#define HEIST__JOIN_CHECK(slot)                                              \
+    do {                                                                     \
+        uintptr_t heist__top_;                                               \
+        HEIST__FJ_LOAD(top, heist__top_);                                    \
+        if (__builtin_expect(heist__top_ != (slot), 0))                      \
+            heist__join_check(slot);                                         \
+    } while (0)
 #else
 /* Elsewhere only the library uses the fast paths, inside its exported
  * functions, which read heist__fj before any call that could move the task
@@ -183,6 +200,23 @@ static inline uintptr_t heist__fj_off(void)
                      __atomic_load_n(&heist__fj.inlined, __ATOMIC_RELAXED) + \
                          1,                                                  \
                      __ATOMIC_RELAXED)
+/* After the task's call the thread may be another one, whose heist__fj a
+ * compiler could not be trusted to address afresh: the library looks. */
+#define HEIST__JOIN_CHECK(slot) heist__join_check(slot)
+#endif
+
+/* Whether the inline join checks, when the task it ran returns, that the
+ * task joined its own forks (heist/task.h): HEIST_JOIN_CHECK as the
+ * program defines it (0 or 1), else 1 unless NDEBUG is defined, as for
+ * assert. The check is a load and a compare per join, but it keeps a
+ * value live across the task's call: fib(32-37) on one worker took 11%
+ * longer with it (README). The library's own joins always check. */
+#ifndef HEIST_JOIN_CHECK
+#ifdef NDEBUG
+#define HEIST_JOIN_CHECK 0
+#else
+#define HEIST_JOIN_CHECK 1
+#endif
 #endif
 
 /* heist_fork's fast path: on a worker whose deque has room and has nothing
@@ -256,6 +290,12 @@ static inline int heist__join_fast(heist_task *t, heist_fn fn, void **result)
          * library, which reports it. */
         t->heist_private_[HEIST__TASK_SLOT] = HEIST__TASK_JOINED;
         void *r = call((void *)t->heist_private_[HEIST__TASK_ARG]);
+#if HEIST_JOIN_CHECK
+        /* A task that returns with forks not joined is caught at its end
+         * (task.h), here as where a thief or a drain runs it: its forks
+         * would otherwise pass for ours, to run on its dead frame. */
+        HEIST__JOIN_CHECK(slot);
+#endif
         if (result)
             *result = r;
         return 0;
