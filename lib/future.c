@@ -259,12 +259,19 @@ static void callback_run(struct heist__item *it)
     heist__live_down(&s->live, heist__live_index(s));
 }
 
+/* Queues n's callback and ends its wait (cb_waiting): counted live first,
+ * so that heist_sched_free, once it reads no callback waiting, waits for
+ * this one to run; the wait ends before the queueing, so that a
+ * heist_sched_free after the callback ran does not find it still waiting
+ * (EBUSY). s stays alive in between: it has a live count. */
 static void schedule_callback(struct cbnode *n, heist_future *f)
 {
+    struct heist_sched *s = n->sched;
     n->it.run = callback_run;
     n->fut = heist_future_ref(f);
-    heist__live_up(&n->sched->live, heist__live_index(n->sched));
-    heist__make_runnable(n->sched, &n->it);
+    heist__live_up(&s->live, heist__live_index(s));
+    cb_waiting_dec(s);
+    heist__make_runnable(s, &n->it);
 }
 
 static void callback_fire(struct heist__lnode *l, heist_future *f,
@@ -272,11 +279,12 @@ static void callback_fire(struct heist__lnode *l, heist_future *f,
 {
     struct cbnode *n = (struct cbnode *)l;
     struct heist_sched *s = n->sched;
-    if (completed)
+    if (completed) {
         schedule_callback(n, f);
-    else
+    } else {
         heist__cache_put(HEIST__C_CALLBACK, n); /* dropped, never run */
-    cb_waiting_dec(s);
+        cb_waiting_dec(s);
+    }
 }
 
 int heist_future_then(heist_future *f, void (*cb)(heist_future *, void *),
@@ -303,9 +311,7 @@ int heist_future_then(heist_future *f, void (*cb)(heist_future *, void *),
     n->arg = arg;
     n->sched = s;
     n->fut = NULL;
-    if (!heist__fut_push(f, &n->l)) {
+    if (!heist__fut_push(f, &n->l))
         schedule_callback(n, f); /* already completed: run it now */
-        cb_waiting_dec(s);
-    }
     return 0;
 }

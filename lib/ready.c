@@ -57,8 +57,17 @@ void heist__wake_one(struct heist_sched *s)
     heist__park_wake_one(&s->park);
 }
 
-static void inject(struct heist_sched *s, struct heist__item *it)
+/* foreign: the caller is no worker of s (heist_sched_free may free s as
+ * soon as the item ran, unless it knows that we are still here). */
+static void inject(struct heist_sched *s, struct heist__item *it,
+                   bool foreign)
 {
+    /* Relaxed: the enqueue below publishes it with the item (liburcu's
+     * exchange is a full barrier; for TSan, heist__tsan_release): whoever
+     * ran the item, and heist_sched_free after the item's task ended,
+     * sees the count. */
+    if (foreign)
+        atomic_fetch_add_explicit(&s->injecting, 1, memory_order_relaxed);
     cds_wfcq_node_init(&it->node);
     /* liburcu orders the enqueue before the dequeue, invisibly to TSan:
      * pairs with the acquire in heist__inject_take. */
@@ -67,16 +76,21 @@ static void inject(struct heist_sched *s, struct heist__item *it)
     /* seq_cst: the publish of the wake protocol (park.c). */
     atomic_fetch_add_explicit(&s->inj_pending, 1, memory_order_seq_cst);
     heist__wake_one(s);
+    /* Release: our last access to s; pairs with heist_sched_free's
+     * acquire load (sched.c), which then may free it. */
+    if (foreign)
+        atomic_fetch_sub_explicit(&s->injecting, 1, memory_order_release);
 }
 
 void heist__make_runnable(struct heist_sched *s, struct heist__item *it)
 {
     struct heist__worker *w = heist__self_get();
-    if (w && w->sched == s && heist__rq_push(&w->rq, it) == 0) {
+    bool mine = w && w->sched == s;
+    if (mine && heist__rq_push(&w->rq, it) == 0) {
         heist__wake_one(s);
         return;
     }
-    inject(s, it);
+    inject(s, it, !mine);
 }
 
 /* Records the wake of f (a flow starts here and ends where f resumes). */

@@ -374,6 +374,12 @@ int heist_sched_free(heist_sched *s)
             break;
     }
     stop_workers(s, s->nworkers);
+    /* A thread that is no worker may still be in the wake-up after its
+     * injection, whose item ran already (ready.c): a few instructions.
+     * Acquire: pairs with its release decrement; its accesses to s come
+     * before our free. */
+    while (atomic_load_explicit(&s->injecting, memory_order_acquire) != 0)
+        sched_yield();
 #ifndef NDEBUG
     check_nothing_queued(s);
 #endif

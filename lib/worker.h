@@ -137,6 +137,13 @@ struct heist_sched {
      * enqueue, decremented after the dequeue. Workers read it to decide
      * whether to look at the queue, and before sleeping (park.c). */
     _Alignas(HEIST_CACHELINE) _Atomic long inj_pending;
+    /* Threads that are no worker of this scheduler inside an injection
+     * (ready.c): incremented before the enqueue, decremented (release)
+     * after the wake-up that follows, their last access to the scheduler.
+     * Once the enqueued work has run, its task may end and
+     * heist_sched_free find nothing live: it waits for zero before it
+     * frees the scheduler. */
+    _Atomic long injecting;
     /* Workers searching for work (spinning between items, not parked):
      * incremented (seq_cst) when a worker starts searching, decremented
      * (seq_cst) when it finds work or before it parks. While one searches,

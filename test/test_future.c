@@ -2270,3 +2270,75 @@ Test(future, sched_free_after_pending_future_dropped)
     cr_assert_eq(atomic_load(&ran), 0);
     expect_clean();
 }
+
+/* A plain thread completes the future that heist_run's main awaits; the
+ * caller frees the scheduler as soon as heist_run returns, while the
+ * completer may still be in the wake-up that follows its injection of
+ * main's fiber. heist_sched_free must wait for it: under ThreadSanitizer
+ * its reads of the scheduler then come before the free (before, TSan saw
+ * them race with the free whenever they came first, and under ASan the
+ * later ones would read freed memory). And a then-callback that the same
+ * thread fires: once it ran, the free must not say EBUSY (it did, in 3
+ * runs of 3, while the firing thread ended the callback's wait only after
+ * queueing it). */
+struct foreign_done {
+    heist_sched *s;
+    heist_future *f;
+    heist_future *cbf; /* or NULL: completed first, fires a callback */
+};
+
+static void *await_foreign(void *arg)
+{
+    void *r = NULL;
+    if (heist_await(arg, &r) != 0)
+        return NULL;
+    return r;
+}
+
+static void *complete_when_awaited(void *arg)
+{
+    struct foreign_done *d = arg;
+    if (!wait_suspends(d->s, 1))
+        return VAL(1);
+    if (heist_future_set_result(d->f, VAL(7)) != 0)
+        return VAL(2);
+    /* After main's: the caller, back from heist_run, waits for the
+     * callback to run and frees the scheduler at once. */
+    if (d->cbf && heist_future_set_result(d->cbf, NULL) != 0)
+        return VAL(4);
+    return NULL;
+}
+
+Test(future, free_right_after_a_plain_thread_woke_main)
+{
+    int reps = HT_SCALE(300, 60);
+    for (int i = 0; i < reps; i++) {
+        heist_sched *s = new_sched(i % 2 ? 2 : 8);
+        struct foreign_done d = {.s = s, .f = heist_future_new()};
+        cr_assert_not_null(d.f);
+        atomic_int called = 0;
+        if (i % 3 == 0) {
+            /* A callback on a future of s, registered here and fired by
+             * the completer (no worker either): it runs on s. */
+            d.cbf = run_main(s, make_future_on_worker, NULL);
+            cr_assert_not_null(d.cbf);
+            cr_assert_eq(heist_future_then(d.cbf, count_callback, &called),
+                         0);
+        }
+        pthread_t th = start_thread(complete_when_awaited, &d);
+        cr_assert_eq(run_main(s, await_foreign, d.f), VAL(7));
+        if (d.cbf) {
+            /* Ran: no longer waiting, whatever the completer does now. */
+            while (atomic_load(&called) == 0)
+                sched_yield();
+        }
+        cr_assert_eq(heist_sched_free(s), 0, "rep %d", i);
+        void *tr = VAL(3);
+        pthread_join(th, &tr);
+        cr_assert_null(tr, "rep %d: the completer failed", i);
+        if (d.cbf)
+            heist_future_unref(d.cbf);
+        heist_future_unref(d.f);
+    }
+    expect_clean();
+}
