@@ -100,7 +100,8 @@ struct heist__stacks {
      * budget once no one took from it or added to it for a while
      * (stack.c). */
     struct heist__timer_node trim;
-    bool trim_armed;                   /* trim is in the timers' heap */
+    bool trim_armed;                   /* trim armed or firing (its fire
+                                          clears it as it ends) */
     uint64_t uses, trim_uses;          /* takes from and spills to `idle`;
                                           the count at arming */
     struct heist__timers *timers;      /* immutable: the scheduler's */

@@ -223,8 +223,9 @@ int heist_sched_new(const heist_config *cfg, heist_sched **out)
         return ENOMEM;
     }
     cds_wfcq_init(&s->inj_head, &s->inj_tail);
-    /* The timers first: the stacks' fini disarms its trim timer. */
-    err = heist__timers_init(&s->timers, n);
+    /* The timers first: the stacks' fini disarms its trim timer. A heap
+     * per worker, and one for that trim alone (stack.c, fiber_spill). */
+    err = heist__timers_init(&s->timers, n + 1);
     if (err) {
         sched_free_lives(s);
         return err;

@@ -512,27 +512,32 @@ static void stacks_trim(struct heist__stacks *st)
     }
 }
 
-/* The trim's deadline passed (timer thread, the timers' lock held; the
- * stacks' lock is never held while taking the timers' one). If no one
- * took from the idle list or spilled to it since it was armed, what is
- * beyond the budget goes back; else the stacks are in use, and the trim
- * waits another TRIM_DELAY_NS from now (armed again here: the last spill
- * of a burst may have come while it was armed, and no later one would arm
- * it), unless the idle list fits the budget by then. */
+/* The trim's deadline passed (timer thread, the lock of the trim's shard
+ * held; the stacks' lock is never held while taking a shard's one). If no
+ * one took from the idle list or spilled to it since it was armed, what
+ * is beyond the budget goes back. Then, or at once if the stacks were in
+ * use, the trim waits another TRIM_DELAY_NS from now if the idle list is
+ * still over the budget (armed again here: the last spill of a burst may
+ * have come while it was armed, or while it trimmed, and no later one
+ * would arm it). trim_armed stays true until then, so that a spill while
+ * it trims does not try to arm it (and wait on this shard's lock for the
+ * trim to end). */
 static void trim_fire(struct heist__timer_node *n)
 {
     struct heist__stacks *st = caa_container_of(n, struct heist__stacks, trim);
     pthread_mutex_lock(&st->lock);
     bool quiet = st->uses == st->trim_uses;
-    bool again = !quiet && st->idle_bytes > st->budget;
+    pthread_mutex_unlock(&st->lock);
+    if (quiet)
+        stacks_trim(st);
+    pthread_mutex_lock(&st->lock);
+    bool again = st->idle_bytes > st->budget;
     st->trim_armed = again;
     st->trim_uses = st->uses;
     pthread_mutex_unlock(&st->lock);
     if (again)
         heist__timer_rearm_in_fire(st->timers, n,
                                    heist__deadline_after(TRIM_DELAY_NS));
-    else if (quiet)
-        stacks_trim(st);
 }
 
 static bool trim_wanted(struct heist__timer_node *n)
@@ -557,10 +562,11 @@ void heist__stacks_fini(struct heist__stacks *st)
 {
     /* No worker runs: only the timer thread may touch st (trim_fire).
      * Disarm always, even if trim_armed reads false: the timer thread
-     * clears it at the start of trim_fire, then trims, all under the
-     * timers' lock, which the disarm takes; so once it returns no trim is
-     * running or armed. (Reading trim_armed first let a trim that had just
-     * begun run on into the munmap below.) */
+     * clears it at the end of trim_fire, after the trim, all under the
+     * lock of the trim's shard (always the last: fiber_spill), which the
+     * disarm takes; so once it returns no trim is running or armed. (Reading
+     * trim_armed first let a trim that had just begun run on into the
+     * munmap below.) */
     heist__timer_disarm(st->timers, &st->trim);
     struct heist__stack_chunk *c = st->chunks;
     while (c) {
@@ -698,7 +704,15 @@ static __attribute__((noinline)) void fiber_spill(struct heist__worker *w)
     pthread_mutex_unlock(&st->lock);
     if (!arm)
         return;
-    if (heist__timer_reserve(st->timers, &st->trim, w->index) == 0) {
+    /* The last shard, of its own (sched.c), whichever worker spills: the
+     * trim fires under its shard's lock, and heist__stacks_fini's disarm
+     * must take that lock to wait for a trim still running (timer.h,
+     * `locked`); and a trim (system calls) must not hold up a worker's
+     * sleeps, which arm in that worker's shard. With the spilling worker's
+     * shard, a spill while a trim ran moved the node to another shard,
+     * and the free unmapped the stacks under the trim. */
+    if (heist__timer_reserve(st->timers, &st->trim,
+                             st->timers->nshards - 1) == 0) {
         st->trim.deadline = heist__deadline_after(TRIM_DELAY_NS);
         heist__timer_arm(st->timers, &st->trim, trim_wanted);
         return;

@@ -47,7 +47,9 @@
  * fire, when it comes, finds the wait claimed and only drops the heap's
  * reference. A node that must fire under the lock (node->locked: the stack
  * pool's trim, whose owner's disarm must mean "not running") is fired
- * before the lock is released. Firing outside the lock: the workers that
+ * before the lock is released, and keeps its heap slot until its fire
+ * returns (the fire may arm it again there, while reservations, which
+ * take no lock, may have taken every free slot). Firing outside the lock: the workers that
  * arm the next sleeps do not queue behind a batch of wake-ups (each one
  * an injection and perhaps a futex wake).
  *
@@ -227,14 +229,21 @@ static void heap_push(struct heist__timer_shard *h, struct heist__timer_node *n)
     sift_up(h, h->n - 1);
 }
 
-static void heap_remove(struct heist__timer_shard *h, size_t i)
+/* Gives back one slot of h's heap (a node left it and holds it no more).
+ * Relaxed: a count of free slots (see the opening comment); the heap
+ * itself is read and written under the lock only. */
+static void slot_free(struct heist__timer_shard *h)
+{
+    atomic_fetch_add_explicit(&h->avail, 1, memory_order_relaxed);
+}
+
+/* Takes the node at i out of h's heap; its slot stays promised to it
+ * (the caller frees it, slot_free, or the node is armed again in it). */
+static void heap_take(struct heist__timer_shard *h, size_t i)
 {
     struct heist__timer_node *n = h->heap[i];
     n->heap_idx = SIZE_MAX;
     h->n--;
-    /* Relaxed: a count of free slots (see the opening comment); the heap
-     * itself is read and written under the lock only. */
-    atomic_fetch_add_explicit(&h->avail, 1, memory_order_relaxed);
     if (i == h->n)
         return;
     heap_set(h, i, h->heap[h->n]);
@@ -254,11 +263,18 @@ static void shard_fire(struct heist__timer_shard *h, uint64_t now)
         pthread_mutex_lock(&h->lock);
         while (h->n > 0 && h->heap[0]->deadline <= now && k < FIRE_BATCH) {
             struct heist__timer_node *n = h->heap[0];
-            heap_remove(h, 0);
-            if (n->locked)
-                n->fire(n); /* may arm n again (rearm_in_fire) */
-            else
+            heap_take(h, 0);
+            if (n->locked) {
+                /* Its slot stays its own while it fires: a reservation
+                 * (no lock) may take every free slot meanwhile, and the
+                 * fire may arm n again in it (rearm_in_fire). */
+                n->fire(n);
+                if (n->heap_idx == SIZE_MAX)
+                    slot_free(h);
+            } else {
+                slot_free(h);
                 batch[k++] = n;
+            }
         }
         top_publish(h);
         pthread_mutex_unlock(&h->lock);
@@ -403,11 +419,9 @@ void heist__timer_rearm_in_fire(struct heist__timers *t,
     (void)t;
     struct heist__timer_shard *h = n->shard;
     /* Room: shard_fire took n out of the heap just before calling its
-     * fire (under the lock, n->locked), and nothing else ran under the
-     * lock since; the slot its removal counted free is used again.
-     * Relaxed: see heist__timer_reserve. */
+     * fire (under the lock, n->locked) and kept its slot for it (a
+     * reservation may have taken every other one since). */
     n->deadline = deadline;
-    atomic_fetch_sub_explicit(&h->avail, 1, memory_order_relaxed);
     heap_push(h, n);
     /* shard_fire publishes the top before it releases the lock, and
      * timer_main looks at every top again before it sleeps: no signal
@@ -423,7 +437,8 @@ bool heist__timer_disarm(struct heist__timers *t, struct heist__timer_node *n)
     pthread_mutex_lock(&h->lock);
     bool armed = n->heap_idx != SIZE_MAX;
     if (armed) {
-        heap_remove(h, n->heap_idx);
+        heap_take(h, n->heap_idx);
+        slot_free(h);
         /* A later top (or none) needs no signal: the thread wakes early
          * at worst, and looks again. */
         top_publish(h);

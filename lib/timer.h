@@ -22,7 +22,10 @@ struct heist__timer_node {
      * heap and the call takes over the heap's reference. */
     void (*fire)(struct heist__timer_node *n);
     /* Fire under the shard's lock: the owner's disarm then means that the
-     * fire is not running (and rearm_in_fire may be called). */
+     * fire is not running (and rearm_in_fire may be called). Such a node
+     * must be reserved in the same shard every time: a disarm through
+     * another shard's lock would not wait for a fire still running under
+     * the first one's. */
     bool locked;
 };
 
@@ -71,8 +74,8 @@ void heist__timer_unreserve(struct heist__timers *t,
 bool heist__timer_arm(struct heist__timers *t, struct heist__timer_node *n,
                       bool (*wanted)(struct heist__timer_node *n));
 /* From n's own fire function only, n->locked (its shard's lock held, n
- * just taken out of the heap, so its slot is free): arms n again for
- * deadline. */
+ * just taken out of the heap, its slot kept for it until the fire
+ * returns): arms n again for deadline, in that slot. */
 void heist__timer_rearm_in_fire(struct heist__timers *t,
                                 struct heist__timer_node *n,
                                 uint64_t deadline);
