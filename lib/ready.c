@@ -136,10 +136,14 @@ void heist__fiber_ready(struct heist_sched *s, struct heist__fiber *f,
     }
     if (w && w->sched == s) {
         /* The woken task runs next here, where what it awaited was just
-         * written (Go's runnext): no queue. acq_rel: publishes f->wake
-         * with the pointer to a thief's CAS (worker.c). */
+         * written (Go's runnext): no queue. seq_cst: the publish of the
+         * wake rule (worker.c's argument needs it in the total order with
+         * the wake's load of nsearching and a searcher's re-check, which
+         * loads this slot seq_cst; acq_rel is not in that order); its
+         * release half publishes f->wake with the pointer to a thief's
+         * CAS (worker.c). */
         struct heist__item *old = atomic_exchange_explicit(
-            &w->runnext, &f->it, memory_order_acq_rel);
+            &w->runnext, &f->it, memory_order_seq_cst);
         if (old)
             heist__make_runnable(s, old); /* displaced: surplus, queued */
         else
