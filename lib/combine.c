@@ -207,7 +207,11 @@ static heist_future *multi_new(const struct heist__fut_ops *ops,
      * last node to fire; none when n is 0), and one for this set-up
      * (dropped at the end of it, so a completion during it cannot free
      * m). */
-    heist__fut_init(&m->f, ops, s, n ? 3 : 2);
+    heist__fut_init(&m->f, ops, NULL, n ? 3 : 2);
+    /* Not through heist__fut_init, which reads s->id: a child's scheduler
+     * may have been freed (its futures stay usable), so s is only a
+     * pointer here, named with the id its child recorded. */
+    m->f.sched = s;
     m->f.sched_id = sid;
     m->n = n;
     atomic_init(&m->remaining, n);

@@ -1198,6 +1198,45 @@ Test(future, run_cancels_leftovers)
     expect_clean();
 }
 
+/* A gather or any made on a plain thread of a future whose scheduler was
+ * freed (futures outlive their scheduler): it names that scheduler
+ * without reading it (ASan saw heist_gather read the freed scheduler's
+ * id), completes as usual, and a then-callback on it says EPERM (its
+ * scheduler is gone). */
+static void *done_future_on_worker(void *arg)
+{
+    heist_future *f = heist_future_new();
+    CHECK(f != NULL);
+    CHECK_EQ(heist_future_set_result(f, arg), 0);
+    return f;
+}
+
+static void never_called(heist_future *f, void *arg)
+{
+    (void)f;
+    (void)arg;
+    abort();
+}
+
+Test(future, combining_futures_of_a_freed_scheduler)
+{
+    for (int k = 0; k < 2; k++) {
+        heist_sched *s = new_sched(1);
+        heist_future *f = run_main(s, done_future_on_worker, VAL(5));
+        cr_assert_not_null(f);
+        free_sched(s);
+        heist_future *g = k ? heist_any(&f, 1) : heist_gather(&f, 1);
+        cr_assert_not_null(g);
+        void *r = SENTINEL;
+        cr_assert_eq(heist_await(g, &r), 0);
+        cr_assert_eq(r, k ? VAL(0) : NULL);
+        cr_assert_eq(heist_future_then(g, never_called, NULL), EPERM);
+        heist_future_unref(g);
+        heist_future_unref(f);
+    }
+    expect_clean();
+}
+
 /* A leftover that had not started when its heist_run began cancelling is
  * completed as cancelled without running; a cancel after that is a cancel
  * of a complete future and returns false (future.h). On one worker, a
