@@ -30,13 +30,40 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum { DEFAULT_EVENTS = 1 << 16, MAX_EVENTS = 1 << 26 };
+
+/* Opens path for writing, creating it (mode 0666 less the umask, as
+ * fopen's "w"); a file that exists is opened as it is (the trace is
+ * written from its start at heist_sched_free, which then cuts the file
+ * where the trace ends). *created says which, so that a scheduler that
+ * fails to start removes only a file it made, and leaves one that was
+ * there as it was. */
+static FILE *trace_open(const char *path, bool *created)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    *created = fd >= 0;
+    if (fd < 0 && errno == EEXIST)
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    FILE *fp = fdopen(fd, "w");
+    if (!fp) {
+        int e = errno;
+        close(fd);
+        if (*created)
+            unlink(path);
+        errno = e;
+    }
+    return fp;
+}
 
 int heist__trace_new(const char *path, unsigned nworkers, size_t events,
                      struct heist__trace **out)
@@ -65,7 +92,7 @@ int heist__trace_new(const char *path, unsigned nworkers, size_t events,
     if (!err && pthread_mutex_init(&t->lock, NULL))
         err = ENOMEM;
     if (!err) {
-        t->fp = fopen(path, "w");
+        t->fp = trace_open(path, &t->created);
         if (!t->fp) {
             err = errno ? errno : EIO;
             pthread_mutex_destroy(&t->lock);
@@ -328,7 +355,17 @@ int heist__trace_finish(struct heist__trace *t)
                 "\"}}\n",
                 t->nworkers, recorded, dropped, t->bufs[0].mask + 1);
         pthread_mutex_unlock(&t->lock);
-        if (ferror(w->fp))
+        /* Another scheduler of the process may trace to the same path and
+         * have written a longer trace there, also from the start: the
+         * file ends where ours does, so it holds one whole trace (the
+         * last one written). Regular files only (not /dev/null, a pipe). */
+        struct stat sb;
+        long end;
+        if (fflush(w->fp) == 0 && (end = ftell(w->fp)) >= 0 &&
+            fstat(fileno(w->fp), &sb) == 0 && S_ISREG(sb.st_mode) &&
+            ftruncate(fileno(w->fp), (off_t)end) != 0)
+            err = errno ? errno : EIO;
+        if (ferror(w->fp) && !err)
             err = EIO;
         if (fclose(w->fp) != 0 && !err)
             err = errno ? errno : EIO;
@@ -344,6 +381,9 @@ int heist__trace_finish(struct heist__trace *t)
 void heist__trace_discard(struct heist__trace *t)
 {
     fclose(t->fp);
-    unlink(t->path);
+    /* Only a file we created (an empty one): never what was there before
+     * (a failed heist_sched_new deleted a user's file, or /dev/null). */
+    if (t->created)
+        unlink(t->path);
     trace_free(t);
 }

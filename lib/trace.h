@@ -62,6 +62,7 @@ struct heist__tbuf {
 struct heist__trace {
     FILE *fp;              /* opened at heist_sched_new */
     char *path;
+    bool created;          /* fp's file did not exist before */
     uint64_t t0;           /* ns: the scheduler's creation */
     unsigned nworkers;
     /* nworkers + 2 rings: one per worker (tid = index), the timer

@@ -44,6 +44,12 @@
  *       request for stacks ahead of use (process_madvise) refused with
  *       EINVAL (a kernel without it: the library stops asking) or ENOMEM
  *       (a passing shortage: it goes on asking); every task runs.
+ *   regress_faults trace_kept   a heist_sched_new that fails once its trace
+ *       file is open (no thread can start) leaves a file that was at the
+ *       trace path as it was (it deleted it), and removes one it made.
+ *       Then two schedulers trace to one path, the longer trace written
+ *       first: the file holds the second, whole (one trace end, not the
+ *       first trace's tail after it).
  */
 #include "fault_inject.h"
 #include "test_util.h"
@@ -611,6 +617,99 @@ static int run_one_worker(heist_fn main_fn, size_t stack_size)
     return failures ? 1 : 0;
 }
 
+/* ---- the trace file -------------------------------------------------------- */
+
+static const char kept_text[] = "a file of the user's\n";
+
+static bool file_is(const char *path, const char *text)
+{
+    char buf[256];
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = 0;
+    return strcmp(buf, text) == 0;
+}
+
+static void *busy_a_while(void *arg)
+{
+    long n = (long)(intptr_t)arg;
+    for (long i = 0; i < n; i++)
+        heist_sleep(1000);
+    return NULL;
+}
+
+/* How many lines of path contain what. -1: no such file. */
+static int lines_with(const char *path, const char *what)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return -1;
+    int n = 0;
+    char line[4096];
+    while (fgets(line, sizeof line, fp))
+        n += strstr(line, what) != NULL;
+    fclose(fp);
+    return n;
+}
+
+static int trace_kept(void)
+{
+    const char *path = "regress_faults_trace.json";
+    FILE *fp = fopen(path, "w");
+    if (!fp || fputs(kept_text, fp) < 0 || fclose(fp) != 0) {
+        fprintf(stderr, "regress_faults: cannot write %s\n", path);
+        return 2;
+    }
+    heist_config cfg = {.workers = 2, .trace_path = path};
+    heist_sched *s = NULL;
+    /* Each of its threads (the timer's, two workers') in turn cannot
+     * start, before and after the trace file is opened. */
+    for (uint64_t k = 1; k <= 3; k++) {
+        fi_arm(FI_THREAD, k, FI_FROM);
+        int r = heist_sched_new(&cfg, &s);
+        fi_disarm();
+        if (r != EAGAIN)
+            FAIL("heist_sched_new, thread %d refused: returned %d", (int)k,
+                 r);
+        if (!file_is(path, kept_text))
+            FAIL("heist_sched_new, thread %d refused, deleted or changed the "
+                 "file at its trace path", (int)k);
+    }
+    unlink(path);
+    for (uint64_t k = 1; k <= 3; k++) {
+        fi_arm(FI_THREAD, k, FI_FROM);
+        int r = heist_sched_new(&cfg, &s);
+        fi_disarm();
+        if (r != EAGAIN)
+            FAIL("heist_sched_new, thread %d refused: returned %d", (int)k,
+                 r);
+        if (access(path, F_OK) == 0)
+            FAIL("heist_sched_new, thread %d refused, left the trace file it "
+                 "made", (int)k);
+    }
+    /* Two schedulers, one path: the first freed writes the longer trace. */
+    heist_sched *a = NULL, *b = NULL;
+    if (heist_sched_new(&cfg, &a) != 0 || heist_sched_new(&cfg, &b) != 0) {
+        fprintf(stderr, "regress_faults: heist_sched_new failed\n");
+        return 2;
+    }
+    if (heist_run(a, busy_a_while, (void *)(intptr_t)200, NULL) != 0 ||
+        heist_run(b, busy_a_while, (void *)(intptr_t)1, NULL) != 0)
+        FAIL("heist_run failed");
+    if (heist_sched_free(a) != 0 || heist_sched_free(b) != 0)
+        FAIL("heist_sched_free failed");
+    /* Each trace has one such line, its last. */
+    int n = lines_with(path, "\"otherData\"");
+    if (n != 1)
+        FAIL("the trace file holds %d trace ends (want 1: the second "
+             "trace, whole, and nothing of the first after it)", n);
+    unlink(path);
+    return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "membarrier_used") == 0)
@@ -634,9 +733,11 @@ int main(int argc, char **argv)
         return sleep_early();
     if (argc == 2 && strcmp(argv[1], "timer_leak") == 0)
         return timer_leak();
+    if (argc == 2 && strcmp(argv[1], "trace_kept") == 0)
+        return trace_kept();
     fprintf(stderr,
             "usage: regress_faults fork_abort|drain_refused|queue_claimed|"
             "sleep_early|timer_leak|membarrier_used|membarrier_refused|"
-            "prefault_refused|prefault_short\n");
+            "prefault_refused|prefault_short|trace_kept\n");
     return 2;
 }
