@@ -42,7 +42,17 @@
  * heist_any hand the caller one reference, which the caller drops with
  * heist_future_unref. The runtime holds its own references while it needs a
  * future (a task holds its future until it ends; a gather holds its
- * children), so dropping yours early is safe.
+ * children), so dropping yours early is safe. Every call that takes a
+ * future needs a reference that its caller holds until the call returns
+ * (an await, until it returns: a waiter holds none of its own); a call
+ * with a future whose last reference went, and an unref beyond the
+ * references held, are undefined (a freed future's memory may already be
+ * another's).
+ * A pending future made by heist_future_new that nobody but a gather or
+ * any holds can never complete (nobody can complete it): drop your
+ * references to it and to the gather while both are pending, and both
+ * stay allocated for good. Complete or cancel it first (cancelling the
+ * gather cancels its children).
  *
  * Threads: every function here may be called from any thread, worker or
  * not, unless its comment says otherwise. Errors are positive errno values
@@ -132,8 +142,10 @@ int heist_future_result(const heist_future *f, void **value);
  * itself for the callback, and cb's f is valid while cb runs.
  * The callback runs on the calling worker's scheduler, or, when called from
  * another thread, on the scheduler f belongs to (the one it was created on
- * or spawned to). heist_sched_free of that scheduler says EBUSY while the
- * callback still waits for f.
+ * or spawned to; a gather or any made on a thread that is no worker
+ * belongs to the scheduler of its first child that belongs to one).
+ * heist_sched_free of that scheduler says EBUSY while the callback still
+ * waits for f.
  * cb runs on behalf of no task: heist_fail there says EPERM and
  * heist_cancelling() is false, even while a task waits on the same worker.
  * Errors: EINVAL (f or cb is NULL), EPERM (called from a thread that is not

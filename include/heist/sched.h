@@ -44,14 +44,21 @@ typedef struct heist_config {
                            and aborts, see "Stacks" below). At least
                            16 KiB, at most 4 GiB, else EINVAL. */
     const char *trace_path; /* NULL: $HEIST_TRACE if set and not empty,
-                           else no trace. A path: record a trace of what
-                           every worker runs and write it there, as Chrome
-                           Trace Event JSON (ui.perfetto.dev opens it), at
-                           heist_sched_free. See "Tracing" below. */
+                           else no trace; "": no trace. A path: record a
+                           trace of what every worker runs and write it
+                           there, as Chrome Trace Event JSON
+                           (ui.perfetto.dev opens it), at heist_sched_free
+                           (the file is created or opened, not emptied, by
+                           heist_sched_new, and left as it was if that
+                           fails; a file made for it is removed then).
+                           Schedulers that trace to one path at once each
+                           write it whole when freed: the last one freed
+                           is what the file holds. See "Tracing" below. */
     size_t trace_events;  /* events kept per worker (the newest; older ones
                            are dropped and the file says how many); 0:
-                           $HEIST_TRACE_EVENTS, else 65536. Rounded up to
-                           a power of two, at most 2^26. 32 bytes each. */
+                           $HEIST_TRACE_EVENTS (a positive number; read
+                           only when tracing), else 65536. Rounded up to a
+                           power of two, at most 2^26. 32 bytes each. */
     size_t stack_pool;  /* bytes of idle task stacks the scheduler keeps
                            ready beyond its workers' own (each worker also
                            keeps up to 64 idle stacks); 0:
@@ -149,9 +156,10 @@ typedef struct heist_stats {
  * Creates a scheduler and starts its workers.
  * cfg may be NULL (all defaults). On success *out holds the scheduler.
  * Errors: EINVAL (out is NULL; workers or $HEIST_WORKERS out of range or not
- * a number; stack_size or $HEIST_STACK_SIZE absurd; $HEIST_TRACE_EVENTS not
- * a number; $HEIST_STACK_POOL not a positive number), ENOMEM, EAGAIN (the
- * system could not start a thread), or the errno of fopen(3) when the trace
+ * a number; stack_size or $HEIST_STACK_SIZE absurd; tracing, and
+ * $HEIST_TRACE_EVENTS not a positive number; $HEIST_STACK_POOL not a
+ * positive number), ENOMEM, EAGAIN (the
+ * system could not start a thread), or the errno of open(2) when the trace
  * file cannot be created (ENOENT, EACCES, ...). On error *out is left
  * unchanged and nothing leaks.
  * Any thread may call it, workers of another scheduler included.
@@ -181,6 +189,12 @@ int heist_sched_free(heist_sched *s);
  * s: blocking it could starve the scheduler; use heist_fork/heist_join there,
  * or heist_spawn and heist_await), or the error main ended with by calling
  * heist_fail (then *result is not written).
+ * Called on a worker of another scheduler, it blocks that worker's thread
+ * like any other thread's: that scheduler's work queued on the worker
+ * waits meanwhile, so a main that waits for such work may never return
+ * (with one worker, it never does). Across schedulers, heist_spawn onto s
+ * and heist_await the task instead: the awaiting task suspends, its worker
+ * does not.
  */
 int heist_run(heist_sched *s, heist_fn main, void *arg, void **result);
 
