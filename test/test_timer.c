@@ -87,13 +87,18 @@ Test(timer, locked_fire_keeps_its_slot)
         far_nodes[i].deadline = heist__deadline_after(HOUR_NS);
         cr_assert(heist__timer_arm(&timers, &far_nodes[i], wanted));
     }
+    struct heist__timer_shard *h = &timers.shards[0];
+    pthread_mutex_lock(&h->lock);
+    size_t n = h->n, cap = h->cap;
+    pthread_mutex_unlock(&h->lock);
+    cr_assert_eq(n + 1, cap,
+                 "%zu nodes in %zu slots: the test needs one slot left", n,
+                 cap);
     node_init(&locked_node, locked_fire);
     locked_node.locked = true;
     cr_assert_eq(heist__timer_reserve(&timers, &locked_node, 0), 0);
     locked_node.deadline = heist__deadline_after(1000000);
     cr_assert(heist__timer_arm(&timers, &locked_node, wanted));
-    cr_assert_eq(timers.shards[0].n, timers.shards[0].cap,
-                 "the heap is not full: the test needs its 64 slots used");
     uint64_t deadline = ht_now_ns() + 30ull * 1000000000u;
     while (atomic_load(&phase) != 1 && ht_now_ns() < deadline)
         nap_ms(1);
@@ -104,15 +109,19 @@ Test(timer, locked_fire_keeps_its_slot)
     atomic_store(&late_reserved, -1);
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, reserve_late, NULL), 0);
-    nap_ms(50);
+    /* Before the fix the reservation took the fire's slot at once; now it
+     * waits for the lock. Give it a second either way. */
+    deadline = ht_now_ns() + 1000000000u;
+    while (atomic_load(&late_reserved) == -1 && ht_now_ns() < deadline)
+        nap_ms(1);
     atomic_store(&phase, 2);
     pthread_join(th, NULL);
     cr_assert_eq(atomic_load(&late_reserved), 0);
     late_node.deadline = heist__deadline_after(HOUR_NS);
     cr_assert(heist__timer_arm(&timers, &late_node, wanted));
-    struct heist__timer_shard *h = &timers.shards[0];
     pthread_mutex_lock(&h->lock);
-    size_t n = h->n, cap = h->cap;
+    n = h->n;
+    cap = h->cap;
     long avail = (long)atomic_load(&h->avail);
     pthread_mutex_unlock(&h->lock);
     cr_assert_eq(n, 65, "nodes in the heap: %zu", n);
@@ -129,14 +138,15 @@ Test(timer, locked_fire_keeps_its_slot)
 /* ---- the trim running while the scheduler is freed ---------------------- */
 
 /* While armed, the first MADV_DONTNEED (the trim's first give-back) takes
- * 300 ms: the trim is then running, on the timer thread, for that long. */
-static atomic_int slow_armed, in_trim;
+ * 500 ms: the trim is then running, on the timer thread, for that long. */
+static atomic_int slow_armed, in_trim, trim_resumed;
 
 int madvise(void *addr, size_t len, int advice)
 {
     if (advice == MADV_DONTNEED && atomic_exchange(&slow_armed, 0)) {
         atomic_store(&in_trim, 1);
-        nap_ms(300);
+        nap_ms(500);
+        atomic_store(&trim_resumed, 1);
     }
     return (int)syscall(SYS_madvise, addr, len, advice);
 }
@@ -200,23 +210,30 @@ static int timerless_burst(heist_sched *s, long n)
  * (the trim had cleared its flag as it began), the free's disarm took that
  * heap's lock and not the one the running trim held, and the stacks were
  * unmapped under the trim (a segfault in fibers_give_back, or a destroyed
- * mutex taken). */
+ * mutex taken). A round counts if its burst ended while the trim was held;
+ * at least one of three must. */
 Test(timer, trim_running_while_the_scheduler_is_freed)
 {
-    long big = HT_SCALE(2000, 500), small = HT_SCALE(1000, 200);
+    long big = HT_SCALE(2000, 500), small = HT_SCALE(1000, 100);
+    int hits = 0;
     for (int it = 0; it < 3; it++) {
         heist_config cfg = {.workers = 8, .stack_pool = 4096};
         heist_sched *s = NULL;
         cr_assert_eq(heist_sched_new(&cfg, &s), 0);
         cr_assert_eq(ht_gate_burst(s, big), 0);
         atomic_store(&in_trim, 0);
+        atomic_store(&trim_resumed, 0);
         atomic_store(&slow_armed, 1);
         uint64_t deadline = ht_now_ns() + 30ull * 1000000000u;
         while (!atomic_load(&in_trim) && ht_now_ns() < deadline)
             nap_ms(5);
         cr_assert(atomic_load(&in_trim), "round %d: no trim began", it);
         cr_assert_eq(timerless_burst(s, small), 0);
+        /* The burst spilled while the trim was held: the case tested. */
+        hits += !atomic_load(&trim_resumed);
         cr_assert_eq(heist_sched_free(s), 0);
         atomic_store(&slow_armed, 0);
     }
+    cr_assert_gt(hits, 0, "no burst ended while the trim was held: nothing "
+                          "was tested");
 }
