@@ -30,6 +30,10 @@ struct multi {
     size_t n;
     _Atomic size_t remaining;    /* nodes not yet fired */
     atomic_bool released;        /* children's references dropped */
+    /* A child was freed pending (its node fired, not completed: after
+     * m's release, so m is complete or orphaned, multi_orphan): a gather
+     * is then never done. */
+    atomic_bool lost;
     /* Set while multi_new fills kids[] and pushes the nodes, in one pass:
      * a completion meanwhile leaves the release to the set-up's end. */
     atomic_bool setup;
@@ -115,12 +119,30 @@ static bool gather_cancel(heist_future *f)
     return won;
 }
 
-static const struct heist__fut_ops gather_ops = {multi_free, gather_cancel};
-static const struct heist__fut_ops any_ops = {multi_free, any_cancel};
+/* Nobody but m's nodes will hold m once the caller's reference goes (it
+ * is still held now): nobody can await m, cancel it or register on it any
+ * more. Its children are dropped now, not when m completes: a child that
+ * only m held can never complete (nobody else can complete it), and it
+ * would keep m, through its node, as m keeps it: both were leaked. Such a
+ * child is freed pending, and its node fires (not completed), dropping m
+ * with the last one; a child that someone else holds (a running task)
+ * completes m as before, and m's then-callbacks run then. Nothing reads
+ * kids[] after the release: only a cancel of m would, and nobody can
+ * cancel it now. */
+static void multi_orphan(heist_future *f)
+{
+    multi_release((struct multi *)f);
+}
+
+static const struct heist__fut_ops gather_ops = {multi_free, gather_cancel,
+                                                 multi_orphan};
+static const struct heist__fut_ops any_ops = {multi_free, any_cancel,
+                                              multi_orphan};
 
 /* A node fired: its child completed (or was seen completed at set-up),
- * or, with !completed, was freed pending (only after m released it, so m
- * is complete already). */
+ * or, with !completed, was freed pending (only after m released it: m is
+ * complete already, or orphaned, and then it must not complete as done
+ * when its last node fires: `lost`). */
 static void node_fired(struct gnode *g, heist_future *kid, bool completed)
 {
     struct multi *m = multi_of(g);
@@ -150,6 +172,10 @@ static void node_fired(struct gnode *g, heist_future *kid, bool completed)
     bool held = r == 0;
     if (held)
         heist_future_ref(&m->f);
+    /* Relaxed: published to the last node's firer by the decrement below
+     * (acq_rel). */
+    if (!completed)
+        atomic_store_explicit(&m->lost, true, memory_order_relaxed);
     /* acq_rel: the last node's firer sees every other's (a gather is done
      * when all its children are; whoever drops the nodes' reference last
      * sees every node's use of m). */
@@ -158,6 +184,9 @@ static void node_fired(struct gnode *g, heist_future *kid, bool completed)
     /* Every child completed; if one failed, m is complete already and this
      * completion fails. */
     if (last && m->f.ops == &gather_ops &&
+        /* Relaxed: every node's store came before its decrement, which
+         * our acq_rel decrement (the last) read after. */
+        !atomic_load_explicit(&m->lost, memory_order_relaxed) &&
         heist__fut_complete(&m->f, HEIST__ST_DONE, NULL, 0) == 0)
         r = 0;
     if (r == 0)
@@ -216,6 +245,7 @@ static heist_future *multi_new(const struct heist__fut_ops *ops,
     m->n = n;
     atomic_init(&m->remaining, n);
     atomic_init(&m->released, false);
+    atomic_init(&m->lost, false);
     atomic_init(&m->setup, true);
     m->kids = (heist_future **)&m->nodes[n];
     /* A gather's children that are done already (a gather of finished

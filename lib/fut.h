@@ -15,6 +15,10 @@ enum { HEIST__ST_DONE = 1, HEIST__ST_FAILED = 3, HEIST__ST_CANCELLED = 5 };
 struct heist__fut_ops {
     void (*free)(heist_future *f);     /* the last reference went */
     bool (*cancel)(heist_future *f);   /* heist_future_cancel */
+    /* Or NULL. A pending future about to lose its last reference but the
+     * one its own nodes hold (a gather's or an any's, combine.c); called
+     * by heist_future_unref while the caller still holds its reference. */
+    void (*orphan)(heist_future *f);
 };
 
 struct heist_future {

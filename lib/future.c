@@ -56,7 +56,8 @@ static bool plain_cancel(heist_future *f)
     return heist__fut_complete(f, HEIST__ST_CANCELLED, NULL, ECANCELED) == 0;
 }
 
-static const struct heist__fut_ops plain_ops = {plain_free, plain_cancel};
+static const struct heist__fut_ops plain_ops = {plain_free, plain_cancel,
+                                                NULL};
 
 heist_future *heist_future_new(void)
 {
@@ -83,14 +84,49 @@ heist_future *heist_future_ref(heist_future *f)
     return f;
 }
 
+/* Drops a reference of a future whose ops have an orphan function: the
+ * last reference but the nodes' one goes only after the orphan call,
+ * made while we still hold ours. A CAS loop, not a load and then a
+ * decrement: two holders dropping the last two references at once would
+ * both have seen 3 and neither called it. Returns whether ours was the
+ * last reference. */
+static bool unref_orphaning(heist_future *f)
+{
+    /* Relaxed: a guess that the CAS checks. */
+    uint32_t r = atomic_load_explicit(&f->refs, memory_order_relaxed);
+    for (;;) {
+        /* Acquire: pairs with the completer's exchange, as every read of
+         * the state; a complete future has no nodes left to hold it (its
+         * release dropped its children). */
+        if (r == 2 && !heist__st_terminal(atomic_load_explicit(
+                          &f->state, memory_order_acquire))) {
+            f->ops->orphan(f);
+            /* acq_rel: as the decrement in heist_future_unref. */
+            return atomic_fetch_sub_explicit(&f->refs, 1,
+                                             memory_order_acq_rel) == 1;
+        }
+        /* acq_rel on success: as the decrement in heist_future_unref;
+         * relaxed on failure (r is reloaded and checked again). */
+        if (atomic_compare_exchange_weak_explicit(&f->refs, &r, r - 1,
+                                                  memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            return r == 1;
+    }
+}
+
 void heist_future_unref(heist_future *f)
 {
     if (!f)
         return;
-    /* acq_rel: the last holder's free happens after every other holder's
-     * use (release by each, acquire by the last). */
-    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+    if (f->ops->orphan) {
+        if (!unref_orphaning(f))
+            return;
+    } else if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) !=
+               1) {
+        /* acq_rel: the last holder's free happens after every other
+         * holder's use (release by each, acquire by the last). */
         return;
+    }
     /* Relaxed: ordered by the acquire above; nobody else holds f, so the
      * list is stable. */
     uintptr_t st = atomic_load_explicit(&f->state, memory_order_relaxed);

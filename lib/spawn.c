@@ -154,7 +154,7 @@ static bool task_cancel(heist_future *f)
     return requested;
 }
 
-static const struct heist__fut_ops task_ops = {task_free, task_cancel};
+static const struct heist__fut_ops task_ops = {task_free, task_cancel, NULL};
 
 static void task_run(struct heist__item *it);
 

@@ -1237,6 +1237,71 @@ Test(future, combining_futures_of_a_freed_scheduler)
     expect_clean();
 }
 
+/* A gather or an any of a pending future that nobody else holds: once
+ * both are dropped, both are freed (each held the other: they leaked). A
+ * then-callback registered on the combined future shows it: it is dropped
+ * with it, never run, so heist_sched_free does not say EBUSY (before, the
+ * gather lived on and its callback kept the scheduler busy for good). A
+ * child that someone else holds (a running task) still completes the
+ * dropped combined future, which then runs its callback. */
+static atomic_int orphan_cb_runs;
+
+static void orphan_cb(heist_future *f, void *arg)
+{
+    (void)f;
+    (void)arg;
+    atomic_fetch_add(&orphan_cb_runs, 1);
+}
+
+static void *await_gate_arg(void *arg)
+{
+    CHECK_EQ(heist_await(arg, NULL), 0);
+    return VAL(4);
+}
+
+static void *drop_pending_combined(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < 4; k++) {
+        heist_future *z = heist_future_new();
+        CHECK(z != NULL);
+        heist_future *g = k % 2 ? heist_any(&z, 1) : heist_gather(&z, 1);
+        CHECK(g != NULL);
+        CHECK_EQ(heist_future_then(g, orphan_cb, NULL), 0);
+        /* Both orders of the two drops. */
+        heist_future_unref(k < 2 ? g : z);
+        heist_future_unref(k < 2 ? z : g);
+    }
+    /* A held child: the dropped gather completes when it does. */
+    heist_future *gate = heist_future_new();
+    heist_future *t = heist_spawn(NULL, await_gate_arg, gate);
+    CHECK(gate != NULL && t != NULL);
+    heist_future *g = heist_gather(&t, 1);
+    CHECK(g != NULL);
+    CHECK_EQ(heist_future_then(g, orphan_cb, NULL), 0);
+    heist_future_unref(g);
+    CHECK_EQ(heist_future_set_result(gate, NULL), 0);
+    void *r = NULL;
+    CHECK_EQ(heist_await(t, &r), 0);
+    CHECK_EQ(r, VAL(4));
+    heist_future_unref(t);
+    heist_future_unref(gate);
+    return NULL;
+}
+
+Test(future, dropped_combined_future_of_a_dropped_pending_one_is_freed)
+{
+    heist_sched *s = new_sched(2);
+    cr_assert_null(run_main(s, drop_pending_combined, NULL));
+    cr_assert_eq(heist_sched_free(s), 0,
+                 "a dropped gather's callback still waits: the gather and "
+                 "its child were leaked");
+    cr_assert_eq(atomic_load(&orphan_cb_runs), 1,
+                 "callbacks run: %d (want only the held child's gather's)",
+                 atomic_load(&orphan_cb_runs));
+    expect_clean();
+}
+
 /* A leftover that had not started when its heist_run began cancelling is
  * completed as cancelled without running; a cancel after that is a cancel
  * of a complete future and returns false (future.h). On one worker, a
