@@ -48,11 +48,11 @@
  * with a future whose last reference went, and an unref beyond the
  * references held, are undefined (a freed future's memory may already be
  * another's).
- * A pending future made by heist_future_new that nobody but a gather or
- * any holds can never complete (nobody can complete it): drop your
- * references to it and to the gather while both are pending, and both
- * stay allocated for good. Complete or cancel it first (cancelling the
- * gather cancels its children).
+ * A gather or any that loses its last reference while pending lets go of
+ * its children at once (not when it completes): a pending child that
+ * nobody else holds is then freed (nobody could complete it), and the
+ * gather with it; one that someone else holds (a running task) still
+ * completes the gather, whose then-callbacks then run.
  *
  * Threads: every function here may be called from any thread, worker or
  * not, unless its comment says otherwise. Errors are positive errno values
