@@ -12,8 +12,9 @@
  *
  *     workload,param,impl,workers,median_ms,min_ms,runs
  *
- * -c (cold; the programs of the issue-6 shapes, seed, hops and fanin, take
- * it): one run only, timed from before the runtime is created to after it
+ * -c (cold; the programs of the issue-6 shapes, seed, hops and fanin,
+ * and forkwait and waiting take it; the others refuse it, with a FAIL):
+ * one run only, timed from before the runtime is created to after it
  * is freed; the row then says runs 1 and median = min = that time. A cold
  * figure is the first run in a fresh process: bench/run.sh starts one
  * process per cold sample.

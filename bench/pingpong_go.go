@@ -2,37 +2,42 @@
 // one-shot channels per round (futures complete only once, so the heist and
 // asyncio versions need two new futures a round, and so does this one):
 // ping sends (pong channel, next ping channel) and waits on pong; pong
-// receives and answers. The result is the number of rounds pong answered.
+// receives and answers with the round's number plus one, which ping
+// checks. The result is the sum of the round numbers pong received.
 package main
 
 type pingMsg struct {
-	pong chan struct{}
-	next chan pingMsg
+	round int64
+	pong  chan int64
+	next  chan pingMsg
 }
 
 func pingpong(rounds int64) int64 {
 	first := make(chan pingMsg, 1)
 	answered := make(chan int64, 1)
 	go func(ping chan pingMsg) { // pong
-		var n int64
+		var sum int64
 		for r := int64(0); r < rounds; r++ {
 			m := <-ping
-			m.pong <- struct{}{}
+			sum += m.round
+			m.pong <- m.round + 1
 			ping = m.next
-			n++
 		}
-		answered <- n
+		answered <- sum
 	}(first)
 	ping := first
 	for r := int64(0); r < rounds; r++ {
-		m := pingMsg{make(chan struct{}, 1), make(chan pingMsg, 1)}
+		m := pingMsg{r, make(chan int64, 1), make(chan pingMsg, 1)}
 		ping <- m
-		<-m.pong
+		if <-m.pong != r+1 {
+			panic("ping: a wrong answer")
+		}
 		ping = m.next
 	}
 	return <-answered
 }
 
 func main() {
-	benchMain("pingpong", 100000, pingpong, func(n int64) int64 { return n })
+	benchMain("pingpong", 100000, pingpong,
+		func(n int64) int64 { return n * (n - 1) / 2 })
 }

@@ -69,6 +69,12 @@ if [ $# -ne 2 ]; then
 fi
 bin=$1
 csv=$2
+# The interpreter itself, found once: python3 on PATH may be a shim (pyenv:
+# a shell script that picks the interpreter), whose start would be counted
+# in every asyncio process's time.
+python=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null) ||
+  python=python3
+[ -n "$python" ] || python=python3
 here=$(cd "$(dirname "$0")" && pwd)
 
 if [ $quick = 1 ]; then
@@ -344,7 +350,7 @@ while read -r w p impl workers reps warm phase; do
     # A script in the source tree, run by python3 (which must leave no
     # __pycache__ there).
     prog="$here/${w}_asyncio.py"
-    cmd=(env PYTHONDONTWRITEBYTECODE=1 python3 "$prog")
+    cmd=(env PYTHONDONTWRITEBYTECODE=1 "$python" "$prog")
     have=1
     [ -f "$prog" ] || have=0
   fi

@@ -207,9 +207,13 @@ int main(int argc, char **argv)
         t[i] = one_round(args.param);
     }
     qsort(t, args.reps, sizeof *t, cmp_double);
+    /* The median: the middle one, or the mean of the two middle ones (an
+     * even count), as the harness's. */
+    unsigned m = args.reps / 2;
+    double median = args.reps % 2 ? t[m] : (t[m - 1] + t[m]) / 2;
     if (args.reps)
         printf("%s,%ld,%s,%u,%.3f,%.3f,%u\n", args.workload, args.param,
-               args.impl, args.workers, t[args.reps / 2], t[0], args.reps);
+               args.impl, args.workers, median, t[0], args.reps);
     free(t);
     bench_heist_free(&args, sched);
     return 0;
