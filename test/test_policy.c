@@ -6,6 +6,9 @@
  * Every task counts its own runs in a slot of its own; a lost task or a
  * lost wake-up shows as a hang, which the suite's watchdog turns into an
  * abort naming the case. Nothing here depends on timing.
+ *
+ * Tasks record failed checks with CHECK / CHECK_EQ (test_check.h); the
+ * test thread calls expect_clean() after each heist_run or await.
  */
 #include <criterion/criterion.h>
 
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "test_check.h"
 #include "test_util.h"
 
 static struct ht_watchdog wd;
@@ -56,19 +60,24 @@ static void *spawn_all_main(void *arg)
     struct spawn_all *sa = arg;
     heist_future **f = malloc((size_t)sa->n * sizeof(*f));
     struct slot *sl = malloc((size_t)sa->n * sizeof(*sl));
-    cr_assert(f && sl);
+    CHECK(f && sl);
+    if (!f || !sl) {
+        free(f);
+        free(sl);
+        return NULL;
+    }
     for (long i = 0; i < sa->n; i++) {
         sl[i] = (struct slot){sa, i};
-        cr_assert_not_null(f[i] = heist_spawn(NULL, counted, &sl[i]));
+        CHECK((f[i] = heist_spawn(NULL, counted, &sl[i])) != NULL);
     }
     heist_future *all = heist_gather(f, (size_t)sa->n);
-    cr_assert_not_null(all);
-    cr_assert_eq(heist_await(all, NULL), 0);
+    CHECK(all != NULL);
+    CHECK_EQ(heist_await(all, NULL), 0);
     heist_future_unref(all);
     for (long i = 0; i < sa->n; i++) {
         void *v = NULL;
-        cr_assert_eq(heist_future_result(f[i], &v), 0);
-        cr_assert_eq(v, (void *)(i + 1));
+        CHECK_EQ(heist_future_result(f[i], &v), 0);
+        CHECK_EQ(v, (void *)(i + 1));
         heist_future_unref(f[i]);
     }
     free(sl);
@@ -85,6 +94,7 @@ Test(policy, stress_spawn_all_exactly_once)
         cr_assert_not_null(sa.runs);
         for (int rep = 0; rep < 2; rep++) {
             cr_assert_eq(heist_run(s, spawn_all_main, &sa, NULL), 0);
+            expect_clean();
             for (long i = 0; i < n; i++)
                 cr_assert_eq(atomic_load(&sa.runs[i]), rep + 1,
                              "%u workers: task %ld ran %d times after %d runs",
@@ -108,10 +118,10 @@ static void *pinger(void *arg)
 {
     struct pp *p = arg;
     for (long r = 0; r < p->rounds; r++) {
-        cr_assert_eq(heist_future_set_result(p->ping[r], (void *)r), 0);
+        CHECK_EQ(heist_future_set_result(p->ping[r], (void *)r), 0);
         void *v = NULL;
-        cr_assert_eq(heist_await(p->pong[r], &v), 0);
-        cr_assert_eq(v, (void *)(r + 1));
+        CHECK_EQ(heist_await(p->pong[r], &v), 0);
+        CHECK_EQ(v, (void *)(r + 1));
         atomic_fetch_add(&p->pings, 1);
         ht_watchdog_tick(&wd);
     }
@@ -123,10 +133,10 @@ static void *ponger(void *arg)
     struct pp *p = arg;
     for (long r = 0; r < p->rounds; r++) {
         void *v = NULL;
-        cr_assert_eq(heist_await(p->ping[r], &v), 0);
-        cr_assert_eq(v, (void *)r);
+        CHECK_EQ(heist_await(p->ping[r], &v), 0);
+        CHECK_EQ(v, (void *)r);
         atomic_fetch_add(&p->pongs, 1);
-        cr_assert_eq(heist_future_set_result(p->pong[r], (void *)(r + 1)), 0);
+        CHECK_EQ(heist_future_set_result(p->pong[r], (void *)(r + 1)), 0);
     }
     return NULL;
 }
@@ -140,13 +150,15 @@ static void *pp_main(void *arg)
 {
     struct pp_all *a = arg;
     heist_future **t = malloc(2 * (size_t)a->pairs * sizeof(*t));
-    cr_assert_not_null(t);
+    CHECK(t != NULL);
+    if (!t)
+        return NULL;
     for (int i = 0; i < a->pairs; i++) {
-        cr_assert_not_null(t[2 * i] = heist_spawn(NULL, ponger, &a->pp[i]));
-        cr_assert_not_null(t[2 * i + 1] = heist_spawn(NULL, pinger, &a->pp[i]));
+        CHECK((t[2 * i] = heist_spawn(NULL, ponger, &a->pp[i])) != NULL);
+        CHECK((t[2 * i + 1] = heist_spawn(NULL, pinger, &a->pp[i])) != NULL);
     }
     for (int i = 0; i < 2 * a->pairs; i++) {
-        cr_assert_eq(heist_await(t[i], NULL), 0);
+        CHECK_EQ(heist_await(t[i], NULL), 0);
         heist_future_unref(t[i]);
     }
     free(t);
@@ -173,6 +185,7 @@ Test(policy, stress_pingpong_pairs)
             }
         }
         cr_assert_eq(heist_run(s, pp_main, &a, NULL), 0);
+        expect_clean();
         for (int i = 0; i < pairs; i++) {
             struct pp *p = &a.pp[i];
             cr_assert_eq(atomic_load(&p->pings), rounds);
@@ -201,8 +214,8 @@ static void *link_task(void *arg)
     struct link *l = arg;
     atomic_fetch_add(&l->runs, 1);
     void *v = NULL;
-    cr_assert_eq(heist_await(l->in, &v), 0);
-    cr_assert_eq(heist_future_set_result(l->out, (void *)((long)v + 1)), 0);
+    CHECK_EQ(heist_await(l->in, &v), 0);
+    CHECK_EQ(heist_future_set_result(l->out, (void *)((long)v + 1)), 0);
     ht_watchdog_tick(&wd);
     return NULL;
 }
@@ -217,15 +230,17 @@ static void *chain_main(void *arg)
 {
     struct chain *c = arg;
     heist_future **t = malloc((size_t)c->n * sizeof(*t));
-    cr_assert_not_null(t);
+    CHECK(t != NULL);
+    if (!t)
+        return NULL;
     for (long i = 0; i < c->n; i++)
-        cr_assert_not_null(t[i] = heist_spawn(NULL, link_task, &c->links[i]));
-    cr_assert_eq(heist_future_set_result(c->f[0], (void *)0), 0);
+        CHECK((t[i] = heist_spawn(NULL, link_task, &c->links[i])) != NULL);
+    CHECK_EQ(heist_future_set_result(c->f[0], (void *)0), 0);
     void *v = NULL;
-    cr_assert_eq(heist_await(c->f[c->n], &v), 0);
-    cr_assert_eq((long)v, c->n);
+    CHECK_EQ(heist_await(c->f[c->n], &v), 0);
+    CHECK_EQ((long)v, c->n);
     for (long i = 0; i < c->n; i++) {
-        cr_assert_eq(heist_await(t[i], NULL), 0);
+        CHECK_EQ(heist_await(t[i], NULL), 0);
         heist_future_unref(t[i]);
     }
     free(t);
@@ -265,6 +280,7 @@ Test(policy, stress_chain_links_exactly_once)
         heist_sched *s = mk(worker_counts[k]);
         struct chain c = chain_make(n);
         cr_assert_eq(heist_run(s, chain_main, &c, NULL), 0);
+        expect_clean();
         chain_check_free(&c);
         cr_assert_eq(heist_sched_free(s), 0);
     }
@@ -287,23 +303,24 @@ static void *mixed_main(void *arg)
     struct mixed *m = arg;
     long n = m->c.n;
     heist_future **t = malloc((size_t)n * 2 * sizeof(*t));
-    cr_assert_not_null(t);
+    CHECK(t != NULL);
+    if (!t)
+        return NULL;
     for (long i = 0; i < n; i++) {
-        cr_assert_not_null(t[2 * i] =
-                               heist_spawn(NULL, link_task, &m->c.links[i]));
+        CHECK((t[2 * i] = heist_spawn(NULL, link_task, &m->c.links[i])) !=
+              NULL);
         m->sl[i] = (struct slot){&m->sa, i};
-        cr_assert_not_null(t[2 * i + 1] =
-                               heist_spawn(NULL, counted, &m->sl[i]));
+        CHECK((t[2 * i + 1] = heist_spawn(NULL, counted, &m->sl[i])) != NULL);
     }
     if (m->late)
-        cr_assert_eq(heist_sleep(1000000), 0);
-    cr_assert_eq(heist_future_set_result(m->c.f[0], (void *)0), 0);
+        CHECK_EQ(heist_sleep(1000000), 0);
+    CHECK_EQ(heist_future_set_result(m->c.f[0], (void *)0), 0);
     void *v = NULL;
-    cr_assert_eq(heist_await(m->c.f[n], &v), 0);
-    cr_assert_eq((long)v, n);
+    CHECK_EQ(heist_await(m->c.f[n], &v), 0);
+    CHECK_EQ((long)v, n);
     heist_future *all = heist_gather(t, (size_t)n * 2);
-    cr_assert_not_null(all);
-    cr_assert_eq(heist_await(all, NULL), 0);
+    CHECK(all != NULL);
+    CHECK_EQ(heist_await(all, NULL), 0);
     heist_future_unref(all);
     for (long i = 0; i < 2 * n; i++)
         heist_future_unref(t[i]);
@@ -325,6 +342,7 @@ Test(policy, stress_chain_mixed_with_independent_tasks)
             };
             cr_assert(m.sa.runs && m.sl);
             cr_assert_eq(heist_run(s, mixed_main, &m, NULL), 0);
+            expect_clean();
             for (long i = 0; i < n; i++)
                 cr_assert_eq(atomic_load(&m.sa.runs[i]), 1);
             chain_check_free(&m.c);
@@ -349,14 +367,14 @@ static void *wake_main(void *arg)
     long rounds = (long)arg;
     for (long r = 0; r < rounds; r++) {
         if (r % 64 == 0)
-            cr_assert_eq(heist_sleep(200000), 0); /* let the others park */
+            CHECK_EQ(heist_sleep(200000), 0); /* let the others park */
         heist_future *c[3];
         for (int i = 0; i < 3; i++)
-            cr_assert_not_null(c[i] = heist_spawn(NULL, child, (void *)r));
+            CHECK((c[i] = heist_spawn(NULL, child, (void *)r)) != NULL);
         for (int i = 0; i < 3; i++) {
             void *v = NULL;
-            cr_assert_eq(heist_await(c[i], &v), 0);
-            cr_assert_eq(v, (void *)r);
+            CHECK_EQ(heist_await(c[i], &v), 0);
+            CHECK_EQ(v, (void *)r);
             heist_future_unref(c[i]);
         }
         ht_watchdog_tick(&wd);
@@ -370,6 +388,7 @@ Test(policy, stress_wake_hunt_inside)
     for (size_t k = 0; k < 3; k++) {
         heist_sched *s = mk(worker_counts[k]);
         cr_assert_eq(heist_run(s, wake_main, (void *)rounds, NULL), 0);
+        expect_clean();
         cr_assert_eq(heist_sched_free(s), 0);
     }
 }
@@ -385,7 +404,7 @@ static void *held(void *arg)
 {
     struct hold *h = arg;
     atomic_store(&h->waiting, 1);
-    cr_assert_eq(heist_await(h->f, NULL), 0);
+    CHECK_EQ(heist_await(h->f, NULL), 0);
     atomic_store(&h->resumed, 1);
     return NULL;
 }
@@ -401,7 +420,7 @@ static void *waker(void *arg)
     /* Let the other worker park (it has had nothing to do). */
     struct timespec ts = {0, 20 * 1000 * 1000};
     nanosleep(&ts, NULL);
-    cr_assert_eq(heist_future_set_result(h->f, NULL), 0);
+    CHECK_EQ(heist_future_set_result(h->f, NULL), 0);
     while (!atomic_load(&h->resumed))
         sched_yield(); /* a hang here is the bug: the watchdog reports it */
     return NULL;
@@ -424,6 +443,7 @@ Test(policy, woken_task_runs_while_its_waker_runs_on)
         cr_assert_not_null(w);
         cr_assert_eq(heist_await(w, NULL), 0);
         cr_assert_eq(heist_await(r, NULL), 0);
+        expect_clean();
         heist_future_unref(w);
         heist_future_unref(r);
         heist_future_unref(h.f);
@@ -456,18 +476,20 @@ static void *busy_then_long(void *arg)
     /* Busy: a ping-pong of short items on this worker. */
     heist_future *p = heist_spawn(NULL, ponger, &t->pp);
     heist_future *q = heist_spawn(NULL, pinger, &t->pp);
-    cr_assert(p && q);
-    cr_assert_eq(heist_await(p, NULL), 0);
-    cr_assert_eq(heist_await(q, NULL), 0);
+    CHECK(p && q);
+    CHECK_EQ(heist_await(p, NULL), 0);
+    CHECK_EQ(heist_await(q, NULL), 0);
     heist_future_unref(p);
     heist_future_unref(q);
     /* Long: spin until another worker ran the task queued here. */
     atomic_store(&t->flag, 0);
     heist_future *c = heist_spawn(NULL, ht_set_flag, &t->flag);
-    cr_assert_not_null(c);
+    CHECK(c != NULL);
+    if (!c)
+        return NULL; /* nothing to wait for */
     while (!atomic_load_explicit(&t->flag, memory_order_acquire))
         ; /* a hang here is the bug: the watchdog reports it */
-    cr_assert_eq(heist_await(c, NULL), 0);
+    CHECK_EQ(heist_await(c, NULL), 0);
     heist_future_unref(c);
     ht_watchdog_tick(&wd);
     return NULL;
@@ -489,6 +511,7 @@ Test(policy, busy_worker_queue_taken_once_it_runs_long)
                 cr_assert_not_null(t.pp.pong[r] = heist_future_new());
             }
             cr_assert_eq(heist_run(s, busy_then_long, &t, NULL), 0);
+            expect_clean();
             cr_assert_eq(atomic_load(&t.pp.pings), rounds);
             cr_assert_eq(atomic_load(&t.flag), 1);
             for (long r = 0; r < rounds; r++) {

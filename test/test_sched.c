@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <heist/heist.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -177,6 +178,88 @@ Test(sched, stack_size_rejects_absurd)
     cfg.stack_size = 1 << 20;
     cr_assert_eq(heist_sched_new(&cfg, &s), 0);
     cr_assert_eq(heist_sched_free(s), 0);
+}
+
+/* heist/sched.h: stack_size is at least 16 KiB and at most 4 GiB, else
+ * EINVAL; the same bounds hold for $HEIST_STACK_SIZE (read when the field
+ * is 0). Each bound is tried on both sides. */
+#define STACK_MIN ((size_t)16 << 10)
+#define STACK_MAX ((size_t)4 << 30)
+
+/* Resident memory in KiB (/proc/self/statm), or -1. */
+static long rss_kib(void)
+{
+    long size = 0, res = -1;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return -1;
+    if (fscanf(f, "%ld %ld", &size, &res) != 2)
+        res = -1;
+    fclose(f);
+    return res < 0 ? -1 : res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* A scheduler made with cfg (its stack_size, or $HEIST_STACK_SIZE where
+ * that is 0) runs a task and is freed. With 4 GiB stacks this works only
+ * because a stack is address space, touched from its top down as used:
+ * RSS grows by far less than one stack. */
+static void stack_size_accepted(heist_config *cfg, const char *what)
+{
+    heist_sched *s = NULL;
+    long before = rss_kib();
+    int err = heist_sched_new(cfg, &s);
+    cr_assert_eq(err, 0, "%s: heist_sched_new returned %d", what, err);
+    void *r = NULL;
+    cr_assert_eq(heist_run(s, identity, (void *)0x77, &r), 0, "%s", what);
+    cr_assert_eq(r, (void *)0x77, "%s", what);
+    long grew = rss_kib() - before;
+    cr_assert_eq(heist_sched_free(s), 0, "%s", what);
+    /* 256 MiB: far below one 4 GiB stack, far above what a scheduler
+     * with a task's worth of stack pages costs. Not under a sanitizer:
+     * ASan clears the shadow of each new stack mapping (an eighth of its
+     * size: 512 MiB for a 4 GiB stack), which is its memory, not heist's. */
+    if (before >= 0 && !HT_SANITIZED)
+        cr_assert_lt(grew, 256L << 10, "%s: RSS grew by %ld KiB", what, grew);
+}
+
+static void stack_size_refused(heist_config *cfg, const char *what)
+{
+    heist_sched *sentinel = (heist_sched *)(uintptr_t)0x5a5a;
+    heist_sched *s = sentinel;
+    int err = heist_sched_new(cfg, &s);
+    cr_assert_eq(err, EINVAL, "%s: heist_sched_new returned %d, want EINVAL",
+                 what, err);
+    cr_assert_eq(s, sentinel, "%s: *out changed on error", what);
+}
+
+Test(sched, stack_size_bounds)
+{
+    unsetenv("HEIST_STACK_SIZE");
+    heist_config cfg = {.workers = 1};
+    cfg.stack_size = STACK_MIN - 1;
+    stack_size_refused(&cfg, "stack_size 16383");
+    cfg.stack_size = STACK_MIN;
+    stack_size_accepted(&cfg, "stack_size 16384");
+    cfg.stack_size = STACK_MAX;
+    stack_size_accepted(&cfg, "stack_size 4 GiB");
+    cfg.stack_size = STACK_MAX + 1;
+    stack_size_refused(&cfg, "stack_size 4 GiB + 1");
+}
+
+Test(sched, env_stack_size_bounds)
+{
+    heist_config cfg = {.workers = 1};
+    cr_assert_eq(setenv("HEIST_STACK_SIZE", "16383", 1), 0);
+    stack_size_refused(&cfg, "HEIST_STACK_SIZE=16383");
+    cr_assert_eq(setenv("HEIST_STACK_SIZE", "16384", 1), 0);
+    stack_size_accepted(&cfg, "HEIST_STACK_SIZE=16384");
+    cr_assert_eq(setenv("HEIST_STACK_SIZE", "4294967296", 1), 0);
+    stack_size_accepted(&cfg, "HEIST_STACK_SIZE=4294967296");
+    cr_assert_eq(setenv("HEIST_STACK_SIZE", "4294967297", 1), 0);
+    stack_size_refused(&cfg, "HEIST_STACK_SIZE=4294967297");
+    /* The field wins: a bad variable is not read when it is set. */
+    cfg.stack_size = STACK_MIN;
+    stack_size_accepted(&cfg, "stack_size 16384, HEIST_STACK_SIZE bad");
 }
 
 Test(sched, stress_create_free_1000_times)
