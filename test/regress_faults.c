@@ -669,6 +669,20 @@ static int lines_with(const char *path, const char *what)
     return n;
 }
 
+/* heist_sched_new(cfg) with the k-th thread it starts refused: must be
+ * EAGAIN (a scheduler made all the same is freed). */
+static void new_with_thread_refused(const heist_config *cfg, uint64_t k)
+{
+    heist_sched *s = NULL;
+    fi_arm(FI_THREAD, k, FI_FROM);
+    int r = heist_sched_new(cfg, &s);
+    fi_disarm();
+    if (r != EAGAIN)
+        FAIL("heist_sched_new, thread %d refused: returned %d", (int)k, r);
+    if (r == 0)
+        heist_sched_free(s);
+}
+
 static int trace_kept(void)
 {
     const char *path = "regress_faults_trace.json";
@@ -678,28 +692,17 @@ static int trace_kept(void)
         return 2;
     }
     heist_config cfg = {.workers = 2, .trace_path = path};
-    heist_sched *s = NULL;
     /* Each of its threads (the timer's, two workers') in turn cannot
      * start, before and after the trace file is opened. */
     for (uint64_t k = 1; k <= 3; k++) {
-        fi_arm(FI_THREAD, k, FI_FROM);
-        int r = heist_sched_new(&cfg, &s);
-        fi_disarm();
-        if (r != EAGAIN)
-            FAIL("heist_sched_new, thread %d refused: returned %d", (int)k,
-                 r);
+        new_with_thread_refused(&cfg, k);
         if (!file_is(path, kept_text))
             FAIL("heist_sched_new, thread %d refused, deleted or changed the "
                  "file at its trace path", (int)k);
     }
     unlink(path);
     for (uint64_t k = 1; k <= 3; k++) {
-        fi_arm(FI_THREAD, k, FI_FROM);
-        int r = heist_sched_new(&cfg, &s);
-        fi_disarm();
-        if (r != EAGAIN)
-            FAIL("heist_sched_new, thread %d refused: returned %d", (int)k,
-                 r);
+        new_with_thread_refused(&cfg, k);
         if (access(path, F_OK) == 0)
             FAIL("heist_sched_new, thread %d refused, left the trace file it "
                  "made", (int)k);
