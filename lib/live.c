@@ -30,6 +30,23 @@
  * follows the store of armed, which follows the waiter's read of q: the
  * futex wait returns at once or is woken.
  *
+ * Deferred ends. A task's end on a worker is not counted at once: the
+ * worker keeps how many ends it owes to one count (ends_live, ends_n:
+ * worker.h) and adds them with one store later, which saves a seq_cst
+ * store (a locked instruction on x86) per task. The count then reads
+ * high for a while, never low, so it never reads zero too early; the
+ * argument above holds with each end's `down` at the flush, which comes
+ * after the end. It must also not read nonzero for long once the last
+ * thing of the count ended, so the worker counts what it owes before
+ * anything that may take long and is not counted in the same count:
+ * before it runs any item but a task start (worker.c), before a task of
+ * another count runs its code (spawn.c), and when it finds nothing to
+ * run, before it searches, naps or parks. So the ends stay owed only
+ * while the worker runs the code of a task of the same count, which
+ * cannot reach zero before that task ends anyway. The memory stays
+ * valid: the count cannot reach zero, and so be given back to the pool
+ * or freed, while ends are owed to it.
+ *
  * The counter's memory must outlive every end that may still load armed:
  * the scheduler's own is freed after its workers are joined, and heist_run's
  * come from a pool the scheduler keeps until then (spawn.c).

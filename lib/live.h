@@ -50,23 +50,30 @@ static inline void heist__live_up(struct heist__live *l, unsigned i)
 
 void heist__live_wake(struct heist__live *l);
 
-static inline void heist__live_down(struct heist__live *l, unsigned i)
+/* Counts n ends (n >= 1) in slot i. */
+static inline void heist__live_down_n(struct heist__live *l, unsigned i,
+                                      uint64_t n)
 {
     struct heist__live_slot *sl = &l->slot[i];
     /* seq_cst (release at least): pairs with the count's loads of `down`,
-     * so what the finished thing did, and the starts it made, come before
-     * a count that sees this; and it precedes our load of `armed` in the
-     * single total order (the no-lost-wake-up argument, live.c). */
+     * so what the finished things did, and the starts they made, come
+     * before a count that sees this; and it precedes our load of `armed`
+     * in the single total order (the no-lost-wake-up argument, live.c). */
     if (i + 1 < l->nslots)
         atomic_store_explicit(
             &sl->down,
-            atomic_load_explicit(&sl->down, memory_order_relaxed) + 1,
+            atomic_load_explicit(&sl->down, memory_order_relaxed) + n,
             memory_order_seq_cst);
     else
-        atomic_fetch_add_explicit(&sl->down, 1, memory_order_seq_cst);
+        atomic_fetch_add_explicit(&sl->down, n, memory_order_seq_cst);
     /* seq_cst: after the store above in S, against the waiter's store. */
     if (heist__unlikely(atomic_load_explicit(&l->armed, memory_order_seq_cst)))
         heist__live_wake(l);
+}
+
+static inline void heist__live_down(struct heist__live *l, unsigned i)
+{
+    heist__live_down_n(l, i, 1);
 }
 
 /* The count now (see live.c for what it guarantees). */

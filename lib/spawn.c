@@ -156,7 +156,6 @@ static bool task_cancel(heist_future *f)
 
 static const struct heist__fut_ops task_ops = {task_free, task_cancel, NULL};
 
-static void task_run(struct heist__item *it);
 
 struct heist__tk *heist__task_new(struct heist_sched *s, heist_fn fn,
                                   void *arg, struct heist__group *g)
@@ -166,7 +165,7 @@ struct heist__tk *heist__task_new(struct heist_sched *s, heist_fn fn,
         return NULL;
     /* Two references: the caller's and the queue's (dropped by the runner). */
     heist__fut_init(&t->f, &task_ops, s, 2);
-    t->it.run = task_run;
+    t->it.run = heist__task_run;
     t->fn = fn;
     t->arg = arg;
     t->group = g;
@@ -220,12 +219,20 @@ static void task_end(struct heist__tk *t)
     heist_future_unref(&t->f); /* the queue's reference */
     /* g->live outlives g (the scheduler's pool): heist_run may have
      * returned before we are done with its count. The task's last access
-     * to anything of the scheduler. */
-    heist__live_down(g ? g->live : &s->live, heist__live_index(s));
+     * to anything of the scheduler. Its end is counted later, by this
+     * worker (live.c, "Deferred ends"): the worker that runs the end now
+     * (the task may have moved while it waited) is always one of s's,
+     * which runs only s's items. */
+    struct heist__worker *w = heist__self_get();
+    struct heist__live *l = g ? g->live : &s->live;
+    if (heist__likely(w && w->sched == s))
+        heist__ends_defer(w, l);
+    else
+        heist__live_down(l, heist__live_index(s));
 }
 
 /* The item's run function: starts the task on the calling worker. */
-static void task_run(struct heist__item *it)
+void heist__task_run(struct heist__item *it)
 {
     struct heist__tk *t = caa_container_of(it, struct heist__tk, it);
     uint32_t st = HEIST__TS_NEW;
@@ -236,6 +243,14 @@ static void task_run(struct heist__item *it)
         task_end(t); /* cancelled before it started: completed already */
         return;
     }
+    /* Ends deferred for another count are counted before this task's
+     * code runs, which may take long (live.c, "Deferred ends"); ends of
+     * this task's own count may wait, as it cannot reach zero before
+     * this task ends. */
+    struct heist__worker *w = heist__self_get();
+    if (w->ends_n &&
+        w->ends_live != (t->group ? t->group->live : &t->f.sched->live))
+        heist__ends_flush(w);
     if (t->group && atomic_load_explicit(&t->group->cancelling,
                                          memory_order_seq_cst)) {
         /* Its heist_run is cancelling its leftovers: never start it. We

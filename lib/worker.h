@@ -54,6 +54,10 @@ struct heist__worker {
     bool ah_pause_pops;            /* the pause covers our own queue too */
     uint32_t busy_n;               /* owner-only: items in this window */
     uint64_t busy_win0;            /* owner-only: when this window began */
+    /* Owner-only: task ends not yet counted in ends_live's slot (live.c,
+     * "Deferred ends"): ends_n of them, ends_live NULL when none. */
+    struct heist__live *ends_live;
+    uint64_t ends_n;
 
     /* The run-next slot (Go's runnext, tokio's LIFO slot): the fiber a
      * completion on this worker woke, run before the ready queue. The
@@ -196,6 +200,33 @@ static inline unsigned heist__live_index(struct heist_sched *s)
 {
     struct heist__worker *w = heist__self_get();
     return w && w->sched == s ? w->index : s->nworkers;
+}
+
+/* A spawned task's item: starts the task (spawn.c). */
+void heist__task_run(struct heist__item *it);
+
+/* Counts the ends that w deferred (live.c, "Deferred ends"), if any. */
+static inline void heist__ends_flush(struct heist__worker *w)
+{
+    if (w->ends_n) {
+        struct heist__live *l = w->ends_live;
+        uint64_t n = w->ends_n;
+        w->ends_live = NULL;
+        w->ends_n = 0;
+        heist__live_down_n(l, w->index, n);
+    }
+}
+
+/* A task counted in l ended on w, a worker of l's scheduler: counted
+ * later, by heist__ends_flush (live.c, "Deferred ends"). */
+static inline void heist__ends_defer(struct heist__worker *w,
+                                     struct heist__live *l)
+{
+    if (w->ends_live != l) {
+        heist__ends_flush(w);
+        w->ends_live = l;
+    }
+    w->ends_n++;
 }
 
 /* ---- ready.c ------------------------------------------------------------ */

@@ -1466,6 +1466,121 @@ Test(future, run_cancels_only_its_own_tasks)
     expect_clean();
 }
 
+/* ---- a run's end is seen while its worker runs other work ------------- */
+
+/* A worker counts the ends of tasks later (lib/live.c, "Deferred ends"),
+ * but never holds them back while it runs code of something else: run A's
+ * tasks end on the only worker, whose next item (run B's main task, or a
+ * callback) spins until heist_run A has returned. Had the worker kept A's
+ * ends, A would never return and the blocker would give up. */
+struct handover {
+    heist_sched *s;
+    bool callback;            /* the blocker: B's main task, or a callback */
+    heist_future *gate;       /* callback: completed by the test thread */
+    atomic_int a_ending;      /* A's main is about to return */
+    atomic_int b_queued;      /* the blocker was handed to the scheduler */
+    atomic_int a_returned;    /* heist_run A returned */
+    atomic_int blocker_saw;   /* 1: the blocker saw A return; 2: gave up */
+    int a_rc, b_rc;
+    void *b_result;
+};
+
+static void *trivial_child(void *arg)
+{
+    return arg;
+}
+
+static void *handover_a_main(void *arg)
+{
+    struct handover *h = arg;
+    heist_future *c = heist_spawn(NULL, trivial_child, VAL(5));
+    CHECK(c != NULL);
+    void *v = NULL;
+    CHECK_EQ(heist_await(c, &v), 0);
+    CHECK(v == VAL(5));
+    heist_future_unref(c);
+    atomic_store(&h->a_ending, 1);
+    /* Hold the worker until the blocker is queued behind us, so that it is
+     * the next item this worker takes once we return. */
+    CHECK(ht_wait_at_least(&h->b_queued, 1, 30));
+    struct timespec nap = {0, 50 * 1000 * 1000};
+    nanosleep(&nap, NULL);
+    return VAL(7);
+}
+
+static void *handover_a_thread(void *arg)
+{
+    struct handover *h = arg;
+    void *r = NULL;
+    h->a_rc = heist_run(h->s, handover_a_main, h, &r);
+    CHECK(r == VAL(7));
+    atomic_store(&h->a_returned, 1);
+    return NULL;
+}
+
+/* Spins until A returned: 1, or 2 after 20 s. */
+static void handover_block(struct handover *h)
+{
+    atomic_store(&h->blocker_saw,
+                 ht_wait_at_least(&h->a_returned, 1, 20) ? 1 : 2);
+}
+
+static void *handover_b_main(void *arg)
+{
+    handover_block(arg);
+    return VAL(9);
+}
+
+static void handover_cb(heist_future *f, void *arg)
+{
+    (void)f;
+    handover_block(arg);
+}
+
+static void handover_case(bool callback)
+{
+    struct handover h = {.s = new_sched(1), .callback = callback};
+    if (callback) {
+        h.gate = run_main(h.s, make_future, NULL); /* belongs to s */
+        cr_assert_not_null(h.gate);
+        cr_assert_eq(heist_future_then(h.gate, handover_cb, &h), 0);
+    }
+    pthread_t a = start_thread(handover_a_thread, &h);
+    cr_assert(ht_wait_at_least(&h.a_ending, 1, 30));
+    if (callback) {
+        /* Completed here, on no worker: the callback is queued. */
+        cr_assert_eq(heist_future_set_result(h.gate, NULL), 0);
+        atomic_store(&h.b_queued, 1);
+    } else {
+        /* heist_run queues B's main before it blocks: flag first, and A's
+         * main naps long enough for the queueing to happen. */
+        atomic_store(&h.b_queued, 1);
+        h.b_rc = heist_run(h.s, handover_b_main, &h, &h.b_result);
+        cr_assert_eq(h.b_rc, 0);
+        cr_assert_eq(h.b_result, VAL(9));
+    }
+    pthread_join(a, NULL);
+    cr_assert_eq(h.a_rc, 0);
+    cr_assert(ht_wait_at_least(&h.blocker_saw, 1, 30));
+    cr_assert_eq(atomic_load(&h.blocker_saw), 1,
+                 "heist_run A did not return while its worker ran %s",
+                 callback ? "a callback" : "run B's main task");
+    if (callback)
+        heist_future_unref(h.gate);
+    free_sched(h.s);
+    expect_clean();
+}
+
+Test(future, run_returns_while_its_worker_runs_another_runs_task)
+{
+    handover_case(false);
+}
+
+Test(future, run_returns_while_its_worker_runs_a_callback)
+{
+    handover_case(true);
+}
+
 /* ---- heist_cancelling --------------------------------------------------- */
 
 static void *report_cancelling(void *arg)
