@@ -15,13 +15,19 @@
  * A fiber's wait is published only once its fiber is off the CPU: the
  * suspension's "then" (wait_publish, run by the fiber switched to) lists
  * the node, so nobody can resume a fiber that is still running. Once the
- * first listing is made the wait may end and the waiter resume and drop
- * its references at any moment, so the publisher holds its own references
- * on the node and the future until it is done. A fiber's node is made
- * with all its references (the waiter's, the publisher's, one per listing
- * to come): one plain store instead of an atomic add per holder, as nobody
- * else sees the node yet; a listing that is not made drops its own. After
- * it resumes, the waiter takes the node out of its task and the timer heap
+ * first listing is made the wait may end and the waiter resume at any
+ * moment, on another worker; so a resumed waiter first waits until the
+ * publisher is done (`published`, set by the publisher's last access to
+ * the node, the future and the task), which it nearly always is already.
+ * While the publisher works, the waiter's reference keeps the node alive,
+ * and the waiter's caller keeps the future (it holds a reference for the
+ * whole await), and the task is the waiter's: the publisher needs no
+ * reference of its own (three atomic read-modify-writes a wait saved, one
+ * of them on the awaited future, often a cache miss). A fiber's node is
+ * made with all its references (the waiter's, one per listing to come):
+ * one plain store instead of an atomic add per holder, as nobody else
+ * sees the node yet; a listing that is not made drops its own. After it
+ * resumes, the waiter takes the node out of its task and the timer heap
  * (wait_cleanup).
  */
 #include "cache.h"
@@ -44,6 +50,9 @@ struct wnode {
     struct heist__tk *task;       /* fiber waits: the waiting task, or NULL */
     heist_future *fut;            /* the awaited future, or NULL (sleep) */
     _Atomic uint32_t futex;       /* thread waits: 1 once woken */
+    /* Fiber waits: 1 once the publisher is done with the node (its last
+     * access to the node, the future and the task). */
+    _Atomic uint32_t published;
 };
 
 static void wnode_unref(struct wnode *n)
@@ -133,18 +142,19 @@ static struct wnode *wnode_new(bool thread, uint32_t refs)
     n->task = NULL;
     n->fut = NULL;
     atomic_init(&n->futex, 0);
+    atomic_init(&n->published, 0);
     return n;
 }
 
 /* ---- a fiber's wait -------------------------------------------------------- */
 
-/* The references a fiber's wait node starts with: the waiter's, the
- * publisher's, and one for each place wait_publish will list it in. Taken
- * at once when the node is made (nobody else sees it before the
- * publication); a listing that does not happen drops its own. */
+/* The references a fiber's wait node starts with: the waiter's and one
+ * for each place wait_publish will list it in. Taken at once when the
+ * node is made (nobody else sees it before the publication); a listing
+ * that does not happen drops its own. */
 static uint32_t fiber_wait_refs(const struct wnode *n)
 {
-    return 2 + (n->task != NULL) + (n->tn.deadline != UINT64_MAX) +
+    return 1 + (n->task != NULL) + (n->tn.deadline != UINT64_MAX) +
            (n->fut != NULL);
 }
 
@@ -187,20 +197,28 @@ static void wait_publish(struct heist__fiber *from, void *arg)
 {
     (void)from; /* n->fiber */
     struct wnode *n = arg;
-    /* The publisher's reference on n (fiber_wait_refs) and ours on the
-     * future keep both alive until we are done: once the first listing
-     * below is made, the wait may end and the waiter drop its own. */
-    heist_future *f = n->fut;
-    if (f)
-        heist_future_ref(f);
     publish_steps(n);
-    heist_future_unref(f);
-    wnode_unref(n);
+    /* Release: our last access to n, its future and its task; pairs with
+     * the resumed waiter's acquire load (wait_cleanup), after which the
+     * waiter may drop its reference on n and return from the await. */
+    atomic_store_explicit(&n->published, 1, memory_order_release);
 }
 
 /* After the wait of n ended: takes it out of its task and timer. */
 static void wait_cleanup(struct wnode *n, int why)
 {
+    /* Acquire: pairs with the publisher's release store (wait_publish).
+     * The wait ended through a listing the publisher made, so it is at
+     * most a few instructions from done, unless its thread was
+     * preempted. */
+    for (unsigned spins = 0;
+         !atomic_load_explicit(&n->published, memory_order_acquire);
+         spins++) {
+        if (spins < 64)
+            heist__cpu_relax();
+        else
+            sched_yield();
+    }
     if (n->task && heist__task_wait_remove(n->task, &n->tw))
         wnode_unref(n);
     if (n->tn.deadline != UINT64_MAX && why != HEIST__WAKE_TIMEOUT &&
