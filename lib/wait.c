@@ -10,7 +10,10 @@
  * The waiter holds a fourth. Whoever ends the wait first claims the node
  * (`claimed`, one CAS) with its reason and resumes the waiter: the fiber is
  * made ready (ready.c) or the thread's futex is woken. The others find the
- * node claimed and only drop their reference.
+ * node claimed and only drop their reference. A completion that ends a
+ * fiber's wait hands its reference over to the waiter, which drops it
+ * with its own and those of the listings it takes back, in one
+ * subtraction.
  *
  * A fiber's wait is published only once its fiber is off the CPU: the
  * suspension's "then" (wait_publish, run by the fiber switched to) lists
@@ -90,8 +93,13 @@ static void list_fire(struct heist__lnode *l, heist_future *f, bool completed)
 {
     (void)f;
     struct wnode *n = (struct wnode *)l;
-    if (completed)
-        wnode_wake(n, HEIST__WAKE_OK);
+    /* Read first: once a fiber's waiter is woken, n may be gone. */
+    bool fiber = !n->thread;
+    /* A fiber's wait that the completion ends hands the list's reference
+     * to the waiter, which drops it with its own (wait_cleanup): one
+     * atomic operation fewer per await. */
+    if (completed && wnode_wake(n, HEIST__WAKE_OK) && fiber)
+        return;
     wnode_unref(n);
 }
 
@@ -186,10 +194,12 @@ static void publish_steps(struct wnode *n)
             wnode_unref(n);
         return;
     }
-    if (n->fut && !heist__fut_push(n->fut, &n->l)) {
+    /* Completed meanwhile: no listing, so no list reference to hand to
+     * the waiter either; as list_fire does, the claim with WAKE_OK
+     * leaves it to the waiter. */
+    if (n->fut && !heist__fut_push(n->fut, &n->l) &&
+        !wnode_wake(n, HEIST__WAKE_OK))
         wnode_unref(n);
-        wnode_wake(n, HEIST__WAKE_OK);
-    }
 }
 
 /* The suspension's then: publishes the wait of the fiber that just left. */
@@ -219,12 +229,19 @@ static void wait_cleanup(struct wnode *n, int why)
         else
             sched_yield();
     }
+    /* The references we drop, in one subtraction: ours, the list's when
+     * the completion ended the wait (list_fire and publish_steps hand it
+     * over with a WAKE_OK claim), and the listings we take back. */
+    uint32_t drop = 1 + (why == HEIST__WAKE_OK);
     if (n->task && heist__task_wait_remove(n->task, &n->tw))
-        wnode_unref(n);
+        drop++;
     if (n->tn.deadline != UINT64_MAX && why != HEIST__WAKE_TIMEOUT &&
         heist__timer_disarm(&n->sched->timers, &n->tn))
-        wnode_unref(n);
-    wnode_unref(n); /* the waiter's reference */
+        drop++;
+    /* acq_rel: as in wnode_unref. */
+    if (atomic_fetch_sub_explicit(&n->refs, drop, memory_order_acq_rel) ==
+        drop)
+        heist__cache_put(HEIST__C_WAIT, n);
 }
 
 /* A fiber waits for f (NULL: a sleep) until deadline. Returns the wake
