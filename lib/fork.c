@@ -275,7 +275,7 @@ static void *wait_stolen(struct heist__stolen *r, heist_fn fn, void *arg)
 {
     if (!stolen_done(r) && heist__drain() == 0 && !stolen_done(r)) {
         struct heist__fiber *self = heist__self_get()->cur;
-        heist__suspend(join_then, r, HEIST__SUSP_JOIN);
+        heist__suspend(join_then, r, HEIST__SUSP_JOIN, NULL);
         /* Resumed by the thief (or by join_then, having found DONE), or
          * not suspended (no fiber): this fiber's forks go above the ones
          * its drain saved. */

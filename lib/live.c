@@ -39,8 +39,9 @@
  * after the end. It must also not read nonzero for long once the last
  * thing of the count ended, so the worker counts what it owes before
  * anything that may take long and is not counted in the same count:
- * before it runs any item but a task start (worker.c), before a task of
- * another count runs its code (spawn.c), and when it finds nothing to
+ * before it runs any item but a task start or the resumption of a fiber
+ * that waits in the code of a task of the same count (worker.c), before a
+ * task of another count runs its code (spawn.c), and when it finds nothing to
  * run, before it searches, naps or parks. So the ends stay owed only
  * while the worker runs the code of a task of the same count, which
  * cannot reach zero before that task ends anyway. The memory stays

@@ -160,8 +160,6 @@ static long guard_limit(void)
     return l;
 }
 
-static void resume_run(struct heist__item *it);
-
 /* ---- chunks ---------------------------------------------------------------
  * A chunk is one mapping: a head (this struct and the fiber structs of its
  * slots) and then nslots slots, each a guard region of HEIST__GUARD_SIZE below a
@@ -622,7 +620,7 @@ static struct heist__fiber *fiber_alloc(struct heist__worker *w)
         return NULL;
     heist__count(reused ? &w->ctr.stacks_reused : &w->ctr.stacks_mapped);
     heist__fiber_make(f);
-    f->it.run = resume_run;
+    f->it.run = heist__resume_run;
     return f;
 }
 
@@ -741,7 +739,7 @@ void heist__fiber_pool_then(struct heist__fiber *from, void *arg)
 /* The run function of a ready fiber: a loop took it. The loop's own fiber
  * has no task frames above the loop: it goes to the pool, and comes back
  * from this switch when some worker takes it from the pool again. */
-static void resume_run(struct heist__item *it)
+void heist__resume_run(struct heist__item *it)
 {
     struct heist__fiber *f = caa_container_of(it, struct heist__fiber, it);
     struct heist__worker *w = heist__self_get();
@@ -757,7 +755,8 @@ static void resume_run(struct heist__item *it)
     heist__fiber_switch(w, f, heist__fiber_pool_then, NULL);
 }
 
-int heist__suspend(heist__then_fn then, void *arg, int why)
+int heist__suspend(heist__then_fn then, void *arg, int why,
+                   struct heist__live *live)
 {
     struct heist__worker *w = heist__self_get();
     struct heist__fiber *self = w->cur, *next = heist__fiber_get(w);
@@ -768,6 +767,7 @@ int heist__suspend(heist__then_fn then, void *arg, int why)
         atomic_load_explicit(&w->task, memory_order_relaxed);
     heist__count(&w->ctr.suspends);
     self->slept_on = w;
+    self->live = live;
     self->slept_timer = why == HEIST__SUSP_SLEEP;
     w->ah_sleeps += self->slept_timer;
     if (heist__unlikely(w->tb != NULL)) {

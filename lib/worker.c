@@ -315,10 +315,13 @@ static void ahead_started(struct heist__worker *w, size_t k)
 
 /* Runs an item taken by w. Ends that w deferred are counted first unless
  * the item starts a task, which counts them itself if they are another
- * count's (live.c, "Deferred ends"). */
+ * count's, or resumes a fiber that runs code of a task of the same count
+ * (live.c, "Deferred ends"). */
 static inline void run_item(struct heist__worker *w, struct heist__item *it)
 {
-    if (w->ends_n && it->run != heist__task_run)
+    if (w->ends_n && it->run != heist__task_run &&
+        (it->run != heist__resume_run ||
+         caa_container_of(it, struct heist__fiber, it)->live != w->ends_live))
         heist__ends_flush(w);
     it->run(it);
 }

@@ -1470,13 +1470,16 @@ Test(future, run_cancels_only_its_own_tasks)
 
 /* A worker counts the ends of tasks later (lib/live.c, "Deferred ends"),
  * but never holds them back while it runs code of something else: run A's
- * tasks end on the only worker, whose next item (run B's main task, or a
- * callback) spins until heist_run A has returned. Had the worker kept A's
- * ends, A would never return and the blocker would give up. */
+ * tasks end on the only worker, whose next item (run B's main task, a
+ * callback, or the resumption of run B's main task) spins until heist_run
+ * A has returned. Had the worker kept A's ends, A would never return and
+ * the blocker would give up. */
+enum handover_kind { HO_TASK, HO_CALLBACK, HO_RESUME };
 struct handover {
     heist_sched *s;
-    bool callback;            /* the blocker: B's main task, or a callback */
-    heist_future *gate;       /* callback: completed by the test thread */
+    enum handover_kind kind;  /* the blocker */
+    heist_future *gate;       /* callback, resume: completed by the test */
+    atomic_int b_waiting;     /* resume: B's main is about to await gate */
     atomic_int a_ending;      /* A's main is about to return */
     atomic_int b_queued;      /* the blocker was handed to the scheduler */
     atomic_int a_returned;    /* heist_run A returned */
@@ -1527,8 +1530,20 @@ static void handover_block(struct handover *h)
 
 static void *handover_b_main(void *arg)
 {
-    handover_block(arg);
+    struct handover *h = arg;
+    if (h->kind == HO_RESUME) {
+        atomic_store(&h->b_waiting, 1);
+        CHECK_EQ(heist_await(h->gate, NULL), 0);
+    }
+    handover_block(h);
     return VAL(9);
+}
+
+static void *handover_b_thread(void *arg)
+{
+    struct handover *h = arg;
+    h->b_rc = heist_run(h->s, handover_b_main, h, &h->b_result);
+    return NULL;
 }
 
 static void handover_cb(heist_future *f, void *arg)
@@ -1537,35 +1552,49 @@ static void handover_cb(heist_future *f, void *arg)
     handover_block(arg);
 }
 
-static void handover_case(bool callback)
+static void handover_case(enum handover_kind kind)
 {
-    struct handover h = {.s = new_sched(1), .callback = callback};
-    if (callback) {
+    struct handover h = {.s = new_sched(1), .kind = kind};
+    pthread_t b = 0;
+    if (kind == HO_CALLBACK) {
         h.gate = run_main(h.s, make_future, NULL); /* belongs to s */
         cr_assert_not_null(h.gate);
         cr_assert_eq(heist_future_then(h.gate, handover_cb, &h), 0);
+    } else if (kind == HO_RESUME) {
+        /* B's main waits on the gate before A starts. */
+        h.gate = heist_future_new();
+        b = start_thread(handover_b_thread, &h);
+        cr_assert(ht_wait_at_least(&h.b_waiting, 1, 30));
+        cr_assert(wait_suspends(h.s, 1));
     }
     pthread_t a = start_thread(handover_a_thread, &h);
     cr_assert(ht_wait_at_least(&h.a_ending, 1, 30));
-    if (callback) {
-        /* Completed here, on no worker: the callback is queued. */
+    if (kind != HO_TASK) {
+        /* Completed here, on no worker: the callback, or B's main, is
+         * queued. */
         cr_assert_eq(heist_future_set_result(h.gate, NULL), 0);
         atomic_store(&h.b_queued, 1);
     } else {
         /* heist_run queues B's main before it blocks: flag first, and A's
          * main naps long enough for the queueing to happen. */
         atomic_store(&h.b_queued, 1);
-        h.b_rc = heist_run(h.s, handover_b_main, &h, &h.b_result);
+        handover_b_thread(&h);
+    }
+    if (kind == HO_RESUME)
+        pthread_join(b, NULL);
+    if (kind != HO_CALLBACK) {
         cr_assert_eq(h.b_rc, 0);
         cr_assert_eq(h.b_result, VAL(9));
     }
     pthread_join(a, NULL);
     cr_assert_eq(h.a_rc, 0);
     cr_assert(ht_wait_at_least(&h.blocker_saw, 1, 30));
+    static const char *const what[] = {"run B's main task", "a callback",
+                                       "run B's main task, resumed"};
     cr_assert_eq(atomic_load(&h.blocker_saw), 1,
                  "heist_run A did not return while its worker ran %s",
-                 callback ? "a callback" : "run B's main task");
-    if (callback)
+                 what[kind]);
+    if (h.gate)
         heist_future_unref(h.gate);
     free_sched(h.s);
     expect_clean();
@@ -1573,12 +1602,17 @@ static void handover_case(bool callback)
 
 Test(future, run_returns_while_its_worker_runs_another_runs_task)
 {
-    handover_case(false);
+    handover_case(HO_TASK);
 }
 
 Test(future, run_returns_while_its_worker_runs_a_callback)
 {
-    handover_case(true);
+    handover_case(HO_CALLBACK);
+}
+
+Test(future, run_returns_while_its_worker_resumes_another_runs_task)
+{
+    handover_case(HO_RESUME);
 }
 
 /* ---- heist_cancelling --------------------------------------------------- */
