@@ -40,11 +40,12 @@
  * thing of the count ended, so the worker counts what it owes before
  * anything that may take long and is not counted in the same count:
  * before it runs any item but a task start or the resumption of a fiber
- * that waits in the code of a task of the same count (worker.c), before a
- * task of another count runs its code (spawn.c), and when it finds nothing to
- * run, before it searches, naps or parks. So the ends stay owed only
- * while the worker runs the code of a task of the same count, which
- * cannot reach zero before that task ends anyway. The memory stays
+ * that waits in the code of a task of the same count, and before it runs
+ * a fork it stole (worker.c), before a task of another count runs its
+ * code (spawn.c), and when it finds nothing to run, before it spins, naps
+ * or parks. So the ends stay owed only while the worker runs the code of
+ * a task of the same count, which cannot reach zero before that task
+ * ends anyway. The memory stays
  * valid: the count cannot reach zero, and so be given back to the pool
  * or freed, while ends are owed to it.
  *

@@ -356,6 +356,9 @@ static bool steal_from(struct heist__worker *w, struct heist__worker *v,
                              heist__trace_flow(w->tb));
         /* More to take there: get another sleeper going (ramp-up). */
         found_work(w, heist__deque_has_public(&v->dq));
+        /* User code that is no item of ours: the ends we owe are counted
+         * first (live.c, "Deferred ends"); a fork-join thief owes none. */
+        heist__ends_flush(w);
         heist__entry_run_stolen(fn, arg, t, r);
         return true;
     }
@@ -588,7 +591,8 @@ _Noreturn void heist__worker_loop(void)
             continue;
         }
         /* Nothing to run: the ends deferred so far are counted now, before
-         * this worker searches, naps or parks (live.c, "Deferred ends"). */
+         * this worker spins, naps or parks (live.c, "Deferred ends"; a
+         * fork stolen in the search counted them before it ran). */
         heist__ends_flush(w);
         struct heist_sched *s = w->sched;
         /* seq_cst: pairs with the store in heist_sched_free, which comes
