@@ -1615,6 +1615,81 @@ Test(future, run_returns_while_its_worker_resumes_another_runs_task)
     handover_case(HO_RESUME);
 }
 
+/* The same for a fork a worker steals right after it ran the end of run
+ * A's main: run B's main forks and joins leaves on one worker without
+ * pause, while run A is made again and again on the others; a leaf that
+ * starts between the end of A's main and the return of heist_run A spins
+ * until that return. A thief that still owed A's end while it ran such a
+ * leaf would keep heist_run A from returning: the leaf gives up after
+ * 10 s and says so. Whether a thief steals in that window is up to the
+ * scheduler, so the case runs many times. */
+struct steal_handover {
+    heist_sched *s;
+    atomic_int stop;          /* B's main: stop forking */
+    atomic_int a_ended;       /* A's mains that reached their end */
+    atomic_int a_returned;    /* heist_run A calls that returned */
+    atomic_int stuck;         /* leaves that gave up */
+    atomic_int a_runs;        /* run A's done (the watchdog's progress) */
+};
+
+static void *sh_leaf(void *arg)
+{
+    struct steal_handover *h = arg;
+    int ended = atomic_load(&h->a_ended);
+    if (ended != atomic_load(&h->a_returned) &&
+        !ht_wait_at_least(&h->a_returned, ended, 10))
+        atomic_fetch_add(&h->stuck, 1);
+    return NULL;
+}
+
+static void *sh_b_main(void *arg)
+{
+    struct steal_handover *h = arg;
+    while (!atomic_load(&h->stop)) {
+        heist_task t[8];
+        for (int j = 0; j < 8; j++)
+            heist_fork(&t[j], sh_leaf, h);
+        for (int j = 7; j >= 0; j--)
+            CHECK_EQ(heist_join(&t[j], NULL), 0);
+    }
+    return NULL;
+}
+
+static void *sh_b_thread(void *arg)
+{
+    struct steal_handover *h = arg;
+    void *r = SENTINEL;
+    CHECK_EQ(heist_run(h->s, sh_b_main, h, &r), 0);
+    CHECK(r == NULL);
+    return NULL;
+}
+
+static void *sh_a_main(void *arg)
+{
+    struct steal_handover *h = arg;
+    atomic_fetch_add(&h->a_ended, 1);
+    return VAL(3);
+}
+
+Test(future, run_returns_while_a_thief_runs_another_runs_fork)
+{
+    struct steal_handover h = {.s = new_sched(3)};
+    pthread_t b = start_thread(sh_b_thread, &h);
+    int runs = HT_SCALE(3000, 300);
+    for (int i = 0; i < runs && !atomic_load(&h.stuck); i++) {
+        cr_assert_eq(run_main(h.s, sh_a_main, &h), VAL(3));
+        atomic_fetch_add(&h.a_returned, 1);
+        ht_watchdog_tick(&suite_wd);
+    }
+    atomic_store(&h.stop, 1);
+    pthread_join(b, NULL);
+    cr_assert_eq(atomic_load(&h.stuck), 0,
+                 "heist_run A did not return while a thief ran run B's "
+                 "fork (%d leaves gave up)", atomic_load(&h.stuck));
+    free_sched(h.s);
+    expect_clean();
+}
+
 /* ---- heist_cancelling --------------------------------------------------- */
 
 static void *report_cancelling(void *arg)
