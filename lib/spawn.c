@@ -156,7 +156,6 @@ static bool task_cancel(heist_future *f)
 
 static const struct heist__fut_ops task_ops = {task_free, task_cancel, NULL};
 
-
 struct heist__tk *heist__task_new(struct heist_sched *s, heist_fn fn,
                                   void *arg, struct heist__group *g)
 {
