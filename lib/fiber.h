@@ -71,9 +71,9 @@ struct heist__fiber {
      * (fork.c, "Bounded drains"). Owned by the fiber's own code. */
     uint32_t drain_nest;
     /* The live count of the task whose code the fiber ran when it last
-     * suspended, or NULL (heist__suspend's live). Written by the fiber
-     * before its wait is published; read by the worker that takes it to
-     * resume it, which the queue or slot it came through orders after. */
+     * suspended, or NULL (no task: a callback). Written by the fiber
+     * before its wait is published; read by the worker that resumes it,
+     * which the queue or slot it came through orders after. */
     struct heist__live *live;
 #ifdef HEIST_TSAN
     void *tsan;                 /* __tsan_create_fiber's handle */
@@ -206,14 +206,9 @@ void heist__fiber_then(struct heist__worker *w);
 /* Suspends the running task's fiber: switches to a fresh one, which runs
  * then(suspended fiber, arg) once the switch is done (the action publishes
  * the wait; whoever ends it makes the fiber ready). `why` (HEIST__SUSP_*)
- * is for the trace. `live`: the live count of the task whose code the
- * fiber runs, or NULL if unknown (worker.c's run_item reads it). Returns
- * the wake reason, or 0 when no fiber could be had (out of memory: then
- * was not called). */
-int heist__suspend(heist__then_fn then, void *arg, int why,
-                   struct heist__live *live);
-/* A ready fiber's item run function: resumes it (stack.c). */
-void heist__resume_run(struct heist__item *it);
+ * is for the trace. Returns the wake reason, or 0 when no fiber could be
+ * had (out of memory: then was not called). */
+int heist__suspend(heist__then_fn then, void *arg, int why);
 
 /* Worker thread set-up and tear-down of the fiber machinery. */
 int heist__fiber_thread_init(struct heist__worker *w);

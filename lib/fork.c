@@ -95,6 +95,7 @@
  */
 #include "cache.h"
 #include "fork.h"
+#include "spawn.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -275,7 +276,7 @@ static void *wait_stolen(struct heist__stolen *r, heist_fn fn, void *arg)
 {
     if (!stolen_done(r) && heist__drain() == 0 && !stolen_done(r)) {
         struct heist__fiber *self = heist__self_get()->cur;
-        heist__suspend(join_then, r, HEIST__SUSP_JOIN, NULL);
+        heist__suspend(join_then, r, HEIST__SUSP_JOIN);
         /* Resumed by the thief (or by join_then, having found DONE), or
          * not suspended (no fiber): this fiber's forks go above the ones
          * its drain saved. */
@@ -716,6 +717,12 @@ void *heist__run_user(struct heist__tk *task, heist_fn fn, void *arg,
                       int kind, const void *sym)
 {
     struct heist__worker *w = heist__self_get();
+    /* User code may run long: the ends this worker owes are counted first,
+     * unless the code is a task's (its own, or a fork's) of the same
+     * count, which cannot reach zero before that task ends (live.c,
+     * "Deferred ends"). */
+    if (w->ends_n && (!task || heist__task_live(task) != w->ends_live))
+        heist__ends_flush(w);
     /* Relaxed: owner-only writes (worker.h). */
     atomic_store_explicit(&w->task, task, memory_order_relaxed);
     if (heist__unlikely(w->tb != NULL)) {

@@ -38,16 +38,15 @@
  * argument above holds with each end's `down` at the flush, which comes
  * after the end. It must also not read nonzero for long once the last
  * thing of the count ended, so the worker counts what it owes before
- * anything that may take long and is not counted in the same count:
- * before it runs any item but a task start or the resumption of a fiber
- * that waits in the code of a task of the same count, and before it runs
- * a fork it stole (worker.c), before a task of another count runs its
- * code (spawn.c), and when it finds nothing to run, before it spins, naps
- * or parks. So the ends stay owed only while the worker runs the code of
- * a task of the same count, which cannot reach zero before that task
- * ends anyway. The memory stays
- * valid: the count cannot reach zero, and so be given back to the pool
- * or freed, while ends are owed to it.
+ * anything that may take long and is not counted in the same count: at
+ * the start of user code (heist__run_user: a task, a fork a thief stole,
+ * a callback) and at a fiber's resumption (stack.c) unless the code is a
+ * task's of the same count, and when it finds nothing to run, before it
+ * spins, naps or parks (worker.c). So the ends stay owed only while the
+ * worker runs the code of a task of the same count, which cannot reach
+ * zero before that task ends anyway. The memory stays valid: the count
+ * cannot reach zero, and so be given back to the pool or freed, while
+ * ends are owed to it.
  *
  * The counter's memory must outlive every end that may still load armed:
  * the scheduler's own is freed after its workers are joined, and heist_run's

@@ -156,6 +156,8 @@ static bool task_cancel(heist_future *f)
 
 static const struct heist__fut_ops task_ops = {task_free, task_cancel, NULL};
 
+static void task_run(struct heist__item *it);
+
 struct heist__tk *heist__task_new(struct heist_sched *s, heist_fn fn,
                                   void *arg, struct heist__group *g)
 {
@@ -164,7 +166,7 @@ struct heist__tk *heist__task_new(struct heist_sched *s, heist_fn fn,
         return NULL;
     /* Two references: the caller's and the queue's (dropped by the runner). */
     heist__fut_init(&t->f, &task_ops, s, 2);
-    t->it.run = heist__task_run;
+    t->it.run = task_run;
     t->fn = fn;
     t->arg = arg;
     t->group = g;
@@ -202,7 +204,8 @@ heist_future *heist_spawn(heist_sched *s, heist_fn fn, void *arg)
 
 static void task_end(struct heist__tk *t)
 {
-    struct heist__group *g = t->group;
+    /* Read before the unref below, which may free t. */
+    struct heist__live *l = heist__task_live(t);
     struct heist_sched *s = t->f.sched;
     /* Relaxed: written only by this task's waits, all over (its stolen
      * forks were joined, which ordered their waits before this). */
@@ -223,7 +226,6 @@ static void task_end(struct heist__tk *t)
      * (the task may have moved while it waited) is always one of s's,
      * which runs only s's items. */
     struct heist__worker *w = heist__self_get();
-    struct heist__live *l = g ? g->live : &s->live;
     if (heist__likely(w && w->sched == s))
         heist__ends_defer(w, l);
     else
@@ -231,7 +233,7 @@ static void task_end(struct heist__tk *t)
 }
 
 /* The item's run function: starts the task on the calling worker. */
-void heist__task_run(struct heist__item *it)
+static void task_run(struct heist__item *it)
 {
     struct heist__tk *t = caa_container_of(it, struct heist__tk, it);
     uint32_t st = HEIST__TS_NEW;
@@ -242,14 +244,6 @@ void heist__task_run(struct heist__item *it)
         task_end(t); /* cancelled before it started: completed already */
         return;
     }
-    /* Ends deferred for another count are counted before this task's
-     * code runs, which may take long (live.c, "Deferred ends"); ends of
-     * this task's own count may wait, as it cannot reach zero before
-     * this task ends. */
-    struct heist__worker *w = heist__self_get();
-    if (w->ends_n &&
-        w->ends_live != (t->group ? t->group->live : &t->f.sched->live))
-        heist__ends_flush(w);
     if (t->group && atomic_load_explicit(&t->group->cancelling,
                                          memory_order_seq_cst)) {
         /* Its heist_run is cancelling its leftovers: never start it. We

@@ -95,6 +95,11 @@ bool heist__task_wait_add(struct heist__tk *t, struct heist__task_wait *tw);
 /* Takes tw out of t if listed; true if it was. */
 bool heist__task_wait_remove(struct heist__tk *t,
                              struct heist__task_wait *tw);
+/* The live count t is counted in: its group's, or its scheduler's. */
+static inline struct heist__live *heist__task_live(const struct heist__tk *t)
+{
+    return t->group ? t->group->live : &t->f.sched->live;
+}
 /* A cancel was requested for t (or for its group). */
 static inline bool heist__cancel_requested(const struct heist__tk *t)
 {

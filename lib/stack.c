@@ -59,6 +59,7 @@
  * switches to it and pools the loop's own fiber.
  */
 #include "fiber.h"
+#include "spawn.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -159,6 +160,8 @@ static long guard_limit(void)
     atomic_store_explicit(&limit, l, memory_order_relaxed);
     return l;
 }
+
+static void resume_run(struct heist__item *it);
 
 /* ---- chunks ---------------------------------------------------------------
  * A chunk is one mapping: a head (this struct and the fiber structs of its
@@ -620,7 +623,7 @@ static struct heist__fiber *fiber_alloc(struct heist__worker *w)
         return NULL;
     heist__count(reused ? &w->ctr.stacks_reused : &w->ctr.stacks_mapped);
     heist__fiber_make(f);
-    f->it.run = heist__resume_run;
+    f->it.run = resume_run;
     return f;
 }
 
@@ -739,10 +742,15 @@ void heist__fiber_pool_then(struct heist__fiber *from, void *arg)
 /* The run function of a ready fiber: a loop took it. The loop's own fiber
  * has no task frames above the loop: it goes to the pool, and comes back
  * from this switch when some worker takes it from the pool again. */
-void heist__resume_run(struct heist__item *it)
+static void resume_run(struct heist__item *it)
 {
     struct heist__fiber *f = caa_container_of(it, struct heist__fiber, it);
     struct heist__worker *w = heist__self_get();
+    /* The fiber goes on with user code: as heist__run_user (fork.c), the
+     * ends this worker owes are counted first unless that code is a
+     * task's of the same count (live.c, "Deferred ends"). */
+    if (w->ends_n && f->live != w->ends_live)
+        heist__ends_flush(w);
     heist__count(&w->ctr.resumes);
     if (f->slept_timer)
         ; /* a timer ended it: where it resumes says nothing of its wait */
@@ -755,8 +763,7 @@ void heist__resume_run(struct heist__item *it)
     heist__fiber_switch(w, f, heist__fiber_pool_then, NULL);
 }
 
-int heist__suspend(heist__then_fn then, void *arg, int why,
-                   struct heist__live *live)
+int heist__suspend(heist__then_fn then, void *arg, int why)
 {
     struct heist__worker *w = heist__self_get();
     struct heist__fiber *self = w->cur, *next = heist__fiber_get(w);
@@ -767,7 +774,8 @@ int heist__suspend(heist__then_fn then, void *arg, int why,
         atomic_load_explicit(&w->task, memory_order_relaxed);
     heist__count(&w->ctr.suspends);
     self->slept_on = w;
-    self->live = live;
+    /* Its task cannot end before this fiber resumes and goes on. */
+    self->live = task ? heist__task_live(task) : NULL;
     self->slept_timer = why == HEIST__SUSP_SLEEP;
     w->ah_sleeps += self->slept_timer;
     if (heist__unlikely(w->tb != NULL)) {

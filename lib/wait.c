@@ -281,10 +281,8 @@ static int fiber_wait(heist_future *f, uint64_t deadline)
         return HEIST__WAKE_OK;
     }
     n->fiber = heist__self_get()->cur;
-    struct heist__tk *t = n->task;
-    int why = heist__suspend(
-        wait_publish, n, f ? HEIST__SUSP_AWAIT : HEIST__SUSP_SLEEP,
-        !t ? NULL : t->group ? t->group->live : &t->f.sched->live);
+    int why = heist__suspend(wait_publish, n,
+                             f ? HEIST__SUSP_AWAIT : HEIST__SUSP_SLEEP);
     /* Resumed (perhaps elsewhere): this fiber's forks go above the ones
      * its drain saved (fork.c). */
     heist__fork_rebase(heist__self_get(), n->fiber);

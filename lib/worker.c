@@ -313,19 +313,6 @@ static void ahead_started(struct heist__worker *w, size_t k)
  * a fiber woken by another worker goes back to the run-next slot of a
  * busy worker it slept on. */
 
-/* Runs an item taken by w. Ends that w deferred are counted first unless
- * the item starts a task, which counts them itself if they are another
- * count's, or resumes a fiber that runs code of a task of the same count
- * (live.c, "Deferred ends"). */
-static inline void run_item(struct heist__worker *w, struct heist__item *it)
-{
-    if (w->ends_n && it->run != heist__task_run &&
-        (it->run != heist__resume_run ||
-         caa_container_of(it, struct heist__fiber, it)->live != w->ends_live))
-        heist__ends_flush(w);
-    it->run(it);
-}
-
 /* Steals from v (a fork, a batch of ready items, or, when late is set,
  * its run-next item) and runs the first thing stolen. */
 static bool steal_from(struct heist__worker *w, struct heist__worker *v,
@@ -356,9 +343,6 @@ static bool steal_from(struct heist__worker *w, struct heist__worker *v,
                              heist__trace_flow(w->tb));
         /* More to take there: get another sleeper going (ramp-up). */
         found_work(w, heist__deque_has_public(&v->dq));
-        /* User code that is no item of ours: the ends we owe are counted
-         * first (live.c, "Deferred ends"); a fork-join thief owes none. */
-        heist__ends_flush(w);
         heist__entry_run_stolen(fn, arg, t, r);
         return true;
     }
@@ -396,7 +380,7 @@ static bool steal_from(struct heist__worker *w, struct heist__worker *v,
             heist__trace_rec(w->tb, HEIST__TEV_STEAL_ITEM, NULL, v->index, 0);
         found_work(w, k > 1);
         /* Not a fork: counted as a task (and a resume) only. */
-        run_item(w, it);
+        it->run(it);
         return true;
     }
     heist__count(&w->ctr.failed_steals);
@@ -429,7 +413,7 @@ static bool run_injected(struct heist__worker *w)
     if (!it)
         return false;
     found_work(w, false);
-    run_item(w, it);
+    it->run(it);
     return true;
 }
 
@@ -548,7 +532,7 @@ static bool find_and_run(struct heist__worker *w, bool late)
     if (rn_turn && (it = take_runnext(w))) {
         w->runnext_streak++;
         found_work(w, false);
-        run_item(w, it);
+        it->run(it);
         return true;
     }
     w->runnext_streak = 0;
@@ -556,14 +540,14 @@ static bool find_and_run(struct heist__worker *w, bool late)
     if (it) {
         ahead_started(w, 1);
         found_work(w, false);
-        run_item(w, it);
+        it->run(it);
         return true;
     }
     /* Nothing queued: the slot's turn after all. */
     if (!rn_turn && (it = take_runnext(w))) {
         w->runnext_streak = 1;
         found_work(w, false);
-        run_item(w, it);
+        it->run(it);
         return true;
     }
     return steal_and_run(w, late) || run_injected(w);
@@ -591,8 +575,7 @@ _Noreturn void heist__worker_loop(void)
             continue;
         }
         /* Nothing to run: the ends deferred so far are counted now, before
-         * this worker spins, naps or parks (live.c, "Deferred ends"; a
-         * fork stolen in the search counted them before it ran). */
+         * this worker spins, naps or parks (live.c, "Deferred ends"). */
         heist__ends_flush(w);
         struct heist_sched *s = w->sched;
         /* seq_cst: pairs with the store in heist_sched_free, which comes

@@ -202,9 +202,6 @@ static inline unsigned heist__live_index(struct heist_sched *s)
     return w && w->sched == s ? w->index : s->nworkers;
 }
 
-/* A spawned task's item: starts the task (spawn.c). */
-void heist__task_run(struct heist__item *it);
-
 /* Counts the ends that w deferred (live.c, "Deferred ends"), if any. */
 static inline void heist__ends_flush(struct heist__worker *w)
 {
