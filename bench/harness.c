@@ -95,8 +95,7 @@ static int cmp_double(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
-/* Prints the CSV row of the samples (ms); sorts them in place. */
-static void report(const bench_args *a, double *samples, unsigned n)
+void bench_report(const bench_args *a, double *samples, unsigned n)
 {
     qsort(samples, n, sizeof *samples, cmp_double);
     double median =
@@ -134,7 +133,7 @@ void bench_time(const bench_args *a, bench_body body, void *ctx,
                     samples[i]);
         check(a, r, expected);
     }
-    report(a, samples, a->reps);
+    bench_report(a, samples, a->reps);
     free(samples);
 }
 
@@ -143,7 +142,7 @@ void bench_cold_report(const bench_args *a, double t0_ms, long long got,
 {
     double ms = bench_now_ms() - t0_ms;
     check(a, got, expected);
-    report(a, &ms, 1);
+    bench_report(a, &ms, 1);
 }
 
 long long bench_fib_expected(long n)
@@ -203,6 +202,6 @@ void bench_idle(const bench_args *a, bench_body tiny, void *ctx,
         if (i >= a->warmup)
             samples[i - a->warmup] = (c1 - c0) * 1e3 / (t1 - t0);
     }
-    report(a, samples, a->reps);
+    bench_report(a, samples, a->reps);
     free(samples);
 }

@@ -91,6 +91,13 @@ double bench_now_ms(void);
 void bench_cold_report(const bench_args *a, double t0_ms, long long got,
                        long long expected);
 
+/*
+ * Prints the CSV row of n >= 1 samples (ms): their median (the middle one,
+ * or the mean of the two middle ones) and min. Sorts them in place. For
+ * programs that time their runs themselves (bench/waiting_*.c).
+ */
+void bench_report(const bench_args *a, double *samples, unsigned n);
+
 /* Prints "FAIL: <what>" on stderr and exits with status 1. */
 void bench_fail(const bench_args *a, const char *what);
 

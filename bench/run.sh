@@ -212,7 +212,11 @@ PLAN
   # warm-up rounds: the round after the first still grows the record slabs
   # of the worker that ran fewer waiters the first time (2.1 s, then 0.5-0.7
   # s a round, on the 2-core VM).
+  # Before the cold rows, their floor: as many fresh pages written, one a
+  # waiter, on as many threads, in fresh processes of bench/waiting_floor.c
+  # (on a VM that backs memory on first touch, most of the cold figure).
   if [ -x "$bin/waiting_heist" ]; then
+    echo "waiting $WAITING floor 2 $COLD 0 cold"
     echo "waiting $WAITING heist 2 $COLD 0 cold"
     echo "waiting $WAITING heist 2 $FEW 2 warm"
   fi

@@ -158,12 +158,6 @@ static double one_round(long n)
     return r.suspend_ms;
 }
 
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
 /* WAITING_IDLE_MS's sleep before a round but the first. */
 static void idle_before(unsigned round)
 {
@@ -190,8 +184,7 @@ int main(int argc, char **argv)
         /* One round in this fresh process: its suspension time (the cold
          * figure of the 1M-waiting target). */
         double ms = one_round(args.param);
-        printf("%s,%ld,%s,%u,%.3f,%.3f,1\n", args.workload, args.param,
-               args.impl, args.workers, ms, ms);
+        bench_report(&args, &ms, 1);
         bench_heist_free(&args, sched);
         return 0;
     }
@@ -199,21 +192,14 @@ int main(int argc, char **argv)
         idle_before(i);
         one_round(args.param);
     }
-    double *t = calloc(args.reps ? args.reps : 1, sizeof *t);
+    double *t = calloc(args.reps, sizeof *t);
     if (!t)
         bench_fail(&args, "out of memory");
     for (unsigned i = 0; i < args.reps; i++) {
         idle_before(args.warmup + i);
         t[i] = one_round(args.param);
     }
-    qsort(t, args.reps, sizeof *t, cmp_double);
-    /* The median: the middle one, or the mean of the two middle ones (an
-     * even count), as the harness's. */
-    unsigned m = args.reps / 2;
-    double median = args.reps % 2 ? t[m] : (t[m - 1] + t[m]) / 2;
-    if (args.reps)
-        printf("%s,%ld,%s,%u,%.3f,%.3f,%u\n", args.workload, args.param,
-               args.impl, args.workers, median, t[0], args.reps);
+    bench_report(&args, t, args.reps);
     free(t);
     bench_heist_free(&args, sched);
     return 0;
