@@ -721,8 +721,7 @@ void *heist__run_user(struct heist__tk *task, heist_fn fn, void *arg,
      * unless the code is a task's (its own, or a fork's) of the same
      * count, which cannot reach zero before that task ends (live.c,
      * "Deferred ends"). */
-    if (w->ends_n && (!task || heist__task_live(task) != w->ends_live))
-        heist__ends_flush(w);
+    heist__ends_flush_unless(w, task ? heist__task_live(task) : NULL);
     /* Relaxed: owner-only writes (worker.h). */
     atomic_store_explicit(&w->task, task, memory_order_relaxed);
     if (heist__unlikely(w->tb != NULL)) {

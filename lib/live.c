@@ -41,8 +41,10 @@
  * anything that may take long and is not counted in the same count: at
  * the start of user code (heist__run_user: a task, a fork a thief stole,
  * a callback) and at a fiber's resumption (stack.c) unless the code is a
- * task's of the same count, and when it finds nothing to run, before it
- * spins, naps or parks (worker.c). So the ends stay owed only while the
+ * task's of the same count, before it settles a task of another count
+ * that its run's cancelling keeps from starting (its list may be long:
+ * spawn.c), and when it finds nothing to run, before it spins, naps or
+ * parks (worker.c). So the ends stay owed only while the
  * worker runs the code of a task of the same count, which cannot reach
  * zero before that task ends anyway. The memory stays valid: the count
  * cannot reach zero, and so be given back to the pool or freed, while

@@ -220,11 +220,11 @@ static void task_end(struct heist__tk *t)
     }
     heist_future_unref(&t->f); /* the queue's reference */
     /* g->live outlives g (the scheduler's pool): heist_run may have
-     * returned before we are done with its count. The task's last access
-     * to anything of the scheduler. Its end is counted later, by this
-     * worker (live.c, "Deferred ends"): the worker that runs the end now
-     * (the task may have moved while it waited) is always one of s's,
-     * which runs only s's items. */
+     * returned before we are done with its count. The end is counted
+     * later, by this worker (live.c, "Deferred ends"), and that store is
+     * the task's last access to anything of the scheduler: the worker
+     * that runs the end now (the task may have moved while it waited) is
+     * always one of s's, which runs only s's items. */
     struct heist__worker *w = heist__self_get();
     if (heist__likely(w && w->sched == s))
         heist__ends_defer(w, l);
@@ -241,7 +241,9 @@ static void task_run(struct heist__item *it)
     if (!atomic_compare_exchange_strong_explicit(
             &t->tstate, &st, HEIST__TS_RUNNING, memory_order_acq_rel,
             memory_order_acquire)) {
-        task_end(t); /* cancelled before it started: completed already */
+        /* Cancelled before it started: completed already (its canceller
+         * fired its list). */
+        task_end(t);
         return;
     }
     if (t->group && atomic_load_explicit(&t->group->cancelling,
@@ -256,6 +258,11 @@ static void task_run(struct heist__item *it)
          * way). */
         atomic_store_explicit(&t->tstate, HEIST__TS_ENDED,
                               memory_order_seq_cst);
+        /* The settle fires the task's list, which may be long (every
+         * waiter readied): the ends this worker owes to another count are
+         * counted first, as before user code (heist__run_user; live.c,
+         * "Deferred ends"). */
+        heist__ends_flush_unless(heist__self_get(), heist__task_live(t));
         heist__fut_settle(&t->f, HEIST__ST_CANCELLED, NULL, ECANCELED);
         task_end(t);
         return;

@@ -749,8 +749,7 @@ static void resume_run(struct heist__item *it)
     /* The fiber goes on with user code: as heist__run_user (fork.c), the
      * ends this worker owes are counted first unless that code is a
      * task's of the same count (live.c, "Deferred ends"). */
-    if (w->ends_n && f->live != w->ends_live)
-        heist__ends_flush(w);
+    heist__ends_flush_unless(w, f->live);
     heist__count(&w->ctr.resumes);
     if (f->slept_timer)
         ; /* a timer ended it: where it resumes says nothing of its wait */

@@ -214,6 +214,16 @@ static inline void heist__ends_flush(struct heist__worker *w)
     }
 }
 
+/* Before w runs something that may take long and is not a task of count
+ * l (NULL: of no count): the ends w owes to another count are counted
+ * now (live.c, "Deferred ends"). */
+static inline void heist__ends_flush_unless(struct heist__worker *w,
+                                            const struct heist__live *l)
+{
+    if (w->ends_n && w->ends_live != l)
+        heist__ends_flush(w);
+}
+
 /* A task counted in l ended on w, a worker of l's scheduler: counted
  * later, by heist__ends_flush (live.c, "Deferred ends"). */
 static inline void heist__ends_defer(struct heist__worker *w,
