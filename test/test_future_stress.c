@@ -594,6 +594,130 @@ Test(future_stress, race_cancel_at_suspension)
     cancel_at_suspension(4, HT_SCALE(5000, 500));
 }
 
+/* ---- a timed await, its task's cancel and the completion, all at once ---- */
+
+/*
+ * A task awaits a future with a time limit of 1-50 us; a thread completes
+ * the future and the test's thread cancels the task, each after a random
+ * delay. A fiber wait can then be ended by any of the three holders of its
+ * node (the future's list, the timer, the cancel), in any order, each
+ * racing the others' claim: its references (wait.c, fiber_wait_refs: the
+ * waiter, the list, the timer, the task) must add up on every path. A
+ * miscount is a double free (asan, tsan) or a node never freed (the asan
+ * preset's leak check: its slab stays); a lost claim is a hang (the
+ * watchdog). Every outcome must be one the API allows:
+ *  - the cancel said false: the task ended before it, its await gave the
+ *    value or ETIMEDOUT;
+ *  - the cancel said true: the task ends cancelled; its await gave the
+ *    value or ETIMEDOUT (both before the cancel landed) or ECANCELED
+ *    (then heist_cancelling() was true).
+ */
+struct timed_race {
+    heist_future *f;
+    uint64_t timeout_ns;
+    uint64_t complete_spin;
+    atomic_int armed, go;
+    int rc;
+    void *v;
+    bool cancelling;
+};
+
+static void *tr_awaiter(void *arg)
+{
+    struct timed_race *c = arg;
+    atomic_store(&c->armed, 1);
+    c->v = SENTINEL;
+    c->rc = heist_await_timeout(c->f, c->timeout_ns, &c->v);
+    c->cancelling = c->rc == ECANCELED ? heist_cancelling() : true;
+    return NULL;
+}
+
+static void *tr_completer(void *arg)
+{
+    struct timed_race *c = arg;
+    /* Yielding: three threads wait on two cores here. */
+    while (!atomic_load(&c->go))
+        sched_yield();
+    spin(c->complete_spin);
+    CHECK_EQ(heist_future_set_result(c->f, VAL(9)), 0);
+    return NULL;
+}
+
+static void timeout_cancel_completion(unsigned workers, int n)
+{
+    struct ht_watchdog wd;
+    ht_watchdog_start(&wd, "timed await, cancel and completion", 60);
+    heist_sched *s = new_sched(workers, 0);
+    uint64_t rng = 31 + workers;
+    /* value, timed out, cancelled in the await; each with and without a
+     * successful cancel */
+    int outcomes[2][3] = {{0, 0, 0}, {0, 0, 0}};
+    for (int i = 0; i < n; i++) {
+        uint64_t x = ht_rand(&rng);
+        struct timed_race c = {.f = heist_future_new(),
+                               .timeout_ns = US(1 + x % 50),
+                               .complete_spin = (x >> 8) % 20000,
+                               .rc = -1};
+        cr_assert_not_null(c.f);
+        pthread_t th;
+        cr_assert_eq(pthread_create(&th, NULL, tr_completer, &c), 0);
+        heist_future *task = heist_spawn(s, tr_awaiter, &c);
+        cr_assert_not_null(task);
+        while (!atomic_load(&c.armed))
+            sched_yield();
+        atomic_store(&c.go, 1);
+        spin((x >> 24) % 40000);
+        bool cancelled = heist_future_cancel(task);
+        pthread_join(th, NULL);
+        void *v = SENTINEL;
+        int rc = heist_await(task, &v);
+        int kind;
+        if (c.rc == 0) {
+            cr_assert_eq(c.v, VAL(9), "rep %d: the await gave %p", i, c.v);
+            kind = 0;
+        } else if (c.rc == ETIMEDOUT) {
+            cr_assert_eq(c.v, SENTINEL, "rep %d: a timed-out await wrote "
+                         "its value", i);
+            kind = 1;
+        } else {
+            cr_assert_eq(c.rc, ECANCELED, "rep %d: the await ended %d", i,
+                         c.rc);
+            cr_assert(cancelled, "rep %d: ECANCELED with no cancel", i);
+            cr_assert(c.cancelling, "rep %d: heist_cancelling() false "
+                      "after ECANCELED", i);
+            kind = 2;
+        }
+        if (cancelled) {
+            cr_assert_eq(rc, ECANCELED, "rep %d: cancel said true, the task "
+                         "ended %d", i, rc);
+            cr_assert(heist_future_cancelled(task));
+        } else {
+            cr_assert_eq(rc, 0, "rep %d: cancel said false, the task ended "
+                         "%d", i, rc);
+        }
+        outcomes[cancelled][kind]++;
+        cr_assert_eq(heist_future_result(c.f, &v), 0);
+        cr_assert_eq(v, VAL(9));
+        heist_future_unref(task);
+        heist_future_unref(c.f);
+        ht_watchdog_tick(&wd);
+    }
+    cr_assert_eq(heist_sched_free(s), 0);
+    ht_watchdog_stop(&wd);
+    cr_log_info("%u workers: not cancelled: value %d, timed out %d; "
+                "cancelled: value %d, timed out %d, in the await %d",
+                workers, outcomes[0][0], outcomes[0][1], outcomes[1][0],
+                outcomes[1][1], outcomes[1][2]);
+    expect_clean();
+}
+
+Test(future_stress, race_timeout_cancel_completion)
+{
+    timeout_cancel_completion(1, HT_SCALE(3000, 1000));
+    timeout_cancel_completion(2, HT_SCALE(3000, 1000));
+    timeout_cancel_completion(8, HT_SCALE(2000, 600));
+}
+
 /* ---- gather and any against their children's completions --------------- */
 
 /*
