@@ -324,6 +324,15 @@ int main(int argc, char **argv)
                 argv[1], WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         return 1;
     }
+    /* SIGALRM is child()'s alarm(60): the process hung (say, after its
+     * report) instead of dying of it, which must not pass as a death. */
+    if (WTERMSIG(status) == SIGALRM) {
+        fprintf(stderr,
+                "test_overflow %s: FAIL: the child hung (killed by its 60 s "
+                "alarm)\n",
+                argv[1]);
+        return 1;
+    }
     /* ThreadSanitizer's interceptor runs a program's signal handler with
      * every signal blocked, so the SIGSEGV of the overflow inside the
      * SIGABRT handler kills the process at once: no second report, and no
