@@ -540,6 +540,9 @@ struct child {
 };
 
 static unsigned nfail, nruns, nprinted;
+/* Runs of each kind in which a call was made to fail: a sweep that never
+ * injected a fault checked nothing (see sweep()). */
+static unsigned ninjected[FI_NKINDS];
 
 /* Prints the first lines of a failed run's output. */
 static void print_head(FILE *f, int max_lines)
@@ -599,6 +602,8 @@ static void finish(struct child *c, int status, bool timed_out,
 {
     nruns++;
     bool ok = !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (c->rep->failed > 0)
+        ninjected[c->kind]++;
     if (!ok) {
         nfail++;
         char run[96], why[160];
@@ -736,6 +741,18 @@ static int sweep(const char *workload)
                (unsigned long long)count[k],
                (unsigned long long)count_new[k]);
     printf("\n");
+    /* heist_sched_new alone allocates, maps, protects and starts threads:
+     * a kind never counted means the interposition (fault_inject.c: the
+     * symbols exported, the callers' libraries found by name) is broken,
+     * and every run would pass having failed nothing. */
+    for (int k = 0; k < FI_NKINDS; k++)
+        if (count_new[k] == 0) {
+            fprintf(stderr,
+                    "fault_sweep %s: FAIL: no %s call of heist_sched_new "
+                    "was seen: fault injection does not reach heist\n",
+                    workload, fi_kind_name((enum fi_kind)k));
+            return 1;
+        }
 
     size_t maxjobs = 0;
     for (int k = 0; k < FI_NKINDS; k++)
@@ -772,6 +789,13 @@ static int sweep(const char *workload)
     for (unsigned i = 0; i < ntallies; i++)
         printf("  %4u x %s   (first: fault_sweep %s)\n", tallies[i].n,
                tallies[i].what, tallies[i].first);
+    for (int k = 0; k < FI_NKINDS; k++)
+        if (ninjected[k] == 0) {
+            fprintf(stderr,
+                    "fault_sweep %s: FAIL: no run made a %s call fail\n",
+                    workload, fi_kind_name((enum fi_kind)k));
+            nfail++;
+        }
     return nfail ? 1 : 0;
 }
 
