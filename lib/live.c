@@ -44,9 +44,10 @@
  * task's of the same count, before it settles a task of another count
  * that its run's cancelling keeps from starting (its list may be long:
  * spawn.c), and when it finds nothing to run, before it spins, naps or
- * parks (worker.c). So the ends stay owed only while the
- * worker runs the code of a task of the same count, which cannot reach
- * zero before that task ends anyway. The memory stays valid: the count
+ * parks (worker.c). So the ends stay owed only while the worker runs the
+ * code of a task of the same count, which cannot reach zero before that
+ * task ends anyway. Only workers defer: a task ends in task_run, which
+ * only a worker's loop runs (spawn.c). The memory stays valid: the count
  * cannot reach zero, and so be given back to the pool or freed, while
  * ends are owed to it.
  *

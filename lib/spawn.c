@@ -206,7 +206,6 @@ static void task_end(struct heist__tk *t)
 {
     /* Read before the unref below, which may free t. */
     struct heist__live *l = heist__task_live(t);
-    struct heist_sched *s = t->f.sched;
     /* Relaxed: written only by this task's waits, all over (its stolen
      * forks were joined, which ordered their waits before this). */
     struct heist__gshard *sh =
@@ -222,14 +221,11 @@ static void task_end(struct heist__tk *t)
     /* g->live outlives g (the scheduler's pool): heist_run may have
      * returned before we are done with its count. The end is counted
      * later, by this worker (live.c, "Deferred ends"), and that store is
-     * the task's last access to anything of the scheduler: the worker
+     * the task's last access to anything of the scheduler. The worker
      * that runs the end now (the task may have moved while it waited) is
-     * always one of s's, which runs only s's items. */
-    struct heist__worker *w = heist__self_get();
-    if (heist__likely(w && w->sched == s))
-        heist__ends_defer(w, l);
-    else
-        heist__live_down(l, heist__live_index(s));
+     * one of the task's scheduler's: task_run is an item's run function,
+     * and only a worker's loop runs items, its own scheduler's. */
+    heist__ends_defer(heist__self_get(), l);
 }
 
 /* The item's run function: starts the task on the calling worker. */
