@@ -240,6 +240,43 @@ Test(join_fn, errors_outside_worker)
     cr_assert_eq((long)fib_fn((void *)15L), fib_seq(15));
 }
 
+/* heist_join_fn is a macro on the inline path (a statement expression
+ * when the join's check is off: test_join_fn_nocheck is this file built
+ * with HEIST_JOIN_CHECK 0): each argument is evaluated exactly once, on
+ * the fast path, on an error and on a NULL function. */
+static void *evaluated_once(void *arg)
+{
+    (void)arg;
+    int nt = 0, nf = 0, nr = 0;
+    heist_task t;
+    void *r = NULL;
+    heist_fork(&t, twice, (void *)21);
+    CHECK(heist_join_fn((nt++, &t), (nf++, identity), (nr++, &r)) == EINVAL);
+    CHECK(nt == 1 && nf == 1 && nr == 1 && r == NULL);
+    CHECK(heist_join_fn((nt++, &t), (nf++, (heist_fn)NULL), (nr++, &r)) ==
+          EINVAL);
+    CHECK(nt == 2 && nf == 2 && nr == 2 && r == NULL);
+    CHECK(heist_join_fn((nt++, &t), (nf++, twice), (nr++, &r)) == 0);
+    CHECK(nt == 3 && nf == 3 && nr == 3 && r == (void *)42);
+    CHECK(heist_join_fn((nt++, &t), (nf++, twice), (nr++, &r)) == EINVAL);
+    CHECK(nt == 4 && nf == 4 && nr == 4);
+    return NULL;
+}
+
+Test(join_fn, arguments_evaluated_once)
+{
+    void *line = evaluated_once(NULL);
+    cr_assert_null(line, "outside a worker: check at line %d failed",
+                   (int)(intptr_t)line);
+    for (size_t w = 0; w < NCOUNTS; w++) {
+        heist_sched *s = new_sched(worker_counts[w]);
+        line = run(s, evaluated_once, NULL);
+        cr_assert_null(line, "on %u workers: check at line %d failed",
+                       worker_counts[w], (int)(intptr_t)line);
+        cr_assert_eq(heist_sched_free(s), 0);
+    }
+}
+
 /* ---- a stolen child ---------------------------------------------------- */
 
 static atomic_int child_started, child_may_end;

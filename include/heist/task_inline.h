@@ -208,9 +208,12 @@ static inline uintptr_t heist__fj_off(void)
 /* Whether the inline join checks, when the task it ran returns, that the
  * task joined its own forks (heist/task.h): HEIST_JOIN_CHECK as the
  * program defines it (0 or 1), else 1 unless NDEBUG is defined, as for
- * assert. The check is a load and a compare per join, but it keeps a
- * value live across the task's call: fib(32-37) on one worker took 11%
- * longer with it (README). The library's own joins always check. */
+ * assert. The check is a load and a compare per join, but it comes after
+ * the task's call, so the call is never the function's last act: gcc
+ * cannot turn a recursion that ends in the join into a loop. fib(35) on
+ * one worker, `-O2`, with the leaf test on the argument: 58 ms with it,
+ * 43.4 without; with the test after the conversion (no loop either way)
+ * 58 against 60 (README). The library's own joins always check. */
 #ifndef HEIST_JOIN_CHECK
 #ifdef NDEBUG
 #define HEIST_JOIN_CHECK 0
@@ -256,50 +259,48 @@ static inline void heist__fork_fast(heist_task *t, heist_fn fn, void *arg)
     /* t NULL: nothing runs; heist_join(NULL) reports EINVAL. */
 }
 
-/* heist_join's (fn NULL) and heist_join_fn's fast path: t's entry is this
- * worker's newest (the one below top) and still private (at or above
- * split), so no thief can take it: pop it and run it here, from the
- * task's own copies of the function and argument. An entry of this fiber
- * that a suspension took off the deque (lib/fork.c, the drain) lies below
- * split: every fiber resumes on an empty deque placed above them (split at
- * or above that place), and split does not go below it while the fiber
- * runs; so does
- * an entry of another worker's deque, which is another array. A joined
- * task's slot word is odd (HEIST__TASK_JOINED) and never passes. */
-static inline int heist__join_fast(heist_task *t, heist_fn fn, void **result)
+/* heist_join's (fn NULL) and heist_join_fn's fast path, its first half: if
+ * t's entry is this worker's newest (the one below top) and still private
+ * (at or above split), so that no thief can take it, pops it, marks t
+ * joined and returns 1 with the entry's address in *slot; the caller then
+ * runs the task, from the task's own copies of the function and argument.
+ * Returns 0, changing nothing, if not. An entry of this fiber that a
+ * suspension took off the deque (lib/fork.c, the drain) lies below split:
+ * every fiber resumes on an empty deque placed above them (split at or
+ * above that place), and split does not go below it while the fiber runs;
+ * so does an entry of another worker's deque, which is another array. A
+ * joined task's slot word is odd (HEIST__TASK_JOINED) and never passes. */
+static inline int heist__join_pop(heist_task *t, heist_fn fn, uintptr_t *slot)
 {
     struct heist__fjent *top, *split;
-    uintptr_t slot;
+    uintptr_t s;
     HEIST__FJ_LOAD(top, top);
     HEIST__FJ_LOAD(split, split);
     /* Integer compares: a marker never passes, as top is NULL or an
      * aligned heap address. */
     if (__builtin_expect(
             t != 0 &&
-                (slot = t->heist_private_[HEIST__TASK_SLOT],
-                 (uintptr_t)top == slot + sizeof(struct heist__fjent)) &&
-                slot >= (uintptr_t)split &&
+                (s = t->heist_private_[HEIST__TASK_SLOT],
+                 (uintptr_t)top == s + sizeof(struct heist__fjent)) &&
+                s >= (uintptr_t)split &&
                 (fn == 0 || t->heist_private_[HEIST__TASK_FN] == (uintptr_t)fn),
             1)) {
-        heist_fn call = fn ? fn : (heist_fn)t->heist_private_[HEIST__TASK_FN];
-        HEIST__FJ_STORE(top, (struct heist__fjent *)slot);
-        /* Counted before the call: the child may suspend and come back on
+        HEIST__FJ_STORE(top, (struct heist__fjent *)s);
+        /* Counted before the task runs: it may suspend and come back on
          * another worker. */
         HEIST__FJ_COUNT_INLINED();
-        /* Written before the call: a second join of t then goes to the
-         * library, which reports it. */
+        /* Written before the task runs: a second join of t then goes to
+         * the library, which reports it. */
         t->heist_private_[HEIST__TASK_SLOT] = HEIST__TASK_JOINED;
-        void *r = call((void *)t->heist_private_[HEIST__TASK_ARG]);
-#if HEIST_JOIN_CHECK
-        /* A task that returns with forks not joined is caught at its end
-         * (task.h), here as where a thief or a drain runs it: its forks
-         * would otherwise pass for ours, to run on its dead frame. */
-        HEIST__JOIN_CHECK(slot);
-#endif
-        if (result)
-            *result = r;
-        return 0;
+        *slot = s;
+        return 1;
     }
+    return 0;
+}
+
+/* The rest of a join whose pop did not apply: t NULL, or the library. */
+static inline int heist__join_rest(heist_task *t, heist_fn fn, void **result)
+{
     if (!t) {
         if (result)
             *result = (void *)0;
@@ -319,6 +320,28 @@ static inline int heist__join_fast(heist_task *t, heist_fn fn, void **result)
     return (int)j.err;
 }
 
+/* heist_join (fn NULL) and heist_join_fn (fn not NULL, the task's). */
+static inline int heist__join_fast(heist_task *t, heist_fn fn, void **result)
+{
+    uintptr_t slot;
+    if (__builtin_expect(heist__join_pop(t, fn, &slot), 1)) {
+        heist_fn call = fn ? fn : (heist_fn)t->heist_private_[HEIST__TASK_FN];
+        void *r = call((void *)t->heist_private_[HEIST__TASK_ARG]);
+#if HEIST_JOIN_CHECK
+        /* A task that returns with forks not joined is caught at its end
+         * (task.h), here as where a thief or a drain runs it: its forks
+         * would otherwise pass for ours, to run on its dead frame. */
+        HEIST__JOIN_CHECK(slot);
+#else
+        (void)slot;
+#endif
+        if (result)
+            *result = r;
+        return 0;
+    }
+    return heist__join_rest(t, fn, result);
+}
+
 /* heist_join_fn: a NULL fn joins nothing (heist/task.h). The library's
  * exported heist_join_fn is this too. */
 static inline int heist__join_fn_inline(heist_task *t, heist_fn fn,
@@ -330,6 +353,18 @@ static inline int heist__join_fn_inline(heist_task *t, heist_fn fn,
         return EINVAL;
     }
     return heist__join_fast(t, fn, result);
+}
+
+/* heist_join_fn's rest when its pop did not apply (or fn is NULL). */
+static inline int heist__join_fn_rest(heist_task *t, heist_fn fn,
+                                      void **result)
+{
+    if (!fn) {
+        if (result)
+            *result = (void *)0;
+        return EINVAL;
+    }
+    return heist__join_rest(t, fn, result);
 }
 
 #endif /* __GNUC__ */
@@ -346,9 +381,67 @@ static inline int heist__join_fn_inline(heist_task *t, heist_fn fn,
 #endif
 
 #ifdef HEIST_INLINE
+#if HEIST_JOIN_CHECK
 #define heist_fork(t, fn, arg) heist__fork_fast((t), (fn), (arg))
 #define heist_join(t, result) heist__join_fast((t), (heist_fn)0, (result))
 #define heist_join_fn(t, fn, result) heist__join_fn_inline((t), (fn), (result))
+#else
+/*
+ * Without the join's check (NDEBUG), the three are statement expressions
+ * (GNU C) that put two things in the caller's own body, where gcc sees
+ * them from the start of its work: heist_fork's store of the function
+ * into the task (a repeat of the inline function's, which gcc then drops),
+ * and the join's call of the task. The pop, the fork and the slow paths
+ * stay inline functions. Through an inline function alone the join's call
+ * becomes a direct one only when gcc inlines that function, after its
+ * early passes: too late to turn a recursion that ends in the join (fib's)
+ * into a loop, as it does Lace's, or to inline the task's partial-inlining
+ * head (its leaf test) at the join. fib(35) with the leaf test on the
+ * argument, one worker, `-O2 -DNDEBUG`: 52 ms before, 43.4 ms so (Lace
+ * 42-44 ms; README). With the check on, its load after the call keeps the
+ * call where it is, and these would gain nothing. Each argument is
+ * evaluated once.
+ */
+#define heist_fork(t, fn, arg)                                               \
+    (__extension__({                                                         \
+        heist_task *heist__ft_ = (t);                                        \
+        heist_fn heist__ff_ = (fn);                                          \
+        heist__fork_fast(heist__ft_, heist__ff_, (arg));                     \
+        if (heist__ft_)                                                      \
+            heist__ft_->heist_private_[HEIST__TASK_FN] =                     \
+                (uintptr_t)heist__ff_;                                       \
+        (void)0;                                                             \
+    }))
+/* The join: pop (ok: the join may pop), call callee (an expression of
+ * heist__jt_ and heist__jf_), or the rest. */
+#define HEIST__JOIN_EXPR(t, fn, result, ok, callee, rest)                    \
+    (__extension__({                                                         \
+        heist_task *heist__jt_ = (t);                                        \
+        heist_fn heist__jf_ = (fn);                                          \
+        void **heist__jr_ = (result);                                        \
+        uintptr_t heist__js_;                                                \
+        int heist__je_ = 0;                                                  \
+        if (__builtin_expect(                                                \
+                (ok) && heist__join_pop(heist__jt_, heist__jf_, &heist__js_), \
+                1)) {                                                        \
+            void *heist__jv_ = (callee)(                                     \
+                (void *)heist__jt_->heist_private_[HEIST__TASK_ARG]);        \
+            if (heist__jr_)                                                  \
+                *heist__jr_ = heist__jv_;                                    \
+        } else {                                                             \
+            heist__je_ = rest(heist__jt_, heist__jf_, heist__jr_);           \
+        }                                                                    \
+        heist__je_;                                                          \
+    }))
+#define heist_join(t, result)                                                \
+    HEIST__JOIN_EXPR((t), (heist_fn)0, (result), 1,                          \
+                     (heist_fn)heist__jt_->heist_private_[HEIST__TASK_FN],   \
+                     heist__join_rest)
+/* A NULL fn must not pop (heist__join_pop takes it for heist_join's). */
+#define heist_join_fn(t, fn, result)                                         \
+    HEIST__JOIN_EXPR((t), (fn), (result), heist__jf_ != 0, heist__jf_,       \
+                     heist__join_fn_rest)
+#endif
 #define heist_sched_new(cfg, out)                                             \
     heist_sched_new_v((cfg), (out), HEIST_ABI_VERSION)
 #endif

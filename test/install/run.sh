@@ -97,6 +97,15 @@ flags=$(pkg-config --cflags --libs heist) || fail "pkg-config heist"
 "$cc" -std=c11 -o "$tmp/pc-consumer" "$here/consumer.c" $flags ||
   fail "building with pkg-config --cflags --libs heist ($flags)"
 LD_LIBRARY_PATH=$libdir check_output "pkg-config heist" "$tmp/pc-consumer"
+# The same as a release build: NDEBUG turns the inline join's check off,
+# and heist_fork/heist_join become statement expressions
+# (heist/task_inline.h), which must stay warning-free in strict C.
+# shellcheck disable=SC2086
+"$cc" -std=c11 -O2 -DNDEBUG -Wall -Wextra -pedantic -Werror \
+  -o "$tmp/pc-consumer-ndebug" "$here/consumer.c" $flags ||
+  fail "building with -DNDEBUG -pedantic -Werror and pkg-config heist"
+LD_LIBRARY_PATH=$libdir check_output "pkg-config heist, NDEBUG" \
+  "$tmp/pc-consumer-ndebug"
 ldd_out=$(LD_LIBRARY_PATH=$libdir ldd "$tmp/pc-consumer")
 grep -q "libheist.so.* => $libdir/" <<<"$ldd_out" ||
   fail "the pkg-config consumer did not load the installed libheist.so"
