@@ -119,6 +119,7 @@ fib $FIB_T1 heist_static 1 $FAST 1
 fib $FIB_T1 heist_fn 1 $FAST 1
 fib $FIB_T1 heist_leaf 1 $FAST 1
 fib $FIB_T1 heist_user 1 $FAST 1
+fib $FIB_T1 heist_user_leaf 1 $FAST 1
 fib $FIB_T1 omp 1 $PEER 0
 fib $FIB_T1 tbb 1 $PEER 0
 fib $FIB_SCALE serial 1 $FAST 1
@@ -128,6 +129,7 @@ fib $FIB_SCALE heist_static 2 $FAST 1
 fib $FIB_SCALE heist_fn 2 $FAST 1
 fib $FIB_SCALE heist_leaf 2 $FAST 1
 fib $FIB_SCALE heist_user 2 $FAST 1
+fib $FIB_SCALE heist_user_leaf 2 $FAST 1
 fib $FIB_SCALE omp 1 $PEER 0
 fib $FIB_SCALE omp 2 $PEER 0
 fib $FIB_SCALE tbb 1 $PEER 0
@@ -371,8 +373,8 @@ while read -r w p impl workers reps warm phase; do
   fi
   if [ $have = 0 ]; then
     case $impl in
-      omp|tbb|go|heist_user)
-        # heist_user: built by tools/bench only (an installed copy).
+      omp|tbb|go|heist_user|heist_user_leaf)
+        # heist_user*: built by tools/bench only (an installed copy).
         progress "$label" 0
         echo "bench: [$k/$total] $label: not built (peer missing), skipped; $(time_left)" >&2
         echo "$w,$p,$impl,$workers,,,0,not built,$phase," >>"$raw"

@@ -100,7 +100,8 @@ NR == 1 { next }  # header
   }
   if (impl == "serial") next
   if (impl == "heist_static") { linked[++nlinked] = w "," p "," wk; next }
-  if (impl == "heist_fn" || impl == "heist_leaf" || impl == "heist_user")
+  if (impl == "heist_fn" || impl == "heist_leaf" || impl == "heist_user" ||
+      impl == "heist_user_leaf")
     next   # in the linked table
   rk = w "," p "," wk
   if (!(rk in seen)) { seen[rk] = 1; rows[++nrows] = rk }
@@ -215,13 +216,13 @@ function forkjoin_tables(   i, j, r, w, p, wk, sk, hk, ok_, tk, lk, wp, impl, li
 
 }
 
-function linked_table(   i, r, hk, sk, fk, uk, srk, fns) {
+function linked_table(   i, r, hk, sk, fk, uk, ulk, srk, fns) {
   if (nlinked == 0) return
   print ""
-  print "heist linked with the shared library (the tables above) and with the static one; fib with heist_join_fn (the join that names the function) and fib with its leaf test on the argument before the conversion (README: \"Fork-join code the compiler can speed up\"), both libheist.so; and fib as a user builds it (user build: the library installed, `cc -O2` with `pkg-config --cflags --libs heist`, no NDEBUG, so the inline join's check is on; the others are built -O3 -DNDEBUG): same run. ns per fork+join: (T - Ts) / forks at 1 worker, for the .so, the .a, heist_join_fn, the leaf test on the argument and the user build."
+  print "heist linked with the shared library (the tables above) and with the static one; fib with heist_join_fn (the join that names the function) and fib with its leaf test on the argument before the conversion (README: \"Fork-join code the compiler can speed up\"), both libheist.so; and fib as a user builds it (user build: the library installed, `cc -O2` with `pkg-config --cflags --libs heist`, no NDEBUG, so the inline join's check is on; the others are built -O3 -DNDEBUG), and the same with the leaf test on the argument for release (user leaf: `cc -O2 -DNDEBUG`, the join's check off): same run. ns per fork+join: (T - Ts) / forks at 1 worker, for the .so, the .a, heist_join_fn, the leaf test on the argument, the user build and the user leaf build."
   print ""
-  print "| workload | workers | heist, libheist.so | heist, libheist.a | .a / .so | heist_join_fn | join_fn / join | leaf test on arg | leaf / join | user build | user / .so | ns per fork+join (.so / .a / join_fn / leaf / user) |"
-  print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  print "| workload | workers | heist, libheist.so | heist, libheist.a | .a / .so | heist_join_fn | join_fn / join | leaf test on arg | leaf / join | user build | user / .so | user leaf, NDEBUG | user leaf / user | ns per fork+join (.so / .a / join_fn / leaf / user / user leaf) |"
+  print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for (i = 1; i <= nlinked; i++) {
     split(linked[i], r, ",")
     hk = r[1] "," r[2] ",heist," r[3]
@@ -229,13 +230,15 @@ function linked_table(   i, r, hk, sk, fk, uk, srk, fns) {
     fk = r[1] "," r[2] ",heist_fn," r[3]
     lk = r[1] "," r[2] ",heist_leaf," r[3]
     uk = r[1] "," r[2] ",heist_user," r[3]
+    ulk = r[1] "," r[2] ",heist_user_leaf," r[3]
     srk = r[1] "," r[2] ",serial,1"
     fns = "-"
     if (r[1] == "fib" && r[3] == 1)
-      fns = fork_ns(hk, srk, r[2]) " / " fork_ns(sk, srk, r[2]) " / " fork_ns(fk, srk, r[2]) " / " fork_ns(lk, srk, r[2]) " / " fork_ns(uk, srk, r[2])
-    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name(r[1], r[2]), r[3], cell(hk),
+      fns = fork_ns(hk, srk, r[2]) " / " fork_ns(sk, srk, r[2]) " / " fork_ns(fk, srk, r[2]) " / " fork_ns(lk, srk, r[2]) " / " fork_ns(uk, srk, r[2]) " / " fork_ns(ulk, srk, r[2])
+    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name(r[1], r[2]), r[3], cell(hk),
       cell(sk), ratio(okmed(sk), okmed(hk)), cell(fk), ratio(okmed(fk), okmed(hk)),
-      cell(lk), ratio(okmed(lk), okmed(hk)), cell(uk), ratio(okmed(uk), okmed(hk)), fns
+      cell(lk), ratio(okmed(lk), okmed(hk)), cell(uk), ratio(okmed(uk), okmed(hk)),
+      cell(ulk), ratio(okmed(ulk), okmed(uk)), fns
   }
 }
 
