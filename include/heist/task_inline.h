@@ -4,7 +4,9 @@
  * include it alone).
  *
  * What a program sees: heist_fork, heist_join, heist_join_fn and
- * heist_sched_new become macros over the static inline functions below.
+ * heist_sched_new become macros over the static inline functions below
+ * (under NDEBUG the first three are statement expressions around them,
+ * see the end; each macro evaluates each argument once).
  * A fork that a worker makes and joins itself (the common case) then costs
  * a few plain loads and stores in the caller, no call into the library, and
  * heist_join_fn calls the child directly (the compiler may inline it). The
