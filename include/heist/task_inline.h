@@ -344,20 +344,8 @@ static inline int heist__join_fast(heist_task *t, heist_fn fn, void **result)
     return heist__join_rest(t, fn, result);
 }
 
-/* heist_join_fn: a NULL fn joins nothing (heist/task.h). The library's
- * exported heist_join_fn is this too. */
-static inline int heist__join_fn_inline(heist_task *t, heist_fn fn,
-                                        void **result)
-{
-    if (!fn) {
-        if (result)
-            *result = (void *)0;
-        return EINVAL;
-    }
-    return heist__join_fast(t, fn, result);
-}
-
-/* heist_join_fn's rest when its pop did not apply (or fn is NULL). */
+/* heist_join_fn's rest when its pop did not apply or fn is NULL (a NULL
+ * fn joins nothing: heist/task.h). */
 static inline int heist__join_fn_rest(heist_task *t, heist_fn fn,
                                       void **result)
 {
@@ -367,6 +355,14 @@ static inline int heist__join_fn_rest(heist_task *t, heist_fn fn,
         return EINVAL;
     }
     return heist__join_rest(t, fn, result);
+}
+
+/* heist_join_fn. The library's exported heist_join_fn is this too. */
+static inline int heist__join_fn_inline(heist_task *t, heist_fn fn,
+                                        void **result)
+{
+    return fn ? heist__join_fast(t, fn, result)
+              : heist__join_fn_rest(t, fn, result);
 }
 
 #endif /* __GNUC__ */
