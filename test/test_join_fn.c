@@ -240,10 +240,11 @@ Test(join_fn, errors_outside_worker)
     cr_assert_eq((long)fib_fn((void *)15L), fib_seq(15));
 }
 
-/* heist_join_fn is a macro on the inline path (a statement expression
- * when the join's check is off: test_join_fn_nocheck is this file built
- * with HEIST_JOIN_CHECK 0): each argument is evaluated exactly once, on
- * the fast path, on an error and on a NULL function. */
+/* heist_fork, heist_join and heist_join_fn are macros on the inline path
+ * (statement expressions when the join's check is off:
+ * test_join_fn_nocheck is this file built with HEIST_JOIN_CHECK 0): each
+ * argument is evaluated exactly once, on the fast path, on an error, on a
+ * NULL task or function, and in a join nested in another's argument. */
 static void *evaluated_once(void *arg)
 {
     (void)arg;
@@ -260,6 +261,29 @@ static void *evaluated_once(void *arg)
     CHECK(nt == 3 && nf == 3 && nr == 3 && r == (void *)42);
     CHECK(heist_join_fn((nt++, &t), (nf++, twice), (nr++, &r)) == EINVAL);
     CHECK(nt == 4 && nf == 4 && nr == 4);
+
+    /* heist_fork and heist_join: the fast path, a second join, a NULL
+     * task, and both nested in another join's argument. */
+    int ft = 0, ff = 0, fa = 0;
+    heist_fork((ft++, &t), (ff++, twice), (fa++, (void *)5));
+    CHECK(ft == 1 && ff == 1 && fa == 1);
+    nt = nr = 0;
+    CHECK(heist_join((nt++, &t), (nr++, &r)) == 0);
+    CHECK(nt == 1 && nr == 1 && r == (void *)10);
+    CHECK(heist_join((nt++, &t), (nr++, &r)) == EINVAL);
+    CHECK(nt == 2 && nr == 2 && r == NULL);
+    CHECK(heist_join((nt++, (heist_task *)NULL), (nr++, &r)) == EINVAL);
+    CHECK(nt == 3 && nr == 3);
+    heist_fork((ft++, (heist_task *)NULL), (ff++, twice), (fa++, (void *)1));
+    CHECK(ft == 2 && ff == 2 && fa == 2);
+    heist_task u;
+    void *ru = NULL;
+    heist_fork(&t, twice, (void *)3);
+    heist_fork(&u, identity, (void *)4);
+    int inner = -1;
+    CHECK(heist_join(&t, (inner = heist_join_fn(&u, identity, &ru), &r)) ==
+          0);
+    CHECK(inner == 0 && ru == (void *)4 && r == (void *)6);
     return NULL;
 }
 

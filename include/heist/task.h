@@ -44,7 +44,9 @@
  * argument in a dead frame.
  *
  * Speed: with gcc or clang on x86-64 (and no sanitizer), heist_fork,
- * heist_join and heist_join_fn are inline functions (heist/task_inline.h):
+ * heist_join and heist_join_fn are macros over inline functions
+ * (heist/task_inline.h; in C with the join's check off, GNU statement
+ * expressions around them):
  * a fork that is not stolen costs a few loads and stores in the caller, and
  * heist_join_fn runs it as a direct call. They rest on the library's
  * layout, checked by heist_sched_new (ENOTSUP on a mismatch: rebuild the
@@ -52,7 +54,7 @@
  * library instead. With gcc, a task function whose leaf test reads the
  * argument before converting it (`if ((uintptr_t)arg < 2) return arg;`,
  * then `long n = (long)arg;`) gets that test inlined into its callers
- * (partial inlining), so leaves cost no call; built with NDEBUG (the
+ * (partial inlining), so leaves cost no call; in C built with NDEBUG (the
  * join's check off), a recursion that ends in its join becomes a loop, as
  * Lace's does: fib(35) on one worker 43 ms against 58-60 ms (README,
  * "Fork-join code the compiler can speed up").

@@ -5,8 +5,9 @@
  *
  * What a program sees: heist_fork, heist_join, heist_join_fn and
  * heist_sched_new become macros over the static inline functions below
- * (under NDEBUG the first three are statement expressions around them,
- * see the end; each macro evaluates each argument once).
+ * (in C with the join's check off, HEIST_JOIN_CHECK 0 as under NDEBUG,
+ * the first three are statement expressions around them, see the end;
+ * each macro evaluates each argument once).
  * A fork that a worker makes and joins itself (the common case) then costs
  * a few plain loads and stores in the caller, no call into the library, and
  * heist_join_fn calls the child directly (the compiler may inline it). The
@@ -379,66 +380,81 @@ static inline int heist__join_fn_inline(heist_task *t, heist_fn fn,
 #endif
 
 #ifdef HEIST_INLINE
-#if HEIST_JOIN_CHECK
+#if HEIST_JOIN_CHECK || defined(__cplusplus)
 #define heist_fork(t, fn, arg) heist__fork_fast((t), (fn), (arg))
 #define heist_join(t, result) heist__join_fast((t), (heist_fn)0, (result))
 #define heist_join_fn(t, fn, result) heist__join_fn_inline((t), (fn), (result))
 #else
 /*
- * Without the join's check (NDEBUG), the three are statement expressions
- * (GNU C) that put two things in the caller's own body, where gcc sees
- * them from the start of its work: heist_fork's store of the function
- * into the task (a repeat of the inline function's, which gcc then drops),
- * and the join's call of the task. The pop, the fork and the slow paths
- * stay inline functions. Through an inline function alone the join's call
- * becomes a direct one only when gcc inlines that function, after its
- * early passes: too late to turn a recursion that ends in the join (fib's)
- * into a loop, as it does Lace's, or to inline the task's partial-inlining
- * head (its leaf test) at the join. fib(35) with the leaf test on the
- * argument, one worker, `-O2 -DNDEBUG`: 52 ms before, 43.4 ms so (Lace
- * 42-44 ms; README). With the check on, its load after the call keeps the
- * call where it is, and these would gain nothing. Each argument is
- * evaluated once.
+ * In C with the join's check off (HEIST_JOIN_CHECK 0, the default under
+ * NDEBUG), the three are statement expressions (GNU C) that put two
+ * things in the caller's own body, where gcc sees them from the start of
+ * its work: heist_fork's store of the function into the task (a repeat of
+ * the inline function's, which gcc then drops), and the join's call of
+ * the task. The pop, the fork and the slow paths stay inline functions.
+ * Through an inline function alone the join's call becomes a direct one
+ * only when gcc inlines that function, after its early passes: too late
+ * to turn a recursion that ends in the join (fib's) into a loop, as it
+ * does Lace's, or to inline the task's partial-inlining head (its leaf
+ * test) at the join. fib(35) with the leaf test on the argument, one
+ * worker, `-O2 -DNDEBUG`: 52 ms before, 43.4 ms so (Lace 42-44 ms;
+ * README). With the check on, its load after the call keeps the call
+ * where it is, and these would gain nothing. Each argument is evaluated
+ * once; the locals get a number of their own in each expansion
+ * (__COUNTER__), so that nested uses do not shadow each other. C++ keeps
+ * the inline functions (its casts would warn in the caller's code).
  */
-#define heist_fork(t, fn, arg)                                               \
+#define HEIST__CAT_(a, b) a##b
+#define HEIST__CAT(a, b) HEIST__CAT_(a, b)
+#define heist_fork(t, fn, arg) HEIST__FORK_EXPR(__COUNTER__, t, fn, arg)
+#define HEIST__FORK_EXPR(n, t, fn, arg)                                      \
     (__extension__({                                                         \
-        heist_task *heist__ft_ = (t);                                        \
-        heist_fn heist__ff_ = (fn);                                          \
-        heist__fork_fast(heist__ft_, heist__ff_, (arg));                     \
-        if (heist__ft_)                                                      \
-            heist__ft_->heist_private_[HEIST__TASK_FN] =                     \
-                (uintptr_t)heist__ff_;                                       \
+        heist_task *HEIST__CAT(heist__ft_, n) = (t);                         \
+        heist_fn HEIST__CAT(heist__ff_, n) = (fn);                           \
+        heist__fork_fast(HEIST__CAT(heist__ft_, n), HEIST__CAT(heist__ff_, n), \
+                         (arg));                                             \
+        if (HEIST__CAT(heist__ft_, n))                                       \
+            HEIST__CAT(heist__ft_, n)->heist_private_[HEIST__TASK_FN] =      \
+                (uintptr_t)HEIST__CAT(heist__ff_, n);                        \
         (void)0;                                                             \
     }))
-/* The join: pop (ok: the join may pop), call callee (an expression of
- * heist__jt_ and heist__jf_), or the rest. */
-#define HEIST__JOIN_EXPR(t, fn, result, ok, callee, rest)                    \
+/* The join, expansion n: pop (if ok, an expression of F, the function
+ * named or NULL), call CALLEE(T, F) (T: the task), or the rest. */
+#define HEIST__JOIN_EXPR(n, t, fn, result, OK, CALLEE, rest)                 \
+    HEIST__JOIN_EXPR_(t, fn, result, OK, CALLEE, rest,                       \
+                      HEIST__CAT(heist__jt_, n), HEIST__CAT(heist__jf_, n),  \
+                      HEIST__CAT(heist__jr_, n), HEIST__CAT(heist__js_, n),  \
+                      HEIST__CAT(heist__je_, n), HEIST__CAT(heist__jv_, n))
+#define HEIST__JOIN_EXPR_(t, fn, result, OK, CALLEE, rest, T, F, R, S, E, V) \
     (__extension__({                                                         \
-        heist_task *heist__jt_ = (t);                                        \
-        heist_fn heist__jf_ = (fn);                                          \
-        void **heist__jr_ = (result);                                        \
-        uintptr_t heist__js_;                                                \
-        int heist__je_ = 0;                                                  \
-        if (__builtin_expect(                                                \
-                (ok) && heist__join_pop(heist__jt_, heist__jf_, &heist__js_), \
-                1)) {                                                        \
-            void *heist__jv_ = (callee)(                                     \
-                (void *)heist__jt_->heist_private_[HEIST__TASK_ARG]);        \
-            if (heist__jr_)                                                  \
-                *heist__jr_ = heist__jv_;                                    \
+        heist_task *T = (t);                                                 \
+        heist_fn F = (fn);                                                   \
+        void **R = (result);                                                 \
+        uintptr_t S;                                                         \
+        int E = 0;                                                           \
+        if (__builtin_expect(OK(F) && heist__join_pop(T, F, &S), 1)) {       \
+            void *V = CALLEE(T, F)(                                          \
+                (void *)T->heist_private_[HEIST__TASK_ARG]);                 \
+            if (R)                                                           \
+                *R = V;                                                      \
         } else {                                                             \
-            heist__je_ = rest(heist__jt_, heist__jf_, heist__jr_);           \
+            E = rest(T, F, R);                                               \
         }                                                                    \
-        heist__je_;                                                          \
+        E;                                                                   \
     }))
+/* heist_join: any function pops; the task's own is called. */
+#define HEIST__JOIN_ANY(F) 1
+#define HEIST__JOIN_TASKFN(T, F) ((heist_fn)(T)->heist_private_[HEIST__TASK_FN])
 #define heist_join(t, result)                                                \
-    HEIST__JOIN_EXPR((t), (heist_fn)0, (result), 1,                          \
-                     (heist_fn)heist__jt_->heist_private_[HEIST__TASK_FN],   \
-                     heist__join_rest)
-/* A NULL fn must not pop (heist__join_pop takes it for heist_join's). */
+    HEIST__JOIN_EXPR(__COUNTER__, t, (heist_fn)0, result, HEIST__JOIN_ANY,   \
+                     HEIST__JOIN_TASKFN, heist__join_rest)
+/* heist_join_fn: a NULL fn must not pop (heist__join_pop takes it for
+ * heist_join's); the named function is called. */
+#define HEIST__JOIN_NAMED(F) ((F) != 0)
+#define HEIST__JOIN_FN(T, F) (F)
 #define heist_join_fn(t, fn, result)                                         \
-    HEIST__JOIN_EXPR((t), (fn), (result), heist__jf_ != 0, heist__jf_,       \
-                     heist__join_fn_rest)
+    HEIST__JOIN_EXPR(__COUNTER__, t, fn, result, HEIST__JOIN_NAMED,          \
+                     HEIST__JOIN_FN, heist__join_fn_rest)
 #endif
 #define heist_sched_new(cfg, out)                                             \
     heist_sched_new_v((cfg), (out), HEIST_ABI_VERSION)
